@@ -1,0 +1,64 @@
+/**
+ * Images and volumes. Voxels are Float32Array, slice-major, each slice row-major [rows, cols]
+ * (index = (slice * rows + row) * cols + col). Spacing is in millimetres.
+ */
+export interface Image2D {
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Float32Array;
+}
+
+/** What the voxel values mean: Hounsfield units (CT), or arbitrary intensity. */
+export type Units = "HU" | "arbitrary";
+
+export interface Volume {
+  readonly slices: number;
+  readonly rows: number;
+  readonly cols: number;
+  readonly data: Float32Array;
+  /** [row spacing, column spacing, slice spacing] in mm. */
+  readonly spacing: readonly [number, number, number];
+  /** DICOM-style modality code: "MR", "CT" or "OT" (other). */
+  readonly modality: "MR" | "CT" | "OT";
+  readonly units: Units;
+}
+
+export function makeVolume(
+  slices: number,
+  rows: number,
+  cols: number,
+  data?: Float32Array,
+  init: Partial<Pick<Volume, "spacing" | "modality" | "units">> = {},
+): Volume {
+  const n = slices * rows * cols;
+  if (data && data.length !== n)
+    throw new RangeError(`volume data has ${data.length} values, expected ${slices}x${rows}x${cols}`);
+  return {
+    slices,
+    rows,
+    cols,
+    data: data ?? new Float32Array(n),
+    spacing: init.spacing ?? [1, 1, 1],
+    modality: init.modality ?? "OT",
+    units: init.units ?? "arbitrary",
+  };
+}
+
+/** A view (no copy) of one slice. */
+export function sliceOf(v: Volume, k: number): Image2D {
+  const n = v.rows * v.cols;
+  return { rows: v.rows, cols: v.cols, data: v.data.subarray(k * n, (k + 1) * n) };
+}
+
+/** Stack equally sized slices into a volume. */
+export function stackSlices(images: readonly Image2D[], init: Parameters<typeof makeVolume>[4] = {}): Volume {
+  if (images.length === 0) throw new RangeError("no slices to stack");
+  const { rows, cols } = images[0];
+  const out = makeVolume(images.length, rows, cols, undefined, init);
+  images.forEach((im, k) => {
+    if (im.rows !== rows || im.cols !== cols)
+      throw new RangeError(`slice ${k} is ${im.rows}x${im.cols}, expected ${rows}x${cols}`);
+    out.data.set(im.data, k * rows * cols);
+  });
+  return out;
+}
