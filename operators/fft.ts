@@ -22,7 +22,8 @@ export class Fft1d {
   private readonly chirpHat?: Float64Array;
 
   constructor(n: number) {
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`FFT length must be a positive integer, got ${n}`);
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`FFT length must be a positive integer, got ${n}`);
     this.n = n;
     if (n === 1) return;
     const isPow2 = (n & (n - 1)) === 0;

@@ -21,6 +21,11 @@ export interface Volume {
   /** DICOM-style modality code: "MR", "CT" or "OT" (other). */
   readonly modality: "MR" | "CT" | "OT";
   readonly units: Units;
+  /**
+   * NIfTI-style affine, 16 numbers row-major: voxel (col, row, slice) -> RAS+ millimetres. Kept
+   * from the input so outputs overlay it in any viewer; absent for generated images.
+   */
+  readonly affine?: readonly number[];
 }
 
 export function makeVolume(
@@ -28,7 +33,7 @@ export function makeVolume(
   rows: number,
   cols: number,
   data?: Float32Array,
-  init: Partial<Pick<Volume, "spacing" | "modality" | "units">> = {},
+  init: Partial<Pick<Volume, "spacing" | "modality" | "units" | "affine">> = {},
 ): Volume {
   const n = slices * rows * cols;
   if (data && data.length !== n)
@@ -41,6 +46,7 @@ export function makeVolume(
     spacing: init.spacing ?? [1, 1, 1],
     modality: init.modality ?? "OT",
     units: init.units ?? "arbitrary",
+    ...(init.affine ? { affine: init.affine } : {}),
   };
 }
 

@@ -1,0 +1,149 @@
+/**
+ * Measurement files: MEAS.npy (MRI k-space complex64 [rows, cols] or [slices, rows, cols];
+ * CT sinogram float32 [views, detectors] or [slices, views, detectors]), with MEAS.json (the
+ * acquisition) and, for MRI, MEAS.mask.npy beside it.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { UserError } from "../errors.js";
+import { makeVolume, type Volume } from "../image/volume.js";
+import { readNpyArray, readVolume } from "../io/index.js";
+import { expandLineMask } from "../../operators/masks.js";
+import type { Acquisition } from "../recon/acquisition.js";
+import { acquisitionFromFlags, parseModality, parseNumber, type OperatorFlags } from "./options.js";
+
+export function measurementPaths(out: string) {
+  const base = out.replace(/\.npy$/i, "");
+  return { data: `${base}.npy`, mask: `${base}.mask.npy`, sidecar: `${base}.json` };
+}
+
+/** A mask file (.nii[.gz] or .npy): image-sized, or one line of `cols` entries for all rows. */
+export async function readMask(file: string, rows: number, cols: number): Promise<Uint8Array> {
+  const { data, shape } = file.toLowerCase().endsWith(".npy")
+    ? await readNpyArray(file)
+    : await readVolume(file).then((v) => ({
+        data: v.data,
+        shape: [v.slices, v.rows, v.cols].filter((d, i) => i > 0 || d > 1),
+      }));
+  const binary = Uint8Array.from(data, (v) => (v !== 0 ? 1 : 0));
+  if (binary.length === rows * cols) return binary;
+  if (binary.length === cols) return expandLineMask(binary, rows);
+  throw new UserError(
+    `mask ${file} has shape ${shape.join("x")}, but the image is ${rows}x${cols} (need ${rows}x${cols} or one line of ${cols})`,
+    "bad_mask",
+    "--mask-file",
+  );
+}
+
+export interface Measurements {
+  acquisition: Acquisition;
+  data: Float32Array[];
+  like: Volume;
+  mask?: Uint8Array;
+}
+
+interface Sidecar {
+  acquisition: Acquisition;
+  units?: Volume["units"];
+  spacing?: Volume["spacing"];
+  modality?: Volume["modality"];
+}
+
+export async function readMeasurements(
+  path: string,
+  flags: OperatorFlags & { modality?: string; size?: string },
+): Promise<Measurements> {
+  const paths = measurementPaths(path);
+  const arr = await readNpyArray(paths.data);
+  const sidecar: Sidecar | undefined = existsSync(paths.sidecar) ? parseSidecar(paths.sidecar) : undefined;
+  const modality =
+    sidecar?.acquisition.modality ?? (flags.modality ? parseModality(flags.modality) : undefined);
+  if (!modality)
+    throw new UserError(
+      `${paths.data} has no ${paths.sidecar} beside it: give --modality mri|ct`,
+      "bad_flag",
+      "--modality",
+    );
+  if (arr.shape.length < 2 || arr.shape.length > 3)
+    throw new UserError(
+      `${paths.data} must be 2-D or 3-D (slices first), got shape ${arr.shape.join("x")}`,
+      "bad_measurements",
+      "--measurements",
+    );
+  const slices = arr.shape.length === 3 ? arr.shape[0] : 1;
+  const [a, b] = arr.shape.slice(-2);
+  const perSlice = a * b * (arr.complex ? 2 : 1);
+  const data = Array.from({ length: slices }, (_, k) => arr.data.slice(k * perSlice, (k + 1) * perSlice));
+  if (modality === "mri") {
+    if (!arr.complex)
+      throw new UserError(
+        `${paths.data} holds real values, but MRI k-space must be complex (complex64)`,
+        "bad_measurements",
+        "--measurements",
+      );
+    const acq = sidecar?.acquisition ?? acquisitionFromFlags("mri", a, b, flags);
+    if (acq.modality !== "mri" || acq.rows !== a || acq.cols !== b)
+      throw new UserError(
+        `${paths.data} is ${a}x${b} but ${paths.sidecar} describes another acquisition`,
+        "bad_measurements",
+        "--measurements",
+      );
+    let mask: Uint8Array;
+    if (flags.maskFile) mask = await readMask(flags.maskFile, a, b);
+    else if (existsSync(paths.mask)) mask = await readMask(paths.mask, a, b);
+    else {
+      // As BART's `pattern`: the sampled positions are the non-zero k-space samples.
+      mask = new Uint8Array(a * b);
+      for (const y of data)
+        for (let i = 0; i < a * b; i++) if (y[2 * i] !== 0 || y[2 * i + 1] !== 0) mask[i] = 1;
+    }
+    const like = makeVolume(slices, a, b, undefined, {
+      modality: "MR",
+      spacing: sidecar?.spacing,
+      units: sidecar?.units,
+    });
+    return { acquisition: { ...acq, mask: { file: flags.maskFile ?? paths.mask } }, data, like, mask };
+  }
+  if (arr.complex)
+    throw new UserError(
+      `${paths.data} holds complex values, but a CT sinogram is real (float32)`,
+      "bad_measurements",
+      "--measurements",
+    );
+  const size = flags.size
+    ? parseNumber("--size", flags.size, { min: 1, integer: true })
+    : Math.floor(b / Math.SQRT2);
+  const acq: Acquisition = sidecar?.acquisition ?? {
+    modality: "ct",
+    size,
+    views: a,
+    detectors: b,
+    noise: { kind: "none" },
+  };
+  if (acq.modality !== "ct" || acq.views !== a || acq.detectors !== b)
+    throw new UserError(
+      `${paths.data} is ${a} views x ${b} detectors but ${paths.sidecar} describes another acquisition`,
+      "bad_measurements",
+      "--measurements",
+    );
+  const like = makeVolume(slices, acq.size, acq.size, undefined, {
+    modality: "CT",
+    spacing: sidecar?.spacing,
+    units: sidecar?.units,
+  });
+  return { acquisition: acq, data, like };
+}
+
+function parseSidecar(path: string): Sidecar {
+  try {
+    const s = JSON.parse(readFileSync(path, "utf8")) as Sidecar;
+    if (!s.acquisition || (s.acquisition.modality !== "mri" && s.acquisition.modality !== "ct"))
+      throw new Error("no acquisition");
+    return s;
+  } catch (e) {
+    throw new UserError(
+      `${path} is not a scorerecon measurement description (${(e as Error).message})`,
+      "bad_measurements",
+      "--measurements",
+    );
+  }
+}

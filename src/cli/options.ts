@@ -1,0 +1,118 @@
+/** Flag parsing shared by the commands: every bad value becomes a one-line UserError naming the flag. */
+import { MASK_KINDS, type MaskKind } from "../../operators/masks.js";
+import { UserError } from "../errors.js";
+import { defaultDetectors, type Acquisition, type CtNoise, type Modality } from "../recon/acquisition.js";
+
+export function parseNumber(
+  flag: string,
+  value: string | undefined,
+  opts: { min?: number; integer?: boolean } = {},
+): number {
+  const v = Number(value);
+  if (value === undefined || value.trim() === "" || !Number.isFinite(v))
+    throw new UserError(`${flag} must be a number, got '${value}'`, "bad_flag", flag);
+  if (opts.integer && !Number.isInteger(v))
+    throw new UserError(`${flag} must be an integer, got '${value}'`, "bad_flag", flag);
+  if (opts.min !== undefined && v < opts.min)
+    throw new UserError(`${flag} must be >= ${opts.min}, got '${value}'`, "bad_flag", flag);
+  return v;
+}
+
+export function parseChoice<T extends string>(flag: string, value: string, choices: readonly T[]): T {
+  if (!(choices as readonly string[]).includes(value))
+    throw new UserError(`${flag} must be one of ${choices.join(", ")}, got '${value}'`, "bad_flag", flag);
+  return value as T;
+}
+
+export function parseModality(value: string): Modality {
+  return parseChoice("--modality", value, ["mri", "ct"] as const);
+}
+
+/** The operator flags shared by `simulate` and `reconstruct`. */
+export interface OperatorFlags {
+  accel: string;
+  centerFraction: string;
+  mask: string;
+  maskFile?: string;
+  views: string;
+  detectors?: string;
+  noise?: string;
+  seed: string;
+}
+
+export const OPERATOR_FLAG_HELP = {
+  accel: ["--accel <R>", "MRI acceleration factor", "4"],
+  centerFraction: ["--center-fraction <F>", "MRI fully sampled centre fraction (fastMRI)", "0.08"],
+  mask: ["--mask <kind>", `MRI mask: ${MASK_KINDS.join("|")}`, "random"],
+  maskFile: [
+    "--mask-file <file>",
+    "MRI mask from a file (.nii[.gz] or .npy; image-sized or one line of columns)",
+  ],
+  views: ["--views <V>", "CT views over [0, pi)", "60"],
+  detectors: ["--detectors <D>", "CT detector count (default ceil(sqrt(2) N))"],
+  noise: [
+    "--noise <spec>",
+    "measurement noise: MRI 'gaussian:SIGMA' (k-space, per re/im); CT 'gaussian:SIGMA' or 'poisson:I0'",
+  ],
+  seed: ["--seed <S>", "seed of the mask and the noise", "0"],
+} as const;
+
+export function acquisitionFromFlags(
+  modality: Modality,
+  rows: number,
+  cols: number,
+  f: OperatorFlags,
+): Acquisition {
+  const seed = parseNumber("--seed", f.seed, { integer: true });
+  const noise = parseNoise(modality, f.noise);
+  if (modality === "mri") {
+    return {
+      modality,
+      rows,
+      cols,
+      mask: f.maskFile
+        ? { file: f.maskFile }
+        : {
+            kind: parseChoice("--mask", f.mask, MASK_KINDS) as MaskKind,
+            acceleration: parseNumber("--accel", f.accel, { min: 1 }),
+            centerFraction: fraction(f.centerFraction),
+            seed,
+          },
+      noiseSigma: noise.kind === "gaussian" ? noise.sigma : 0,
+    };
+  }
+  if (rows !== cols) throw new UserError(`CT needs a square image, got ${rows}x${cols}`, "bad_input", "--in");
+  return {
+    modality,
+    size: rows,
+    views: parseNumber("--views", f.views, { min: 1, integer: true }),
+    detectors: f.detectors
+      ? parseNumber("--detectors", f.detectors, { min: 1, integer: true })
+      : defaultDetectors(rows),
+    noise,
+  };
+}
+
+function fraction(value: string): number {
+  const v = parseNumber("--center-fraction", value, { min: 0 });
+  if (v > 1)
+    throw new UserError(
+      `--center-fraction must be in [0, 1], got '${value}'`,
+      "bad_flag",
+      "--center-fraction",
+    );
+  return v;
+}
+
+export function parseNoise(modality: Modality, spec: string | undefined): CtNoise {
+  if (!spec || spec === "none") return { kind: "none" };
+  const [kind, value] = spec.split(":");
+  if (kind === "gaussian") return { kind, sigma: parseNumber("--noise gaussian:SIGMA", value, { min: 0 }) };
+  if (kind === "poisson" && modality === "ct")
+    return { kind, I0: parseNumber("--noise poisson:I0", value, { min: 1 }) };
+  throw new UserError(
+    `--noise must be ${modality === "ct" ? "'gaussian:SIGMA' or 'poisson:I0'" : "'gaussian:SIGMA'"}, got '${spec}'`,
+    "bad_flag",
+    "--noise",
+  );
+}

@@ -1,0 +1,80 @@
+/**
+ * An acquisition says how measurements were (or are to be) taken: everything needed to rebuild the
+ * forward operator A and to simulate y = A x + noise. It is what `simulate` writes beside its
+ * measurements (MEAS.json) and what `reconstruct --measurements` reads back.
+ */
+import { ParallelBeamProjector } from "../../operators/ct.js";
+import type { LinearOperator } from "../../operators/linear-operator.js";
+import { samplingMask, type MaskSpec } from "../../operators/masks.js";
+import { MriCartesianOperator } from "../../operators/mri.js";
+
+export type Modality = "mri" | "ct";
+
+export interface MriAcquisition {
+  modality: "mri";
+  rows: number;
+  cols: number;
+  /** How the mask was made; absent when it came from a file. */
+  mask: MaskSpec | { file: string };
+  /** Std of each of re/im of the complex k-space noise (0: none). */
+  noiseSigma: number;
+}
+
+export type CtNoise =
+  { kind: "none" } | { kind: "gaussian"; sigma: number } | { kind: "poisson"; I0: number };
+
+export interface CtAcquisition {
+  modality: "ct";
+  /** Image size N (N x N). */
+  size: number;
+  views: number;
+  detectors: number;
+  noise: CtNoise;
+}
+
+export type Acquisition = MriAcquisition | CtAcquisition;
+
+/** The operator with its materialised mask (MRI). */
+export interface ForwardModel {
+  acquisition: Acquisition;
+  op: LinearOperator;
+  /** [rows, cols] 0/1, MRI only. */
+  mask?: Uint8Array;
+}
+
+export function defaultDetectors(size: number): number {
+  return Math.ceil(Math.SQRT2 * size);
+}
+
+/**
+ * Builds A. For MRI with a mask file the caller passes the mask read from it; generated masks are
+ * made here from their spec.
+ */
+export function forwardModel(acq: Acquisition, maskFromFile?: Uint8Array): ForwardModel {
+  if (acq.modality === "mri") {
+    const mask = "file" in acq.mask ? maskFromFile : samplingMask(acq.rows, acq.cols, acq.mask);
+    if (!mask) throw new RangeError("the MRI acquisition names a mask file but no mask was given");
+    return { acquisition: acq, op: new MriCartesianOperator(acq.rows, acq.cols, mask), mask };
+  }
+  const op = new ParallelBeamProjector({ size: acq.size, views: acq.views, detectors: acq.detectors });
+  return { acquisition: acq, op };
+}
+
+/** One line describing the acquisition, for tables, logs and DICOM DerivationDescription. */
+export function describeAcquisition(acq: Acquisition): string {
+  if (acq.modality === "mri") {
+    const m =
+      "file" in acq.mask
+        ? `mask file ${acq.mask.file}`
+        : `${acq.mask.kind} mask ${acq.mask.acceleration}x, centre ${acq.mask.centerFraction}, seed ${acq.mask.seed}`;
+    return `MRI single-coil Cartesian ${acq.rows}x${acq.cols}, ${m}${acq.noiseSigma > 0 ? `, k-space noise sigma ${acq.noiseSigma}` : ""}`;
+  }
+  const n = acq.noise;
+  const noise =
+    n.kind === "gaussian"
+      ? `, Gaussian noise sigma ${n.sigma}`
+      : n.kind === "poisson"
+        ? `, Poisson noise I0 ${n.I0}`
+        : "";
+  return `CT parallel beam ${acq.size}x${acq.size}, ${acq.views} views over [0, pi), ${acq.detectors} detectors${noise}`;
+}

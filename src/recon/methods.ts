@@ -1,0 +1,176 @@
+/**
+ * The reconstruction methods the pipeline can run, by name, with their parameters and defaults.
+ * A method request is written `name` or `name:key=value:key=value` (e.g. `tv:lambda=0.003`).
+ * Every method returns a real image in operator units (MRI: the magnitude).
+ */
+import { fbp, FBP_FILTERS, type FbpFilter, type ParallelBeamProjector } from "../../operators/ct.js";
+import { magnitude } from "../../operators/complex.js";
+import { finiteDifferences, stationaryHaar } from "../baselines/regularisers.js";
+import { pdhg } from "../baselines/pdhg.js";
+import { sirt } from "../baselines/sirt.js";
+import { UserError } from "../errors.js";
+import type { ForwardModel, Modality } from "./acquisition.js";
+
+export type ParamValue = number | string;
+export type Params = Record<string, ParamValue>;
+
+export interface MethodContext {
+  model: ForwardModel;
+  y: Float32Array;
+  rows: number;
+  cols: number;
+  onIteration?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface ReconMethod {
+  name: string;
+  modalities: readonly Modality[];
+  /** One line for `--help` and the README. */
+  summary: string;
+  defaults: Params;
+  run(ctx: MethodContext, params: Params): Float32Array;
+}
+
+export interface MethodRequest {
+  name: string;
+  params: Params;
+}
+
+const toImage = (ctx: MethodContext, x: Float32Array) => (ctx.model.op.input.complex ? magnitude(x) : x);
+const isCt = (ctx: MethodContext) => ctx.model.acquisition.modality === "ct";
+/** CT iterative methods start from the ramp FBP: PDHG and SIRT then need far fewer iterations. */
+const ctStart = (ctx: MethodContext) =>
+  isCt(ctx) ? fbp(ctx.y, ctx.model.op as ParallelBeamProjector, { filter: "ramp" }) : undefined;
+
+const regularised =
+  (transform: "tv" | "wavelet") =>
+  (ctx: MethodContext, p: Params): Float32Array => {
+    const complex = ctx.model.op.input.complex;
+    const w =
+      transform === "tv"
+        ? finiteDifferences(ctx.rows, ctx.cols, complex)
+        : stationaryHaar(ctx.rows, ctx.cols, complex, Number(p.levels));
+    const x = pdhg(ctx.model.op, ctx.y, w, {
+      lambda: Number(p.lambda),
+      iterations: Number(p.iterations),
+      init: ctStart(ctx),
+      nonNegative: isCt(ctx),
+      onIteration: ctx.onIteration,
+      signal: ctx.signal,
+    });
+    return toImage(ctx, x);
+  };
+
+export const METHODS: readonly ReconMethod[] = [
+  {
+    name: "zero-filled",
+    modalities: ["mri"],
+    summary: "A^H y: inverse FFT of the k-space with unsampled lines zero (magnitude)",
+    defaults: {},
+    run: (ctx) => toImage(ctx, ctx.model.op.adjoint(ctx.y)),
+  },
+  {
+    name: "fbp",
+    modalities: ["ct"],
+    summary: "filtered backprojection (filter=ramp|shepp-logan|cosine|hamming|hann)",
+    defaults: { filter: "ramp" },
+    run: (ctx, p) => fbp(ctx.y, ctx.model.op as ParallelBeamProjector, { filter: p.filter as FbpFilter }),
+  },
+  {
+    name: "sirt",
+    modalities: ["ct"],
+    summary: "SIRT from the FBP, non-negative, fixed iteration count",
+    defaults: { iterations: 100 },
+    run: (ctx, p) =>
+      sirt(ctx.model.op, ctx.y, {
+        iterations: Number(p.iterations),
+        init: ctStart(ctx)?.map((v) => Math.max(0, v)),
+        nonNegative: true,
+        onIteration: ctx.onIteration,
+        signal: ctx.signal,
+      }),
+  },
+  {
+    name: "tv",
+    modalities: ["mri", "ct"],
+    summary: "total-variation regularised least squares by PDHG (CS-TV for MRI)",
+    defaults: { lambda: 0.002, iterations: 300 },
+    run: regularised("tv"),
+  },
+  {
+    name: "wavelet",
+    modalities: ["mri", "ct"],
+    summary: "l1 stationary-Haar-wavelet regularised least squares by PDHG (CS-wavelet)",
+    defaults: { lambda: 0.002, iterations: 300, levels: 4 },
+    run: regularised("wavelet"),
+  },
+];
+
+const PARAM_CHOICES: Record<string, readonly string[]> = { filter: FBP_FILTERS };
+
+export function findMethod(name: string): ReconMethod {
+  const m = METHODS.find((x) => x.name === name);
+  if (!m)
+    throw new UserError(
+      `unknown method '${name}' (known: ${METHODS.map((x) => x.name).join(", ")})`,
+      "bad_method",
+      "method",
+    );
+  return m;
+}
+
+/** Parses `tv:lambda=0.003,fbp` into requests, checking names, keys and values. */
+export function parseMethods(list: string, modality: Modality): MethodRequest[] {
+  const requests = list
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((item) => {
+      const [name, ...pairs] = item.split(":");
+      const method = findMethod(name);
+      if (!method.modalities.includes(modality))
+        throw new UserError(
+          `method '${name}' does not apply to ${modality.toUpperCase()} (it is for ${method.modalities.join(", ")})`,
+          "bad_method",
+          "method",
+        );
+      const params: Params = { ...method.defaults };
+      for (const pair of pairs) {
+        const [key, value] = pair.split("=");
+        if (!(key in method.defaults) || value === undefined)
+          throw new UserError(
+            `method '${name}' has no parameter '${key}' (it takes: ${Object.keys(method.defaults).join(", ") || "none"})`,
+            "bad_method",
+            "method",
+          );
+        if (typeof method.defaults[key] === "number") {
+          const v = Number(value);
+          if (!Number.isFinite(v) || v < 0)
+            throw new UserError(
+              `method '${name}': ${key} must be a non-negative number, got '${value}'`,
+              "bad_method",
+              "method",
+            );
+          params[key] = v;
+        } else {
+          const choices = PARAM_CHOICES[key];
+          if (choices && !choices.includes(value))
+            throw new UserError(
+              `method '${name}': ${key} must be one of ${choices.join(", ")}, got '${value}'`,
+              "bad_method",
+              "method",
+            );
+          params[key] = value;
+        }
+      }
+      return { name, params };
+    });
+  if (requests.length === 0) throw new UserError("no method given", "bad_method", "method");
+  return requests;
+}
+
+/** `tv:lambda=0.002:iterations=300`, the request written back out. */
+export function formatRequest(r: MethodRequest): string {
+  return [r.name, ...Object.entries(r.params).map(([k, v]) => `${k}=${v}`)].join(":");
+}
