@@ -8,8 +8,14 @@ import { UserError } from "../errors.js";
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
 import { readVolume, writeFileAtomic, writeNpyArray, writePng, writeVolume } from "../io/index.js";
 import { describeAcquisition, forwardModel, type Acquisition } from "../recon/acquisition.js";
-import { METHODS, formatRequest, parseMethods } from "../recon/methods.js";
-import { reconstruct, simulateSlice, toOperatorUnits, type ReconResult } from "../recon/reconstruct.js";
+import { METHODS, parseMethods } from "../recon/methods.js";
+import {
+  inHounsfieldUnits,
+  reconstruct,
+  simulateSlice,
+  toOperatorUnits,
+  type ReconResult,
+} from "../recon/reconstruct.js";
 import {
   OPERATOR_FLAG_HELP,
   acquisitionFromFlags,
@@ -75,11 +81,12 @@ export function registerCommands(program: Command): void {
     const acq = acquisitionFromFlags(modality, volume.rows, volume.cols, o as OperatorFlags);
     const model = forwardModel(acq, await maskFor(acq, volume));
     const seed = parseNumber("--seed", o.seed, { integer: true });
+    const hu = inHounsfieldUnits(volume, acq);
     const [views, dets] = model.op.output.shape;
     const perSlice = model.op.output.complex ? 2 * views * dets : views * dets;
     const data = new Float32Array(volume.slices * perSlice);
     for (let k = 0; k < volume.slices; k++) {
-      const x = toOperatorUnits(sliceOf(volume, k).data, volume, acq);
+      const x = toOperatorUnits(sliceOf(volume, k).data, acq, hu);
       data.set(simulateSlice(model, x, seed + k), k * perSlice);
     }
     const paths = measurementPaths(o.out);
@@ -93,7 +100,7 @@ export function registerCommands(program: Command): void {
       });
     await writeJson(paths.sidecar, {
       acquisition: acq,
-      units: volume.units,
+      units: hu ? "HU" : volume.units,
       spacing: volume.spacing,
       modality: volume.modality,
       seed,
@@ -165,7 +172,8 @@ export function registerCommands(program: Command): void {
         ...(result.mask ? { realisedAcceleration: realisedAcceleration(result.mask) } : {}),
       },
       results: result.results.map((r) => ({
-        method: formatRequest({ name: r.method, params: r.params }),
+        method: r.method,
+        params: r.params,
         psnr: r.metrics?.psnr ?? null,
         ssim: r.metrics?.ssim ?? null,
         nmse: r.metrics?.nmse ?? null,

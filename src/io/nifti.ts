@@ -78,7 +78,11 @@ export function readNifti(path: string, options: { volumeIndex?: number } = {}):
     data[i] = reader.read(view, i * reader.size, header.littleEndian) * slope + inter;
   const px = header.pixDims;
   const hasAffine = header.sform_code > 0 || header.qform_code > 0;
+  const modality = /modality=(MR|CT|OT)\b/.exec(header.description)?.[1] as Volume["modality"] | undefined;
+  const units = /units=HU\b/.test(header.description) ? "HU" : "arbitrary";
   return makeVolume(slices, rows, cols, data, {
+    modality,
+    units,
     spacing: [Math.abs(px[2]) || 1, Math.abs(px[1]) || 1, Math.abs(px[3]) || 1],
     affine: hasAffine ? header.affine.flat() : undefined,
   });
@@ -161,7 +165,8 @@ export function encodeNifti1(v: Volume, gzip: boolean): Uint8Array {
   h.setFloat32(112, 1, le); // scl_slope
   h.setFloat32(116, 0, le); // scl_inter
   h.setUint8(123, 2); // xyzt_units: mm
-  const descrip = new TextEncoder().encode("scorerecon".slice(0, 79));
+  // descrip records what NIfTI has no field for, so a round trip keeps CT in HU as CT in HU.
+  const descrip = new TextEncoder().encode(`scorerecon modality=${v.modality} units=${v.units}`.slice(0, 79));
   new Uint8Array(buf, 148, 80).set(descrip);
   h.setInt16(252, 1, le); // qform_code: scanner anatomical
   h.setInt16(254, 1, le); // sform_code

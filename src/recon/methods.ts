@@ -169,8 +169,3 @@ export function parseMethods(list: string, modality: Modality): MethodRequest[] 
   if (requests.length === 0) throw new UserError("no method given", "bad_method", "method");
   return requests;
 }
-
-/** `tv:lambda=0.002:iterations=300`, the request written back out. */
-export function formatRequest(r: MethodRequest): string {
-  return [r.name, ...Object.entries(r.params).map(([k, v]) => `${k}=${v}`)].join(":");
-}

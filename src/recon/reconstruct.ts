@@ -7,7 +7,8 @@
  * becomes complex with zero phase; results are magnitudes). CT volumes in Hounsfield units are
  * converted to attenuation relative to water, mu/mu_water = 1 + HU/1000 (clipped at 0), because a
  * line integral of HU has no physical meaning (air would have negative attenuation); results go
- * back to HU. Other CT images (phantoms in [0, 1]) are taken as attenuation already.
+ * back to HU. Other CT images (phantoms in [0, 1]) are taken as attenuation already; a CT image
+ * with values below -500 is taken to be in HU whatever its metadata says.
  */
 import { realToComplex } from "../../operators/complex.js";
 import { addSinogramGaussianNoise, addSinogramPoissonNoise } from "../../operators/ct.js";
@@ -67,17 +68,22 @@ export interface ReconRequest {
   signal?: AbortSignal;
 }
 
-const usesHu = (v: Volume, acq: Acquisition) => acq.modality === "ct" && v.units === "HU";
+/**
+ * CT values in HU: said by the volume, or evident from the values (attenuation cannot be
+ * negative, so a CT image that goes below -500 is in HU).
+ */
+export const inHounsfieldUnits = (v: Volume, acq: Acquisition) =>
+  acq.modality === "ct" && (v.units === "HU" || v.data.some((x) => x < -500));
 
 /** Image in operator units, as the operator's input vector. */
-export function toOperatorUnits(image: Float32Array, v: Volume, acq: Acquisition): Float32Array {
+export function toOperatorUnits(image: Float32Array, acq: Acquisition, hu: boolean): Float32Array {
   if (acq.modality === "mri") return realToComplex(image);
-  if (usesHu(v, acq)) return image.map((hu) => Math.max(0, 1 + hu / 1000));
+  if (hu) return image.map((v) => Math.max(0, 1 + v / 1000));
   return new Float32Array(image);
 }
 
-function fromOperatorUnits(image: Float32Array, v: Volume, acq: Acquisition): Float32Array {
-  return usesHu(v, acq) ? image.map((mu) => 1000 * (mu - 1)) : image;
+function fromOperatorUnits(image: Float32Array, hu: boolean): Float32Array {
+  return hu ? image.map((mu) => 1000 * (mu - 1)) : image;
 }
 
 /** y = A x + noise for one slice in operator units. */
@@ -110,10 +116,11 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
     cols = like.cols,
     slices = like.slices;
   const seed = req.seed ?? 0;
+  const hu = inHounsfieldUnits(like, acq);
   const measurements: Float32Array[] = [];
   for (let k = 0; k < slices; k++) {
     if (req.volume) {
-      const x = toOperatorUnits(sliceOf(req.volume, k).data, req.volume, acq);
+      const x = toOperatorUnits(sliceOf(req.volume, k).data, acq, hu);
       measurements.push(simulateSlice(model, x, seed + k));
     } else measurements.push(req.measurements!.data[k]);
   }
@@ -124,7 +131,8 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
     const out = makeVolume(slices, rows, cols, undefined, {
       spacing: like.spacing,
       modality: like.modality,
-      units: like.units,
+      units: hu ? "HU" : like.units,
+      affine: like.affine,
     });
     let seconds = 0;
     const perSlice: NonNullable<MethodResult["perSlice"]> = [];
@@ -139,7 +147,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       const dt = (performance.now() - t0) / 1000;
       seconds += dt;
       report(1, 1);
-      const result = fromOperatorUnits(image, like, acq);
+      const result = fromOperatorUnits(image, hu);
       out.data.set(result, k * rows * cols);
       if (req.volume && dataRange !== undefined) {
         const gt = sliceOf(req.volume, k);

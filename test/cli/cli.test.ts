@@ -1,0 +1,259 @@
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { lineMask } from "../../operators/masks.js";
+import { readNpy, writeNpy } from "../../src/io/npy.js";
+import { main } from "../../src/cli/main.js";
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "scorerecon-cli-"));
+});
+afterEach(() => vi.restoreAllMocks());
+
+/** Runs the CLI in-process, capturing stdout and stderr. */
+async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = "",
+    err = "";
+  vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
+  vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
+  const code = await main(args);
+  vi.restoreAllMocks();
+  return { code, out, err };
+}
+
+describe("scorerecon CLI", () => {
+  it("phantom writes NIfTI, npy and png", async () => {
+    for (const name of ["p.nii.gz", "p.npy", "p.png"]) {
+      const r = await run("phantom", "--kind", "shepp-logan", "--size", "64", "--out", join(dir, name));
+      expect(r.code).toBe(0);
+      expect(existsSync(join(dir, name))).toBe(true);
+    }
+    const r = await run(
+      "phantom",
+      "--kind",
+      "ct-body",
+      "--size",
+      "64",
+      "--count",
+      "3",
+      "--out",
+      join(dir, "ct.nii.gz"),
+    );
+    expect(r.out).toMatch(/3 ct-body slice/);
+  });
+
+  it("reconstruct --json (MRI) prints the documented object and writes each method", async () => {
+    const out = join(dir, "mri");
+    const r = await run(
+      "reconstruct",
+      "--in",
+      join(dir, "p.nii.gz"),
+      "--modality",
+      "mri",
+      "--accel",
+      "4",
+      "--center-fraction",
+      "0.08",
+      "--method",
+      "zero-filled,tv:iterations=50",
+      "--out",
+      out,
+      "--json",
+    );
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.modality).toBe("mri");
+    expect(j.settings.acquisition.mask).toEqual({
+      kind: "random",
+      acceleration: 4,
+      centerFraction: 0.08,
+      seed: 0,
+    });
+    expect(j.results.map((x: { method: string }) => x.method)).toEqual(["zero-filled", "tv"]);
+    for (const x of j.results)
+      for (const k of ["psnr", "ssim", "nmse", "seconds"]) expect(typeof x[k]).toBe("number");
+    expect(j.results[1].psnr).toBeGreaterThan(j.results[0].psnr);
+    for (const f of ["zero-filled.nii.gz", "zero-filled.png", "tv.nii.gz", "tv.png", "metrics.json"])
+      expect(existsSync(join(out, f))).toBe(true);
+    expect(readdirSync(out).some((f) => f.endsWith(".tmp"))).toBe(false);
+  });
+
+  it("reconstruct --json (CT) from an HU volume keeps HU", async () => {
+    const r = await run(
+      "reconstruct",
+      "--in",
+      join(dir, "ct.nii.gz"),
+      "--views",
+      "23",
+      "--method",
+      "fbp,sirt:iterations=20",
+      "--out",
+      join(dir, "ct"),
+      "--json",
+    );
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.modality).toBe("ct");
+    expect(j.settings.acquisition).toMatchObject({ views: 23, detectors: 91, size: 64 });
+    expect(j.settings.dataRange).toBeGreaterThan(1000);
+  });
+
+  it("simulate then reconstruct --measurements (prospective, no metrics)", async () => {
+    const meas = join(dir, "k.npy");
+    expect(
+      (await run("simulate", "--in", join(dir, "p.npy"), "--modality", "mri", "--accel", "3", "--out", meas))
+        .code,
+    ).toBe(0);
+    const k = readNpy(meas);
+    expect(k.complex).toBe(true);
+    expect(k.shape).toEqual([64, 64]);
+    const r = await run(
+      "reconstruct",
+      "--measurements",
+      meas,
+      "--method",
+      "zero-filled",
+      "--out",
+      join(dir, "pro"),
+      "--json",
+    );
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).results[0].psnr).toBeNull();
+  });
+
+  it("--mask-file reproduces a given mask exactly (image-sized .npy and one-line .npy)", async () => {
+    const line = lineMask("random", 64, { acceleration: 5, centerFraction: 0.1, seed: 9 });
+    const full = new Uint8Array(64 * 64).map((_, i) => ((i * 7919) % 13 < 4 ? 1 : 0));
+    await writeNpy(join(dir, "line.npy"), [64], line, "uint8");
+    await writeNpy(join(dir, "full.npy"), [64, 64], full, "uint8");
+    for (const [file, want] of [
+      ["line.npy", Uint8Array.from({ length: 64 * 64 }, (_, i) => line[i % 64])],
+      ["full.npy", full],
+    ] as const) {
+      const meas = join(dir, `m-${file}`);
+      const r = await run(
+        "simulate",
+        "--in",
+        join(dir, "p.npy"),
+        "--modality",
+        "mri",
+        "--mask-file",
+        join(dir, file),
+        "--out",
+        meas,
+      );
+      expect(r.code).toBe(0);
+      expect(Array.from(readNpy(meas.replace(/\.npy$/, ".mask.npy")).data)).toEqual(Array.from(want));
+    }
+  });
+
+  it.each([
+    [
+      [
+        "reconstruct",
+        "--in",
+        "PHANTOM",
+        "--modality",
+        "mri",
+        "--mask",
+        "spiral",
+        "--method",
+        "tv",
+        "--out",
+        "X",
+      ],
+      /--mask must be one of random, equispaced, vd2d/,
+    ],
+    [
+      ["reconstruct", "--in", "PHANTOM", "--modality", "ct", "--method", "zero-filled", "--out", "X"],
+      /does not apply to CT/,
+    ],
+    [
+      ["reconstruct", "--in", "PHANTOM", "--modality", "mri", "--method", "magic", "--out", "X"],
+      /unknown method 'magic'/,
+    ],
+    [
+      [
+        "reconstruct",
+        "--in",
+        "PHANTOM",
+        "--modality",
+        "mri",
+        "--accel",
+        "0.5",
+        "--method",
+        "tv",
+        "--out",
+        "X",
+      ],
+      /--accel must be >= 1/,
+    ],
+    [
+      [
+        "reconstruct",
+        "--in",
+        "PHANTOM",
+        "--modality",
+        "mri",
+        "--mask-file",
+        "BADMASK",
+        "--method",
+        "tv",
+        "--out",
+        "X",
+      ],
+      /mask .* has shape 3x5, but the image is 64x64/,
+    ],
+    [
+      ["reconstruct", "--in", "TEXT", "--modality", "mri", "--method", "tv", "--out", "X"],
+      /not a NumPy .npy file/,
+    ],
+    [
+      ["reconstruct", "--in", "PHANTOM", "--modality", "pet", "--method", "tv", "--out", "X"],
+      /--modality must be one of mri, ct/,
+    ],
+  ])("bad input %# gives one line and exit code 2", async (args, message) => {
+    writeFileSync(join(dir, "text.npy"), "hello, not an array\n");
+    await writeNpy(join(dir, "badmask.npy"), [3, 5], new Uint8Array(15).fill(1), "uint8");
+    const map: Record<string, string> = {
+      PHANTOM: join(dir, "p.npy"),
+      TEXT: join(dir, "text.npy"),
+      BADMASK: join(dir, "badmask.npy"),
+      X: join(dir, "bad-out"),
+    };
+    const r = await run(...args.map((a) => map[a] ?? a));
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(existsSync(join(dir, "bad-out"))).toBe(false);
+  });
+});
+
+describe("the built scorerecon binary", () => {
+  const bin = new URL("../../dist/src/cli/bin.js", import.meta.url).pathname;
+  it("exits 2 with one line and no stack trace on bad input", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        bin,
+        "reconstruct",
+        "--in",
+        "/nonexistent.nii.gz",
+        "--modality",
+        "ct",
+        "--method",
+        "fbp",
+        "--out",
+        join(dir, "x"),
+      ],
+      { encoding: "utf8" },
+    );
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe("scorerecon: error: /nonexistent.nii.gz: no such file\n");
+    expect(execFileSync(process.execPath, [bin, "--help"], { encoding: "utf8" })).toMatch(/reconstruct/);
+    expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node")).toBe(true);
+  });
+});

@@ -1,0 +1,154 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { makeVolume } from "../../src/image/volume.js";
+import { writeFileAtomic } from "../../src/io/atomic.js";
+import { readNpyArray, readVolume, writeNpyArray, writeVolume } from "../../src/io/index.js";
+import { readNpy } from "../../src/io/npy.js";
+import { readPng, writePng } from "../../src/io/png.js";
+
+const fixture = (name: string) => new URL(`../fixtures/io/${name}`, import.meta.url).pathname;
+const tmp = () => mkdtempSync(join(tmpdir(), "scorerecon-io-"));
+// a = arange(12).reshape(3, 4) / 4 - 1, as make-fixtures.py writes it.
+const a = Array.from({ length: 12 }, (_, i) => i / 4 - 1);
+
+describe(".npy", () => {
+  it("reads NumPy's files: float32, big-endian Fortran float64, int16, bool, complex64, uint16 3-D", () => {
+    expect(readNpy(fixture("c-f4.npy"))).toMatchObject({ shape: [3, 4], complex: false });
+    expect(Array.from(readNpy(fixture("c-f4.npy")).data)).toEqual(a);
+    const f = readNpy(fixture("fortran-f8-be.npy"));
+    expect(f.dtype).toBe(">f8");
+    expect(Array.from(f.data)).toEqual(a);
+    expect(Array.from(readNpy(fixture("i2.npy")).data)).toEqual(a.map((v) => Math.trunc(v * 100)));
+    expect(Array.from(readNpy(fixture("bool.npy")).data)).toEqual(a.map((v) => (v > 0 ? 1 : 0)));
+    const c = readNpy(fixture("c8.npy"));
+    expect(c.complex).toBe(true);
+    // a + 1j * a[::-1]: element (r, c) has imaginary part a[2 - r, c].
+    for (let i = 0; i < 12; i++) {
+      expect(c.data[2 * i]).toBeCloseTo(a[i], 6);
+      expect(c.data[2 * i + 1]).toBeCloseTo(a[(2 - Math.floor(i / 4)) * 4 + (i % 4)], 6);
+    }
+    expect(readNpy(fixture("u2-3d.npy")).shape).toEqual([2, 3, 4]);
+  });
+
+  it("round-trips float32, complex64 and uint8", async () => {
+    const d = tmp();
+    const data = Float32Array.from({ length: 24 }, (_, i) => Math.sin(i));
+    await writeNpyArray(join(d, "f.npy"), { shape: [4, 6], data });
+    await writeNpyArray(join(d, "c.npy"), { shape: [3, 4], data, complex: true });
+    await writeNpyArray(join(d, "m.npy"), {
+      shape: [24],
+      data: data.map((v) => (v > 0 ? 1 : 0)),
+      dtype: "uint8",
+    });
+    expect(await readNpyArray(join(d, "f.npy"))).toMatchObject({
+      shape: [4, 6],
+      data,
+      complex: false,
+      dtype: "<f4",
+    });
+    expect(await readNpyArray(join(d, "c.npy"))).toMatchObject({
+      shape: [3, 4],
+      data,
+      complex: true,
+      dtype: "<c8",
+    });
+    expect((await readNpyArray(join(d, "m.npy"))).dtype).toBe("|u1");
+  });
+
+  it("names the file and the problem for a truncated or foreign file", async () => {
+    const d = tmp();
+    const bytes = readFileSync(fixture("c-f4.npy"));
+    writeFileSync(join(d, "cut.npy"), bytes.subarray(0, bytes.length - 8));
+    expect(() => readNpy(join(d, "cut.npy"))).toThrow(/cut\.npy is truncated/);
+    writeFileSync(join(d, "text.npy"), "not numpy");
+    expect(() => readNpy(join(d, "text.npy"))).toThrow(/text\.npy is not a NumPy \.npy file/);
+  });
+});
+
+describe("NIfTI", () => {
+  it("reads NiBabel's int16 with scl_slope/inter, keeping the sform", async () => {
+    const v = await readVolume(fixture("int16-scaled.nii.gz"));
+    expect([v.slices, v.rows, v.cols]).toEqual([3, 4, 5]);
+    // vol[i, j, k] = (i*12 + j*3 + k) - 20 stored, times 0.5 minus 10.
+    const at = (i: number, j: number, k: number) => v.data[(k * 4 + j) * 5 + i];
+    expect(at(0, 0, 0)).toBe(-20 * 0.5 - 10);
+    expect(at(4, 3, 2)).toBe((4 * 12 + 3 * 3 + 2 - 20) * 0.5 - 10);
+    expect(v.spacing.map((s) => +s.toFixed(4))).toEqual([1.1, 0.9, 2.5]);
+    expect(v.affine!.map((x) => +x.toFixed(4))).toEqual([
+      -0.9, 0, 0, 30, 0, 1.1, 0, -40, 0, 0, 2.5, 12, 0, 0, 0, 1,
+    ]);
+  });
+
+  it("reads uint8 2-D, big-endian float64 and NIfTI-2", async () => {
+    const u = await readVolume(fixture("uint8-2d.nii"));
+    expect([u.slices, u.rows, u.cols]).toEqual([1, 4, 5]);
+    expect(u.data[4 * 5 - 1]).toBe(19);
+    const be = await readVolume(fixture("float64-be.nii"));
+    const n2 = await readVolume(fixture("float32-nifti2.nii"));
+    const i16 = await readVolume(fixture("int16-scaled.nii.gz"));
+    expect(Array.from(be.data)).toEqual(Array.from(i16.data, (v) => (v + 10) / 0.5));
+    expect(Array.from(n2.data)).toEqual(Array.from(be.data));
+  });
+
+  it("rejects a 4-D image naming the dimension", async () => {
+    await expect(readVolume(fixture("four-d.nii.gz"))).rejects.toThrow(/4-D \(dim\[4\] = 4 volumes\)/);
+  });
+
+  it.each(["v.nii", "v.nii.gz"])("round-trips data, modality, units and affine through %s", async (name) => {
+    const d = tmp();
+    const data = Float32Array.from({ length: 2 * 3 * 4 }, (_, i) => i * 1.5 - 7);
+    const withAffine = makeVolume(2, 3, 4, data, {
+      spacing: [0.7, 0.8, 3],
+      modality: "CT",
+      units: "HU",
+      affine: [0, 0, 3, -5, -0.8, 0, 0, 2, 0, -0.7, 0, 9, 0, 0, 0, 1],
+    });
+    await writeVolume(join(d, name), withAffine);
+    const back = await readVolume(join(d, name));
+    expect(back).toMatchObject({ slices: 2, rows: 3, cols: 4, modality: "CT", units: "HU" });
+    expect(Array.from(back.data)).toEqual(Array.from(data));
+    expect(back.affine!.map((x) => +x.toFixed(5))).toEqual(withAffine.affine!.map((x) => +x.toFixed(5)));
+    expect(back.spacing.map((x) => +x.toFixed(5))).toEqual([0.7, 0.8, 3]);
+    const plain = makeVolume(1, 3, 4, data.subarray(0, 12), { spacing: [2, 1, 1] });
+    await writeVolume(join(d, `plain-${name}`), plain);
+    expect((await readVolume(join(d, `plain-${name}`))).affine).toEqual([
+      1, 0, 0, 0, 0, -2, 0, 4, 0, 0, 1, 0, 0, 0, 0, 1,
+    ]);
+  });
+});
+
+describe("PNG and files", () => {
+  it("round-trips greyscale and rejects colour", async () => {
+    const d = tmp();
+    const img = { rows: 3, cols: 2, data: Float32Array.from([0, 51, 102, 153, 204, 255]) };
+    await writePng(join(d, "g.png"), img, { min: 0, max: 255 });
+    expect(Array.from(readPng(join(d, "g.png")).data)).toEqual(Array.from(img.data));
+    const { PNG } = await import("pngjs");
+    const rgb = new PNG({ width: 1, height: 1 });
+    rgb.data = Buffer.from([255, 0, 0, 255]);
+    writeFileSync(join(d, "c.png"), PNG.sync.write(rgb));
+    expect(() => readPng(join(d, "c.png"))).toThrow(/colour images are not supported/);
+  });
+
+  it("errors name the path: missing file, folder, unknown type, multi-slice PNG", async () => {
+    const d = tmp();
+    await expect(readVolume(join(d, "none.nii"))).rejects.toThrow(/none\.nii: no such file/);
+    mkdirSync(join(d, "dir.nii"));
+    await expect(readVolume(join(d, "dir.nii"))).rejects.toThrow(/dir\.nii is a folder/);
+    writeFileSync(join(d, "a.txt"), "x");
+    await expect(readVolume(join(d, "a.txt"))).rejects.toThrow(/a\.txt: unknown file type/);
+    await expect(writeVolume(join(d, "m.png"), makeVolume(2, 2, 2))).rejects.toThrow(/a PNG holds one slice/);
+  });
+
+  it("writes atomically: no temp file left, and no target when the write fails", async () => {
+    const d = tmp();
+    await writeFileAtomic(join(d, "ok.bin"), new Uint8Array([1, 2, 3]));
+    // The rename onto a folder fails after the data was written: the temp file must go.
+    mkdirSync(join(d, "target.bin"));
+    await expect(writeFileAtomic(join(d, "target.bin"), new Uint8Array(1000))).rejects.toThrow();
+    expect(readdirSync(d).sort()).toEqual(["ok.bin", "target.bin"]);
+    expect(readFileSync(join(d, "ok.bin"))).toEqual(Buffer.from([1, 2, 3]));
+  });
+});
