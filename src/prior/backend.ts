@@ -1,0 +1,80 @@
+/**
+ * The TensorFlow.js compute backend. In order of preference: `tensorflow` from
+ * @tensorflow/tfjs-node-gpu (CUDA) or @tensorflow/tfjs-node (native CPU) when they are installed
+ * and their libtensorflow loads — both are optional dependencies, because their install downloads
+ * libtensorflow, which fails on machines without that access — then WebAssembly with SIMD
+ * (@tensorflow/tfjs-backend-wasm, the default here), then the pure-JS `cpu` backend.
+ * `--backend` or SCORERECON_BACKEND chooses explicitly; the choice is printed once.
+ */
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import * as tf from "@tensorflow/tfjs-core";
+import "@tensorflow/tfjs-backend-cpu";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { UserError } from "../errors.js";
+
+export const BACKENDS = ["auto", "node-gpu", "node", "wasm", "cpu"] as const;
+export type BackendChoice = (typeof BACKENDS)[number];
+
+const require = createRequire(import.meta.url);
+let chosen: string | undefined;
+
+async function tryNative(pkg: string): Promise<boolean> {
+  try {
+    await import(pkg);
+    return await tf.setBackend("tensorflow");
+  } catch {
+    return false;
+  }
+}
+
+async function tryWasm(): Promise<boolean> {
+  // The .wasm binaries ship inside the npm package: point the loader at them, never at a CDN.
+  setWasmPaths(join(dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json")), "dist") + "/");
+  try {
+    return await tf.setBackend("wasm");
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Selects and initialises the backend once per process; later calls return the same name.
+ * `log` receives one line naming it (the CLI prints it on stderr).
+ */
+export async function initBackend(
+  choice: BackendChoice = (process.env.SCORERECON_BACKEND as BackendChoice | undefined) ?? "auto",
+  log: (line: string) => void = () => {},
+): Promise<string> {
+  if (chosen) return chosen;
+  if (!BACKENDS.includes(choice))
+    throw new UserError(
+      `backend must be one of ${BACKENDS.join(", ")}, got '${choice}'`,
+      "bad_flag",
+      "--backend",
+    );
+  const attempts: [BackendChoice, () => Promise<boolean>][] = [
+    ["node-gpu", () => tryNative("@tensorflow/tfjs-node-gpu")],
+    ["node", () => tryNative("@tensorflow/tfjs-node")],
+    ["wasm", tryWasm],
+    ["cpu", () => tf.setBackend("cpu")],
+  ];
+  for (const [name, attempt] of attempts) {
+    if (choice !== "auto" && choice !== name) continue;
+    if (await attempt()) {
+      await tf.ready();
+      chosen = name;
+      log(`scorerecon: TensorFlow.js backend ${name}${name === "wasm" ? " (SIMD)" : ""}`);
+      return name;
+    }
+    if (choice !== "auto")
+      throw new UserError(
+        `backend '${name}' is not available on this machine (is its package installed?)`,
+        "bad_flag",
+        "--backend",
+      );
+  }
+  throw new Error("no TensorFlow.js backend could be initialised");
+}
+
+export { tf };
