@@ -8,8 +8,9 @@
  */
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import * as tf from "@tensorflow/tfjs-core";
-import "@tensorflow/tfjs-backend-cpu";
+// The union package: tfjs-core with every gradient registered (tfjs-core alone registers none)
+// and the cpu backend.
+import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { UserError } from "../errors.js";
 

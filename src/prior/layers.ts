@@ -1,18 +1,28 @@
 /**
- * Network building blocks as plain functions over tf tensors (NHWC). The convolution carries its
- * own gradient: the wasm backend has no Conv2DBackpropFilter kernel, so the filter gradient is
- * built from kernels every backend has — for each kernel tap (ky, kx), the shifted input patch
- * times the output gradient, one matMul per tap: dW[ky, kx] = X_shift(ky, kx)^T dY. The input
- * gradient is the transposed convolution (Conv2DBackpropInput), which wasm has.
+ * Network building blocks as plain functions over tf tensors (NHWC).
+ *
+ * The convolution carries its own gradient, built from forward convolutions only. The wasm
+ * backend has no Conv2DBackpropFilter kernel, and its Conv2DBackpropInput is about 8x slower than
+ * its (XNNPACK) Conv2D; both gradients of a stride-1 "same" convolution with an odd k x k kernel
+ * are themselves convolutions:
+ * - input: dX = conv(dY, W') with W' the kernel rotated by 180 degrees and its in/out channels
+ *   swapped;
+ * - filter: dW[ky, kx, ci, co] = sum_{b,i,j} Xpad[b, i+ky, j+kx, ci] dY[b, i, j, co], a "valid"
+ *   convolution of Xpad with batch and channels swapped (shape [Ci, H+k-1, W+k-1, B]) by dY used
+ *   as a [H, W, B, Co] filter.
+ * Measured on wasm (8x64x64x32, 3x3x32x32): dX 20 ms instead of 164 ms; dW 31 ms where nine
+ * per-tap matMuls take 211 ms.
  */
 import { tf } from "./backend.js";
 
 type T4 = tf.Tensor4D;
 
-function filterGradient(x: T4, dy: T4, kh: number, kw: number): tf.Tensor4D {
+function inputGradient(dy: T4, w: T4): T4 {
+  return tf.tidy(() => tf.conv2d(dy, tf.transpose(tf.reverse(w, [0, 1]), [0, 1, 3, 2]) as T4, 1, "same"));
+}
+
+function filterGradient(x: T4, dy: T4, kh: number, kw: number): T4 {
   return tf.tidy(() => {
-    const [b, h, w, ci] = x.shape;
-    const co = dy.shape[3];
     const ph = (kh - 1) / 2,
       pw = (kw - 1) / 2;
     const xp = tf.pad(x, [
@@ -21,14 +31,9 @@ function filterGradient(x: T4, dy: T4, kh: number, kw: number): tf.Tensor4D {
       [pw, pw],
       [0, 0],
     ]);
-    const dy2 = tf.reshape(dy, [b * h * w, co]);
-    const taps: tf.Tensor2D[] = [];
-    for (let ky = 0; ky < kh; ky++)
-      for (let kx = 0; kx < kw; kx++) {
-        const xs = tf.reshape(tf.slice(xp, [0, ky, kx, 0], [b, h, w, ci]), [b * h * w, ci]);
-        taps.push(tf.matMul(xs, dy2, true, false));
-      }
-    return tf.reshape(tf.stack(taps), [kh, kw, ci, co]) as tf.Tensor4D;
+    const xt = tf.transpose(xp, [3, 1, 2, 0]) as T4;
+    const ft = tf.transpose(dy, [1, 2, 0, 3]) as T4;
+    return tf.transpose(tf.conv2d(xt, ft, 1, "valid"), [1, 2, 0, 3]) as T4;
   });
 }
 
@@ -41,11 +46,7 @@ export const conv2d = tf.customGrad(((x: tf.Tensor, w: tf.Tensor, save: tf.GradS
     value: tf.conv2d(x4, w4, 1, "same"),
     gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
       const [xs, ws] = saved as [T4, T4];
-      const dy4 = dy as T4;
-      return [
-        tf.conv2dTranspose(dy4, ws, xs.shape, 1, "same"),
-        filterGradient(xs, dy4, ws.shape[0], ws.shape[1]),
-      ];
+      return [inputGradient(dy as T4, ws), filterGradient(xs, dy as T4, ws.shape[0], ws.shape[1])];
     },
   };
 }) as never) as unknown as (x: T4, w: T4) => T4;

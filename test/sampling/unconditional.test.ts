@@ -14,7 +14,7 @@ beforeAll(async () => {
 });
 
 const stats = (x: tf.Tensor) => {
-  const v = x.dataSync();
+  const v = Float32Array.from(x.dataSync());
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
   const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
   return { v, mean, std };
@@ -66,7 +66,7 @@ describe("unconditional samplers with the exact score", () => {
       pcSample(sde, mixtureScore(sde, mix), [4000], { steps: 400, seed: 4 }),
       odeSample(sde, mixtureScore(sde, mix), [4000], { steps: 200, seed: 5 }),
     ]) {
-      const v = x.dataSync();
+      const v = Float32Array.from(x.dataSync());
       const left = v.filter((a) => a < -0.5);
       expect(Math.abs(left.length / v.length - 0.3)).toBeLessThan(0.03);
       const lm = left.reduce((a, b) => a + b, 0) / left.length;

@@ -1,0 +1,259 @@
+/**
+ * Denoising score matching (Vincent 2011) in continuous time (Song et al. 2021): for t ~ U(eps, 1),
+ * x_t = mean(t) x_0 + std(t) z, the network minimises |std(t) s(x_t, t) + z|^2 averaged over
+ * pixels — the lambda(t) = std(t)^2 weighting, which makes every noise level count alike. Adam with
+ * linear warm-up, gradient clipping by global norm, and an exponential moving average of the
+ * weights (what sampling uses). Data: slices of image files (any reader of src/io) and/or the
+ * procedural phantoms, normalised as prior.json records, with random crops and flips.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { createRng, type Rng } from "../../operators/random.js";
+import { generatePhantom, type PhantomKind } from "../../phantoms/index.js";
+import { UserError } from "../errors.js";
+import { sliceOf, type Volume } from "../image/volume.js";
+import { tf } from "./backend.js";
+import {
+  loadPrior,
+  loadTrainState,
+  saveCheckpoint,
+  saveTrainState,
+  type Normalisation,
+  type PriorInfo,
+} from "./checkpoint.js";
+import { makeSde, type SdeConfig } from "./sde.js";
+import { ScoreUNet, type UNetConfig } from "./unet.js";
+
+export interface TrainOptions {
+  modality: "mri" | "ct";
+  volumes: Volume[];
+  phantom?: PhantomKind;
+  dataDescription: string;
+  size: number;
+  steps: number;
+  batch: number;
+  out: string;
+  resume?: boolean;
+  init?: string;
+  sde: SdeConfig;
+  network: UNetConfig;
+  lr?: number;
+  warmup?: number;
+  ema?: number;
+  gradClip?: number;
+  checkpointEvery?: number;
+  seed?: number;
+  backend: string;
+  command?: string;
+  onStep?: (step: number, loss: number) => void;
+  signal?: AbortSignal;
+}
+
+export interface TrainResult {
+  steps: number;
+  finalLoss: number | null;
+  seconds: number;
+  /** true when stopped by the signal before `steps`. */
+  interrupted: boolean;
+}
+
+export function normalisationFor(modality: "mri" | "ct", v: Volume): Normalisation {
+  return modality === "ct" && v.units === "HU" ? { kind: "hu" } : { kind: "percentile", percentile: 99.5 };
+}
+
+/** Applies the normalisation to one volume's voxels. */
+export function normalise(data: Float32Array, n: Normalisation): Float32Array {
+  if (n.kind === "hu") return data.map((hu) => (hu + 1000) / 2000);
+  const sorted = Float32Array.from(data).sort();
+  const p = sorted[Math.min(sorted.length - 1, Math.floor(((n.percentile ?? 99.5) / 100) * sorted.length))];
+  const scale = p > 0 ? 1 / p : 1;
+  return data.map((v) => v * scale);
+}
+
+interface SliceSource {
+  rows: number;
+  cols: number;
+  data: Float32Array;
+}
+
+/** One batch [B, S, S, 1] of random crops (zero-padded when a slice is smaller) and flips. */
+function makeBatch(
+  slices: SliceSource[],
+  phantom: PhantomKind | undefined,
+  modality: "mri" | "ct",
+  s: number,
+  b: number,
+  rng: Rng,
+): tf.Tensor4D {
+  const out = new Float32Array(b * s * s);
+  for (let k = 0; k < b; k++) {
+    let src: SliceSource;
+    if (phantom && (slices.length === 0 || rng.uniform() < 0.5)) {
+      const p = generatePhantom(phantom, s, Math.floor(rng.uniform() * 2 ** 31));
+      src = {
+        rows: s,
+        cols: s,
+        data: normalise(p.data, p.units === "HU" ? { kind: "hu" } : { kind: "percentile", percentile: 99.5 }),
+      };
+    } else src = slices[rng.int(slices.length)];
+    const r0 = src.rows > s ? rng.int(src.rows - s + 1) : 0;
+    const c0 = src.cols > s ? rng.int(src.cols - s + 1) : 0;
+    const flip = rng.uniform() < 0.5;
+    for (let r = 0; r < Math.min(s, src.rows); r++)
+      for (let c = 0; c < Math.min(s, src.cols); c++) {
+        const cc = flip ? Math.min(s, src.cols) - 1 - c : c;
+        out[(k * s + r) * s + c] = src.data[(r0 + r) * src.cols + c0 + cc];
+      }
+  }
+  void modality;
+  return tf.tensor4d(out, [b, s, s, 1]);
+}
+
+export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
+  if (o.volumes.length === 0 && !o.phantom)
+    throw new UserError(
+      "no training data: give --data files or folders, or --phantom KIND",
+      "bad_flag",
+      "--data",
+    );
+  const normalisation = o.volumes[0]
+    ? normalisationFor(o.modality, o.volumes[0])
+    : o.phantom === "ct-body"
+      ? ({ kind: "hu" } as const)
+      : ({ kind: "percentile", percentile: 99.5 } as const);
+  const slices: SliceSource[] = [];
+  for (const v of o.volumes) {
+    const norm = normalise(v.data, normalisationFor(o.modality, v));
+    for (let k = 0; k < v.slices; k++)
+      slices.push({ rows: v.rows, cols: v.cols, data: sliceOf({ ...v, data: norm }, k).data });
+  }
+  const sde = makeSde(o.sde);
+  let net: ScoreUNet;
+  if (o.init) {
+    net = loadPrior(o.init).net;
+  } else net = new ScoreUNet(o.network, sde, o.seed ?? 0);
+  const trainable = net.trainable();
+  const vars = trainable.map(([, v]) => v);
+  const ema = new Map<string, tf.Variable>();
+  for (const [name, v] of trainable) ema.set(name, tf.variable(v, false));
+  const optimizer = tf.train.adam(o.lr ?? 2e-4, 0.9, 0.999, 1e-8);
+  let step = 0,
+    seconds = 0,
+    lossSum = 0;
+  if (o.resume && existsSync(join(o.out, "train-state.json"))) {
+    const st = loadTrainState(o.out);
+    for (const [name, v] of trainable) {
+      const w = st.raw[name];
+      if (!w || w.shape.join("x") !== v.shape.join("x"))
+        throw new UserError(
+          `cannot resume from ${o.out}: its training state does not match the network (parameter '${name}')`,
+          "bad_model",
+          "--resume",
+        );
+      v.assign(w);
+    }
+    for (const [k, v] of Object.entries(st.ema)) ema.get(k)?.assign(v);
+    await optimizer.setWeights(Object.entries(st.optimizer).map(([name, tensor]) => ({ name, tensor })));
+    step = st.step;
+    seconds = st.seconds;
+    lossSum = st.losses;
+  }
+  const rng = createRng((o.seed ?? 0) * 7919 + step);
+  const emaDecay = o.ema ?? 0.999;
+  const clip = o.gradClip ?? 1;
+  const warmup = o.warmup ?? 500;
+  const every = o.checkpointEvery ?? 500;
+  let last: number | null = null;
+  const started = performance.now();
+  const save = async () => {
+    const elapsed = seconds + (performance.now() - started) / 1000;
+    const info: PriorInfo = {
+      format: "scorerecon-prior",
+      version: 1,
+      modality: o.modality,
+      sde: o.sde,
+      network: net.config,
+      normalisation,
+      imageSize: o.size,
+      data: o.dataDescription,
+      steps: step,
+      batch: o.batch,
+      finalLoss: last,
+      trainingSeconds: Math.round(elapsed),
+      backend: o.backend,
+      command: o.command,
+      created: new Date().toISOString(),
+    };
+    await saveCheckpoint(o.out, net, new Map([...ema.entries(), ...Object.entries(fixed(net))]), info);
+    const optState = Object.fromEntries((await optimizer.getWeights()).map((w) => [w.name, w.tensor]));
+    await saveTrainState(o.out, {
+      step,
+      seconds: elapsed,
+      losses: lossSum,
+      raw: Object.fromEntries(trainable),
+      ema: Object.fromEntries(ema),
+      optimizer: optState,
+    });
+  };
+  let interrupted = false;
+  while (step < o.steps) {
+    if (o.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
+    (optimizer as unknown as { learningRate: number }).learningRate =
+      (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup);
+    const x0 = makeBatch(slices, o.phantom, o.modality, o.size, o.batch, rng);
+    const ts = Array.from({ length: o.batch }, () => 1e-5 + (1 - 1e-5) * rng.uniform());
+    const noiseSeed = Math.floor(rng.uniform() * 2 ** 31);
+    const lossValue = tf.tidy(() => {
+      const z = tf.randomNormal(x0.shape, 0, 1, "float32", noiseSeed);
+      const mean = tf.tensor4d(
+        ts.map((t) => sde.meanCoef(t)),
+        [o.batch, 1, 1, 1],
+      );
+      const std = tf.tensor4d(
+        ts.map((t) => sde.std(t)),
+        [o.batch, 1, 1, 1],
+      );
+      const xt = tf.add(tf.mul(x0, mean), tf.mul(z, std)) as tf.Tensor4D;
+      const { value, grads } = tf.variableGrads(
+        () => tf.mean(tf.square(tf.add(tf.mul(net.apply(xt, ts), std), z))) as tf.Scalar,
+        vars,
+      );
+      // Clip by global norm.
+      const norm = Math.sqrt(
+        Object.values(grads).reduce((s, g) => s + tf.sum(tf.square(g)).dataSync()[0], 0),
+      );
+      const factor = norm > clip ? clip / norm : 1;
+      const clipped = Object.fromEntries(
+        Object.entries(grads).map(([k, g]) => [k, factor === 1 ? g : tf.mul(g, factor)]),
+      );
+      optimizer.applyGradients(clipped);
+      for (const [name, v] of trainable) {
+        const e = ema.get(name)!;
+        e.assign(tf.add(tf.mul(e, emaDecay), tf.mul(v, 1 - emaDecay)));
+      }
+      return value.dataSync()[0];
+    });
+    x0.dispose();
+    step++;
+    last = lossValue;
+    lossSum += lossValue;
+    o.onStep?.(step, lossValue);
+    if (step % every === 0) await save();
+    await new Promise((r) => setImmediate(r));
+  }
+  await save();
+  return {
+    steps: step,
+    finalLoss: last,
+    seconds: seconds + (performance.now() - started) / 1000,
+    interrupted,
+  };
+}
+
+/** Non-trainable parameters (the fixed Fourier frequencies) by name. */
+function fixed(net: ScoreUNet): tf.NamedTensorMap {
+  return Object.fromEntries([...net.variables].filter(([, v]) => !v.trainable));
+}

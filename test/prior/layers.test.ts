@@ -1,0 +1,43 @@
+/**
+ * The custom convolution gradient on wasm against the cpu backend's own Conv2D gradients
+ * (Conv2DBackpropInput / Conv2DBackpropFilter), which wasm lacks or runs slowly.
+ */
+import { describe, expect, it } from "vitest";
+import { initBackend, tf } from "../../src/prior/backend.js";
+import { conv2d } from "../../src/prior/layers.js";
+import { randomVector } from "../helpers.js";
+
+async function gradients(backend: "wasm" | "cpu", custom: boolean, k: number) {
+  await tf.setBackend(backend);
+  return tf.tidy(() => {
+    const x = tf.tensor4d(randomVector(2 * 9 * 7 * 3, 1), [2, 9, 7, 3]);
+    const w = tf.tensor4d(randomVector(k * k * 3 * 4, 2), [k, k, 3, 4]);
+    const target = tf.tensor4d(randomVector(2 * 9 * 7 * 4, 3), [2, 9, 7, 4]);
+    const loss = (a: tf.Tensor, b: tf.Tensor) => {
+      const y = custom
+        ? conv2d(a as tf.Tensor4D, b as tf.Tensor4D)
+        : tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 1, "same");
+      return tf.sum(tf.mul(tf.square(tf.sub(y, target)), 0.5));
+    };
+    return tf
+      .grads(loss)([x, w])
+      .map((g) => Array.from(g.dataSync()));
+  });
+}
+
+describe("convolution gradient", () => {
+  it.each([1, 3, 5])("%ix%i: wasm custom gradients equal the cpu backend's native ones", async (k) => {
+    await initBackend("wasm");
+    const [dxRef, dwRef] = await gradients("cpu", false, k);
+    for (const [backend, custom] of [
+      ["wasm", true],
+      ["cpu", true],
+    ] as const) {
+      const [dx, dw] = await gradients(backend, custom, k);
+      const scale = Math.max(...dwRef.map(Math.abs));
+      dx.forEach((v, i) => expect(Math.abs(v - dxRef[i])).toBeLessThan(1e-4 * scale));
+      dw.forEach((v, i) => expect(Math.abs(v - dwRef[i])).toBeLessThan(1e-4 * scale));
+    }
+    await tf.setBackend("wasm");
+  });
+});
