@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { registerCommands } from "./commands.js";
+import { registerPriorCommands } from "./prior-commands.js";
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command("scorerecon")
@@ -20,6 +21,7 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .showHelpAfterError("(run with --help for usage)");
   registerCommands(program);
+  registerPriorCommands(program);
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

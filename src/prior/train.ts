@@ -4,7 +4,8 @@
  * pixels — the lambda(t) = std(t)^2 weighting, which makes every noise level count alike. Adam with
  * linear warm-up, gradient clipping by global norm, and an exponential moving average of the
  * weights (what sampling uses). Data: slices of image files (any reader of src/io) and/or the
- * procedural phantoms, normalised as prior.json records, with random crops and flips.
+ * procedural phantoms, normalised as prior.json records, with random crops and horizontal and
+ * vertical flips.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -70,6 +71,8 @@ export function normalise(data: Float32Array, n: Normalisation): Float32Array {
   return data.map((v) => v * scale);
 }
 
+const PHANTOM_SIZE = 256;
+
 interface SliceSource {
   rows: number;
   cols: number;
@@ -98,11 +101,15 @@ function makeBatch(
     } else src = slices[rng.int(slices.length)];
     const r0 = src.rows > s ? rng.int(src.rows - s + 1) : 0;
     const c0 = src.cols > s ? rng.int(src.cols - s + 1) : 0;
-    const flip = rng.uniform() < 0.5;
-    for (let r = 0; r < Math.min(s, src.rows); r++)
-      for (let c = 0; c < Math.min(s, src.cols); c++) {
-        const cc = flip ? Math.min(s, src.cols) - 1 - c : c;
-        out[(k * s + r) * s + c] = src.data[(r0 + r) * src.cols + c0 + cc];
+    const flipH = rng.uniform() < 0.5,
+      flipV = rng.uniform() < 0.5;
+    const h = Math.min(s, src.rows),
+      w = Math.min(s, src.cols);
+    for (let r = 0; r < h; r++)
+      for (let c = 0; c < w; c++) {
+        const rr = flipV ? h - 1 - r : r,
+          cc = flipH ? w - 1 - c : c;
+        out[(k * s + r) * s + c] = src.data[(r0 + rr) * src.cols + c0 + cc];
       }
   }
   void modality;

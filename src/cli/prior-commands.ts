@@ -1,0 +1,231 @@
+/** `scorerecon train` and `scorerecon sample`. */
+import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Command, Option } from "commander";
+import { PHANTOM_KINDS, type PhantomKind } from "../../phantoms/index.js";
+import { UserError } from "../errors.js";
+import { montage } from "../image/montage.js";
+import type { Volume } from "../image/volume.js";
+import { readVolume, writePng } from "../io/index.js";
+import { BACKENDS, initBackend } from "../prior/backend.js";
+import { loadPrior } from "../prior/checkpoint.js";
+import { samplePrior } from "../prior/sample.js";
+import type { SdeConfig } from "../prior/sde.js";
+import { trainPrior } from "../prior/train.js";
+import { DEFAULT_UNET } from "../prior/unet.js";
+import { parseChoice, parseModality, parseNumber } from "./options.js";
+import { progressBar } from "./progress.js";
+
+const IMAGE_FILE = /\.(nii|nii\.gz|npy|png)$/i;
+
+/** Files and folders (recursive) of readable images. */
+function collectImageFiles(paths: string[]): string[] {
+  const out: string[] = [];
+  const walk = (p: string) => {
+    if (!existsSync(p)) throw new UserError(`${p}: no such file or folder`, "not_found", "--data");
+    if (statSync(p).isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
+    else if (IMAGE_FILE.test(p)) out.push(p);
+  };
+  paths.forEach(walk);
+  return out;
+}
+
+/** Keeps the slices in `ranges` ("a:b,c:d", end exclusive) of a volume. */
+function selectSlices(v: Volume, ranges: string | undefined, file: string): Volume {
+  if (!ranges) return v;
+  const keep: number[] = [];
+  for (const part of ranges.split(",")) {
+    const m = /^(\d+):(\d+)$/.exec(part.trim());
+    if (!m)
+      throw new UserError(
+        `--slices must look like 20:80 or 20:80,100:160, got '${ranges}'`,
+        "bad_flag",
+        "--slices",
+      );
+    const [a, b] = [Number(m[1]), Number(m[2])];
+    if (a >= b || b > v.slices)
+      throw new UserError(`--slices ${part} is outside ${file}'s ${v.slices} slices`, "bad_flag", "--slices");
+    for (let k = a; k < b; k++) keep.push(k);
+  }
+  const n = v.rows * v.cols;
+  const data = new Float32Array(keep.length * n);
+  keep.forEach((k, i) => data.set(v.data.subarray(k * n, (k + 1) * n), i * n));
+  return { ...v, slices: keep.length, data };
+}
+
+const backendOption = () =>
+  new Option("--backend <name>", `TensorFlow.js backend: ${BACKENDS.join("|")} (env SCORERECON_BACKEND)`);
+const log = (line: string) => process.stderr.write(line + "\n");
+
+export function registerPriorCommands(program: Command): void {
+  program
+    .command("train")
+    .description("train a score-based prior by denoising score matching")
+    .option("--data <paths...>", "training images: NIfTI/npy/PNG files or folders (recursive)")
+    .option(
+      "--slices <ranges>",
+      "use only these slices of every data volume, e.g. 20:80,100:160 (end exclusive)",
+    )
+    .option("--phantom <kind>", `also (or only) train on procedural phantoms: ${PHANTOM_KINDS.join("|")}`)
+    .requiredOption("--modality <m>", "mri|ct")
+    .option("--size <N>", "training crop size", "64")
+    .option("--steps <S>", "training steps", "20000")
+    .option("--batch <B>", "batch size", "8")
+    .option("--channels <C>", "network base width", String(DEFAULT_UNET.channels))
+    .option("--sde <name>", "ve|vp|subvp", "ve")
+    .option("--sigma-max <s>", "VE sigma_max", "50")
+    .option("--lr <r>", "Adam learning rate", "2e-4")
+    .option("--checkpoint-every <n>", "steps between checkpoints", "500")
+    .option("--init <model>", "fine-tune from an existing prior (e.g. a shipped one)")
+    .option("--seed <S>", "seed", "0")
+    .option("--resume", "continue from the training state in --out")
+    .option("--grid <count>", "unconditional samples in the grid written at the end (0: none)", "9")
+    .option("--grid-steps <n>", "sampler steps for that grid", "200")
+    .requiredOption("--out <dir>", "prior folder: model.json, weights.bin, prior.json, loss.csv, samples.png")
+    .addOption(backendOption())
+    .action(async (o) => {
+      const modality = parseModality(o.modality);
+      const phantom = o.phantom
+        ? (parseChoice("--phantom", o.phantom, PHANTOM_KINDS) as PhantomKind)
+        : undefined;
+      const size = parseNumber("--size", o.size, { min: 8, integer: true });
+      const steps = parseNumber("--steps", o.steps, { min: 1, integer: true });
+      const batch = parseNumber("--batch", o.batch, { min: 1, integer: true });
+      const channels = parseNumber("--channels", o.channels, { min: 4, integer: true });
+      if (channels % 4)
+        throw new UserError(
+          `--channels must be a multiple of 4 (GroupNorm), got ${channels}`,
+          "bad_flag",
+          "--channels",
+        );
+      const sdeName = parseChoice("--sde", o.sde, ["ve", "vp", "subvp"] as const);
+      const sde: SdeConfig =
+        sdeName === "ve"
+          ? { name: "ve", sigmaMin: 0.01, sigmaMax: parseNumber("--sigma-max", o.sigmaMax, { min: 0.1 }) }
+          : { name: sdeName, betaMin: 0.1, betaMax: 20 };
+      const files = o.data ? collectImageFiles(o.data) : [];
+      if (o.data && files.length === 0)
+        throw new UserError(
+          `no .nii, .nii.gz, .npy or .png images found in ${o.data.join(", ")}`,
+          "bad_input",
+          "--data",
+        );
+      const volumes: Volume[] = [];
+      for (const f of files) volumes.push(selectSlices(await readVolume(f), o.slices, f));
+      const backend = await initBackend(o.backend, log);
+      mkdirSync(o.out, { recursive: true });
+      const csv = join(o.out, "loss.csv");
+      if (!o.resume || !existsSync(csv)) writeFileSync(csv, "step,loss,seconds\n");
+      const stop = new AbortController();
+      const onSigint = () => {
+        log("\nscorerecon: interrupted — saving a checkpoint (resume with --resume)");
+        stop.abort();
+      };
+      process.once("SIGINT", onSigint);
+      const bar = progressBar(steps, "train");
+      const t0 = performance.now();
+      let first: number | undefined;
+      let rows: string[] = [];
+      const description = [
+        files.length
+          ? `${volumes.reduce((n, v) => n + v.slices, 0)} slices from ${files.length} files (${o.data.join(", ")})`
+          : "",
+        phantom ? `${phantom} phantoms` : "",
+      ]
+        .filter(Boolean)
+        .join(" + ");
+      try {
+        const r = await trainPrior({
+          modality,
+          volumes,
+          phantom,
+          dataDescription: description,
+          size,
+          steps,
+          batch,
+          out: o.out,
+          resume: !!o.resume,
+          init: o.init,
+          sde,
+          network: { ...DEFAULT_UNET, channels, scaleBySigma: sdeName === "ve" },
+          lr: parseNumber("--lr", o.lr, { min: 0 }),
+          checkpointEvery: parseNumber("--checkpoint-every", o.checkpointEvery, { min: 1, integer: true }),
+          seed: parseNumber("--seed", o.seed, { integer: true }),
+          backend,
+          command: `scorerecon ${process.argv.slice(2).join(" ")}`,
+          signal: stop.signal,
+          onStep: (step, loss) => {
+            first ??= step - 1;
+            const secs = (performance.now() - t0) / 1000;
+            rows.push(`${step},${loss.toFixed(6)},${secs.toFixed(1)}`);
+            if (rows.length >= 50) {
+              appendFileSync(csv, rows.join("\n") + "\n");
+              rows = [];
+            }
+            bar.update(step, `loss ${loss.toFixed(4)} | ${((step - first) / secs).toFixed(2)} steps/s`);
+          },
+        });
+        if (rows.length) appendFileSync(csv, rows.join("\n") + "\n");
+        bar.stop();
+        process.stdout.write(
+          `${r.interrupted ? "stopped" : "trained"} at step ${r.steps}, loss ${r.finalLoss?.toFixed(4)}, ${r.seconds.toFixed(0)} s; wrote ${o.out}/\n`,
+        );
+        const count = parseNumber("--grid", o.grid, { min: 0, integer: true });
+        if (!r.interrupted && count > 0) {
+          const prior = loadPrior(o.out);
+          const gridSteps = parseNumber("--grid-steps", o.gridSteps, { min: 2, integer: true });
+          const sbar = progressBar(gridSteps, "samples");
+          const images = samplePrior(prior, {
+            count,
+            size,
+            steps: gridSteps,
+            sampler: "pc",
+            seed: 0,
+            onStep: (d) => sbar.update(d),
+          });
+          sbar.stop();
+          await writePng(join(o.out, "samples.png"), montage(images), { min: 0, max: 1 });
+        }
+      } finally {
+        process.off("SIGINT", onSigint);
+        bar.stop();
+      }
+    });
+
+  program
+    .command("sample")
+    .description("draw unconditional samples from a prior and write them as a PNG grid")
+    .requiredOption("--model <dir>", "prior folder (e.g. models/mri)")
+    .option("--count <K>", "number of samples", "16")
+    .option("--steps <N>", "sampler steps (noise levels)", "500")
+    .option("--size <N>", "image size (default: the prior's training size)")
+    .option("--sampler <s>", "pc (reverse diffusion + Langevin) | ode (probability flow, Heun)", "pc")
+    .option("--snr <r>", "Langevin corrector signal-to-noise ratio", "0.16")
+    .option("--seed <S>", "seed", "0")
+    .requiredOption("--out <grid.png>", "output PNG grid (window [0, 1] of the prior's normalised units)")
+    .addOption(backendOption())
+    .action(async (o) => {
+      await initBackend(o.backend, log);
+      const prior = loadPrior(o.model);
+      const steps = parseNumber("--steps", o.steps, { min: 2, integer: true });
+      const count = parseNumber("--count", o.count, { min: 1, integer: true });
+      const size = o.size ? parseNumber("--size", o.size, { min: 8, integer: true }) : prior.info.imageSize;
+      const sampler = parseChoice("--sampler", o.sampler, ["pc", "ode"] as const);
+      const bar = progressBar(steps, "sample");
+      const t0 = performance.now();
+      const images = samplePrior(prior, {
+        count,
+        size,
+        steps,
+        sampler,
+        snr: parseNumber("--snr", o.snr, { min: 0 }),
+        seed: parseNumber("--seed", o.seed, { integer: true }),
+        onStep: (d) => bar.update(d),
+      });
+      bar.stop();
+      await writePng(o.out, montage(images), { min: 0, max: 1 });
+      process.stdout.write(
+        `wrote ${count} samples (${size}x${size}, ${sampler}, ${steps} steps, ${((performance.now() - t0) / 1000).toFixed(1)} s) to ${o.out}\n`,
+      );
+    });
+}

@@ -1,0 +1,40 @@
+/** Unconditional samples of a loaded prior, in its normalised units, as images. */
+import type { Image2D } from "../image/volume.js";
+import { odeSample, pcSample } from "../sampling/unconditional.js";
+import { tf } from "./backend.js";
+import type { LoadedPrior } from "./checkpoint.js";
+
+export interface SampleOptions {
+  count: number;
+  size: number;
+  steps: number;
+  sampler: "pc" | "ode";
+  snr?: number;
+  seed?: number;
+  onStep?: (done: number, total: number) => void;
+  signal?: AbortSignal;
+}
+
+export function samplePrior(prior: LoadedPrior, o: SampleOptions): Image2D[] {
+  const { net } = prior;
+  const score = (x: tf.Tensor, t: number) => net.apply(x as tf.Tensor4D, new Array(x.shape[0]).fill(t));
+  const shape = [o.count, o.size, o.size, 1];
+  const x =
+    o.sampler === "ode"
+      ? odeSample(net.sde, score, shape, { steps: o.steps, seed: o.seed, onStep: o.onStep })
+      : pcSample(net.sde, score, shape, {
+          steps: o.steps,
+          snr: o.snr,
+          seed: o.seed,
+          onStep: o.onStep,
+          signal: o.signal,
+        });
+  const data = x.dataSync() as Float32Array;
+  x.dispose();
+  const n = o.size * o.size;
+  return Array.from({ length: o.count }, (_, k) => ({
+    rows: o.size,
+    cols: o.size,
+    data: data.slice(k * n, (k + 1) * n),
+  }));
+}

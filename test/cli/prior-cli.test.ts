@@ -1,0 +1,104 @@
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { main } from "../../src/cli/main.js";
+import { readPng } from "../../src/io/png.js";
+import { writeVolume } from "../../src/io/index.js";
+import { generatePhantom } from "../../phantoms/index.js";
+import { makeVolume } from "../../src/image/volume.js";
+
+afterEach(() => vi.restoreAllMocks());
+
+async function run(...args: string[]) {
+  let out = "",
+    err = "";
+  vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
+  vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
+  const code = await main(args);
+  vi.restoreAllMocks();
+  return { code, out, err };
+}
+
+describe("scorerecon train and sample", () => {
+  it("trains on a folder of NIfTI slices plus phantoms, then samples a grid", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "scorerecon-train-"));
+    const slices = [0, 1, 2].map((s) => generatePhantom("brain", 32, s).data);
+    const data = new Float32Array(3 * 32 * 32);
+    slices.forEach((d, k) => data.set(d, k * 32 * 32));
+    await writeVolume(join(dir, "brains.nii.gz"), makeVolume(3, 32, 32, data));
+    const model = join(dir, "prior");
+    const t = await run(
+      "train",
+      "--modality",
+      "mri",
+      "--data",
+      dir,
+      "--phantom",
+      "brain",
+      "--size",
+      "16",
+      "--steps",
+      "12",
+      "--batch",
+      "2",
+      "--channels",
+      "8",
+      "--grid",
+      "4",
+      "--grid-steps",
+      "5",
+      "--out",
+      model,
+      "--backend",
+      "wasm",
+    );
+    expect(t.err).toMatch(/backend wasm/);
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(/trained at step 12/);
+    for (const f of ["model.json", "weights.bin", "prior.json", "loss.csv", "samples.png"])
+      expect(existsSync(join(model, f))).toBe(true);
+    expect(readFileSync(join(model, "loss.csv"), "utf8").trim().split("\n")).toHaveLength(13);
+    expect(JSON.parse(readFileSync(join(model, "prior.json"), "utf8")).data).toMatch(
+      /3 slices from 1 files .* \+ brain phantoms/,
+    );
+    const s = await run(
+      "sample",
+      "--model",
+      model,
+      "--count",
+      "3",
+      "--steps",
+      "5",
+      "--size",
+      "20",
+      "--out",
+      join(dir, "grid.png"),
+    );
+    expect(s.code).toBe(0);
+    const grid = readPng(join(dir, "grid.png"));
+    expect([grid.rows, grid.cols]).toEqual([2 * 20 + 2, 2 * 20 + 2]);
+  });
+
+  it("bad input: no data, missing model, bad channels", async () => {
+    expect((await run("train", "--modality", "mri", "--out", join(tmpdir(), "x"))).err).toMatch(
+      /no training data/,
+    );
+    const m = await run("sample", "--model", "/nonexistent/prior", "--out", join(tmpdir(), "g.png"));
+    expect(m.code).toBe(2);
+    expect(m.err).toMatch(/prior \/nonexistent\/prior does not exist/);
+    const c = await run(
+      "train",
+      "--modality",
+      "ct",
+      "--phantom",
+      "ct-body",
+      "--channels",
+      "10",
+      "--out",
+      join(tmpdir(), "y"),
+    );
+    expect(c.code).toBe(2);
+    expect(c.err).toMatch(/multiple of 4/);
+  });
+});
