@@ -92,10 +92,12 @@ function makeBatch(
   for (let k = 0; k < b; k++) {
     let src: SliceSource;
     if (phantom && (slices.length === 0 || rng.uniform() < 0.5)) {
-      const p = generatePhantom(phantom, s, Math.floor(rng.uniform() * 2 ** 31));
+      // Phantoms are drawn at the size reconstructions run at and cropped like real slices, so
+      // the prior sees anatomy at its real scale.
+      const p = generatePhantom(phantom, PHANTOM_SIZE, Math.floor(rng.uniform() * 2 ** 31));
       src = {
-        rows: s,
-        cols: s,
+        rows: PHANTOM_SIZE,
+        cols: PHANTOM_SIZE,
         data: normalise(p.data, p.units === "HU" ? { kind: "hu" } : { kind: "percentile", percentile: 99.5 }),
       };
     } else src = slices[rng.int(slices.length)];
