@@ -23,8 +23,8 @@ async function main() {
   const vars = net.trainable().map(([, v]) => v);
   const opt = tf.train.adam(1e-4);
   for (const [size, batch] of [
-    [64, 8],
     [128, 4],
+    [256, 1],
   ]) {
     const x = tf.randomNormal([batch, size, size, 1]) as tf.Tensor4D;
     const t = Array.from({ length: batch }, (_, i) => (i + 0.5) / batch);

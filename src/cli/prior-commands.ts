@@ -1,10 +1,19 @@
 /** `scorerecon train` and `scorerecon sample`. */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { Command, Option } from "commander";
 import { PHANTOM_KINDS, type PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
 import { montage } from "../image/montage.js";
+import { linePlot } from "../image/plot.js";
 import type { Volume } from "../image/volume.js";
 import { readVolume, writePng } from "../io/index.js";
 import { BACKENDS, initBackend } from "../prior/backend.js";
@@ -53,6 +62,17 @@ function selectSlices(v: Volume, ranges: string | undefined, file: string): Volu
   return { ...v, slices: keep.length, data };
 }
 
+/** loss.csv -> loss.png (moving average over 50 steps, y scaled to its range). */
+export async function writeLossPlot(csv: string, png: string): Promise<void> {
+  const losses = readFileSync(csv, "utf8")
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((line) => Number(line.split(",")[1]))
+    .filter(Number.isFinite);
+  await writePng(png, linePlot(losses), { min: 0, max: 1 });
+}
+
 const backendOption = () =>
   new Option("--backend <name>", `TensorFlow.js backend: ${BACKENDS.join("|")} (env SCORERECON_BACKEND)`);
 const log = (line: string) => process.stderr.write(line + "\n");
@@ -81,7 +101,10 @@ export function registerPriorCommands(program: Command): void {
     .option("--resume", "continue from the training state in --out")
     .option("--grid <count>", "unconditional samples in the grid written at the end (0: none)", "9")
     .option("--grid-steps <n>", "sampler steps for that grid", "200")
-    .requiredOption("--out <dir>", "prior folder: model.json, weights.bin, prior.json, loss.csv, samples.png")
+    .requiredOption(
+      "--out <dir>",
+      "prior folder: model.json, weights.bin, prior.json, loss.csv, loss.png, samples.png",
+    )
     .addOption(backendOption())
     .action(async (o) => {
       const modality = parseModality(o.modality);

@@ -56,7 +56,7 @@ describe("scorerecon train and sample", () => {
     expect(t.err).toMatch(/backend wasm/);
     expect(t.code).toBe(0);
     expect(t.out).toMatch(/trained at step 12/);
-    for (const f of ["model.json", "weights.bin", "prior.json", "loss.csv", "samples.png"])
+    for (const f of ["model.json", "weights.bin", "prior.json", "loss.csv", "loss.png", "samples.png"])
       expect(existsSync(join(model, f))).toBe(true);
     expect(readFileSync(join(model, "loss.csv"), "utf8").trim().split("\n")).toHaveLength(13);
     expect(JSON.parse(readFileSync(join(model, "prior.json"), "utf8")).data).toMatch(
