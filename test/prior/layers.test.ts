@@ -48,11 +48,17 @@ describe("score U-Net", () => {
     const { ScoreUNet } = await import("../../src/prior/unet.js");
     const { VeSde } = await import("../../src/prior/sde.js");
     for (const attention of [false, true]) {
-      const net = new ScoreUNet({ channels: 8, channelMult: [1, 2], resBlocks: 1, fourierScale: 16, scaleBySigma: true, attention }, new VeSde());
+      const net = new ScoreUNet(
+        { channels: 8, channelMult: [1, 2], resBlocks: 1, fourierScale: 16, scaleBySigma: true, attention },
+        new VeSde(),
+      );
       const x = tf.tensor4d(randomVector(2 * 13 * 10, 4), [2, 13, 10, 1]);
       expect(net.apply(x, [0.2, 0.9]).shape).toEqual([2, 13, 10, 1]);
       const vars = net.trainable().map(([, v]) => v);
-      const { grads } = tf.variableGrads(() => tf.sum(tf.square(tf.sub(net.apply(x, [0.2, 0.9]), 1))) as tf.Scalar, vars);
+      const { grads } = tf.variableGrads(
+        () => tf.sum(tf.square(tf.sub(net.apply(x, [0.2, 0.9]), 1))) as tf.Scalar,
+        vars,
+      );
       // Zero-initialised output layers receive gradient first; everything else must be connected.
       expect(Object.keys(grads)).toHaveLength(vars.length);
       expect(net.variables.has("mid/attn/q/w")).toBe(attention);
