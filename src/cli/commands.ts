@@ -8,7 +8,7 @@ import { UserError } from "../errors.js";
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
 import { readVolume, writeFileAtomic, writeNpyArray, writePng, writeVolume } from "../io/index.js";
 import { describeAcquisition, forwardModel, type Acquisition } from "../recon/acquisition.js";
-import { METHODS, parseMethods } from "../recon/methods.js";
+import { METHODS, parseMethods, type MethodRequest } from "../recon/methods.js";
 import {
   inHounsfieldUnits,
   reconstruct,
@@ -126,6 +126,7 @@ export function registerCommands(program: Command): void {
         `comma-separated methods, each name[:key=value...]: ${METHODS.map((m) => m.name).join(", ")}`,
       )
       .requiredOption("--out <dir>", "output folder: <method>.nii.gz, <method>.png, metrics.json")
+      .option("--model <dir>", "prior for the score-based methods (default: models/<modality>)")
       .option("--json", "print one JSON object instead of a table"),
   ).action(async (o) => {
     if (!!o.in === !!o.measurements)
@@ -136,7 +137,7 @@ export function registerCommands(program: Command): void {
       reference = await readVolume(o.in);
       const modality = modalityFor(o.modality, reference);
       const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
-      const methods = parseMethods(o.method, modality);
+      const methods = withModel(parseMethods(o.method, modality), o.model);
       result = await withProgress(reference.slices, methods.length, (onProgress) =>
         maskFor(acq, reference!).then((maskFromFile) =>
           reconstruct({
@@ -151,7 +152,7 @@ export function registerCommands(program: Command): void {
       );
     } else {
       const meas = await readMeasurements(o.measurements, o);
-      const methods = parseMethods(o.method, meas.acquisition.modality);
+      const methods = withModel(parseMethods(o.method, meas.acquisition.modality), o.model);
       result = await withProgress(meas.like.slices, methods.length, (onProgress) =>
         reconstruct({
           acquisition: meas.acquisition,
@@ -225,6 +226,14 @@ export function registerCommands(program: Command): void {
         process.stdout.write(`\n${describeAcquisition(acq)}\n${metricsTable(result)}\nwrote ${dir}/\n`);
       }
     });
+}
+
+/** --model applies to every score-based method that does not name its own. */
+function withModel(requests: MethodRequest[], model: string | undefined): MethodRequest[] {
+  if (!model) return requests;
+  return requests.map((r) =>
+    "model" in r.params && !r.params.model ? { ...r, params: { ...r.params, model } } : r,
+  );
 }
 
 function modalityFor(flag: string | undefined, v: Volume) {

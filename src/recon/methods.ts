@@ -10,6 +10,7 @@ import { pdhg } from "../baselines/pdhg.js";
 import { sirt } from "../baselines/sirt.js";
 import { UserError } from "../errors.js";
 import type { ForwardModel, Modality } from "./acquisition.js";
+import { scoreReconstruct } from "./score-methods.js";
 
 export type ParamValue = number | string;
 export type Params = Record<string, ParamValue>;
@@ -29,6 +30,8 @@ export interface ReconMethod {
   /** One line for `--help` and the README. */
   summary: string;
   defaults: Params;
+  /** Uses a trained prior (TensorFlow.js must be initialised first). */
+  needsPrior?: boolean;
   run(ctx: MethodContext, params: Params): Float32Array;
 }
 
@@ -104,6 +107,39 @@ export const METHODS: readonly ReconMethod[] = [
     summary: "l1 stationary-Haar-wavelet regularised least squares by PDHG (CS-wavelet)",
     defaults: { lambda: 0.002, iterations: 300, levels: 4 },
     run: regularised("wavelet"),
+  },
+  {
+    name: "score",
+    modalities: ["mri", "ct"],
+    summary: "score-based posterior sampling with the shipped prior (the fast dds sampler, default settings)",
+    defaults: { steps: 50, cg: 5, eta: 0.15, sigmaStart: 1, samples: 1, seed: 0, model: "" },
+    needsPrior: true,
+    run: (ctx, p) => scoreReconstruct("dds", ctx, p),
+  },
+  {
+    name: "dds",
+    modalities: ["mri", "ct"],
+    summary:
+      "Decomposed Diffusion Sampler (Chung, Lee & Ye 2024): Tweedie denoise, CG data consistency, DDIM step",
+    defaults: { steps: 50, cg: 5, eta: 0.15, sigmaStart: 1, samples: 1, seed: 0, model: "" },
+    needsPrior: true,
+    run: (ctx, p) => scoreReconstruct("dds", ctx, p),
+  },
+  {
+    name: "song",
+    modalities: ["mri", "ct"],
+    summary: "predictor-corrector posterior sampling of Song, Shen, Xing & Ermon 2022",
+    defaults: { steps: 500, lambda: 1, snr: 0.16, cg: 10, samples: 1, seed: 0, model: "" },
+    needsPrior: true,
+    run: (ctx, p) => scoreReconstruct("song", ctx, p),
+  },
+  {
+    name: "langevin",
+    modalities: ["mri", "ct"],
+    summary: "annealed Langevin dynamics with a data-consistency gradient (Jalal et al. 2021)",
+    defaults: { steps: 200, stepsPerLevel: 3, samples: 1, seed: 0, model: "" },
+    needsPrior: true,
+    run: (ctx, p) => scoreReconstruct("langevin", ctx, p),
   },
 ];
 

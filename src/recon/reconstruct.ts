@@ -17,6 +17,7 @@ import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
 import { nmse, psnr, ssim } from "../metrics/index.js";
 import { forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
+import { initBackend } from "../prior/backend.js";
 
 export interface Metrics {
   psnr: number;
@@ -112,6 +113,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   const like = req.volume ?? req.measurements?.like;
   if (!like) throw new RangeError("reconstruct needs a volume or measurements");
   const model = forwardModel(acq, req.maskFromFile);
+  if (req.methods.some((m) => findMethod(m.name).needsPrior)) await initBackend();
   const rows = like.rows,
     cols = like.cols,
     slices = like.slices;

@@ -25,7 +25,7 @@
 import { conjugateGradientNormal } from "../../operators/solvers.js";
 import { operatorNorm, type LinearOperator } from "../../operators/linear-operator.js";
 import { tf } from "../prior/backend.js";
-import type { Sde } from "../prior/sde.js";
+import type { Sde, VeSde } from "../prior/sde.js";
 import { noiseSource, predictorStep, langevinStep, type ScoreFn } from "./unconditional.js";
 import { createRng } from "../../operators/random.js";
 
@@ -71,16 +71,34 @@ function schedule(sde: Sde, steps: number, eps: number): number[] {
 export interface DdsOptions extends ConditionalOptions {
   cgIterations?: number;
   eta?: number;
+  /**
+   * Start at this noise level from the least-squares estimate A^+ y plus noise instead of from
+   * the prior at T ("come closer, diffuse faster", Chung, Sim & Ye, CVPR 2022): the measurements
+   * already fix the coarse image, and the highest noise levels are skipped. Default: from T.
+   */
+  sigmaStart?: number;
 }
 
 export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsOptions): tf.Tensor {
   if (sde.config.name !== "ve") throw new RangeError("dds is implemented for the VE SDE");
-  const ts = schedule(sde, o.steps, o.eps ?? 1e-3);
+  const ve = sde as VeSde;
+  const tStart =
+    o.sigmaStart && o.sigmaStart < ve.sigmaMax
+      ? Math.log(o.sigmaStart / ve.sigmaMin) / Math.log(ve.sigmaMax / ve.sigmaMin)
+      : sde.T;
+  const eps = o.eps ?? 1e-3;
+  const ts = Array.from({ length: o.steps }, (_, i) => tStart - (i * (tStart - eps)) / (o.steps - 1));
   const noise = noiseSource(o.seed ?? 0);
   const aty = p.op.adjoint(p.y);
   const cg = o.cgIterations ?? 5;
   const eta = o.eta ?? 0.15;
   let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(ts[0]));
+  if (tStart < sde.T) {
+    const start = conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg);
+    const shifted = tf.add(x, tf.tensor4d(start, [1, p.rows, p.cols, 1]));
+    x.dispose();
+    x = shifted;
+  }
   for (let i = 0; i < ts.length; i++) {
     checkAbort(o.signal);
     const s = sde.std(ts[i]);

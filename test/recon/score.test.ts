@@ -1,0 +1,70 @@
+/** The score-based methods through the one pipeline, with a tiny prior trained here. */
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { randomEllipses } from "../../phantoms/ellipses.js";
+import { makeVolume } from "../../src/image/volume.js";
+import { initBackend } from "../../src/prior/backend.js";
+import { trainPrior } from "../../src/prior/train.js";
+import { parseMethods } from "../../src/recon/methods.js";
+import { reconstruct } from "../../src/recon/reconstruct.js";
+
+let prior: string;
+beforeAll(async () => {
+  await initBackend("wasm");
+  prior = mkdtempSync(join(tmpdir(), "scorerecon-score-"));
+  await trainPrior({
+    modality: "mri",
+    volumes: [],
+    phantom: "ellipses",
+    dataDescription: "ellipses",
+    size: 16,
+    steps: 60,
+    batch: 8,
+    out: prior,
+    sde: { name: "ve", sigmaMin: 0.01, sigmaMax: 5 },
+    network: { channels: 8, channelMult: [1, 2], resBlocks: 1, fourierScale: 16, scaleBySigma: true },
+    lr: 2e-3,
+    warmup: 10,
+    backend: "wasm",
+  });
+}, 60_000);
+
+describe("score-based reconstruction methods", () => {
+  it("score (dds), song and langevin run through the pipeline on MRI data", async () => {
+    const volume = makeVolume(1, 24, 24, randomEllipses(24, 3));
+    const methods = parseMethods(
+      `score:model=${prior}:steps=8,song:model=${prior}:steps=6,langevin:model=${prior}:steps=6`,
+      "mri",
+    );
+    const r = await reconstruct({
+      acquisition: {
+        modality: "mri",
+        rows: 24,
+        cols: 24,
+        mask: { kind: "random", acceleration: 2, centerFraction: 0.2, seed: 1 },
+        noiseSigma: 0,
+      },
+      methods,
+      volume,
+    });
+    for (const m of r.results) {
+      expect(m.volume.data.length).toBe(24 * 24);
+      expect(m.volume.data.every(Number.isFinite)).toBe(true);
+    }
+    // MRI results are magnitudes in the data's units.
+    for (const m of r.results) expect(m.volume.data.every((v) => v >= 0)).toBe(true);
+  });
+
+  it("a prior of the wrong modality is a clear error", async () => {
+    const volume = makeVolume(1, 24, 24, randomEllipses(24, 4));
+    await expect(
+      reconstruct({
+        acquisition: { modality: "ct", size: 24, views: 10, detectors: 34, noise: { kind: "none" } },
+        methods: parseMethods(`score:model=${prior}:steps=4`, "ct"),
+        volume,
+      }),
+    ).rejects.toThrow(/is a MRI prior; this is CT data/);
+  });
+});
