@@ -190,6 +190,7 @@ export function registerPriorCommands(program: Command): void {
         });
         if (rows.length) appendFileSync(csv, rows.join("\n") + "\n");
         bar.stop();
+        await writeLossPlot(csv, join(o.out, "loss.png"));
         process.stdout.write(
           `${r.interrupted ? "stopped" : "trained"} at step ${r.steps}, loss ${r.finalLoss?.toFixed(4)}, ${r.seconds.toFixed(0)} s; wrote ${o.out}/\n`,
         );

@@ -10,7 +10,7 @@ import { pdhg } from "../baselines/pdhg.js";
 import { sirt } from "../baselines/sirt.js";
 import { UserError } from "../errors.js";
 import type { ForwardModel, Modality } from "./acquisition.js";
-import { scoreReconstruct } from "./score-methods.js";
+import { scoreReconstruct, type ScoreSampler } from "./score-methods.js";
 
 export type ParamValue = number | string;
 export type Params = Record<string, ParamValue>;
@@ -65,6 +65,20 @@ const regularised =
     return toImage(ctx, x);
   };
 
+const DDS_DEFAULTS: Params = { steps: 50, cg: 5, eta: 0.15, sigmaStart: 1 };
+
+/** A score-based method: its sampler's parameters plus samples, seed and the prior (`model`). */
+function scoreMethod(name: string, sampler: ScoreSampler, summary: string, defaults: Params): ReconMethod {
+  return {
+    name,
+    modalities: ["mri", "ct"],
+    summary,
+    defaults: { ...defaults, samples: 1, seed: 0, model: "" },
+    needsPrior: true,
+    run: (ctx, p) => scoreReconstruct(sampler, ctx, p),
+  };
+}
+
 export const METHODS: readonly ReconMethod[] = [
   {
     name: "zero-filled",
@@ -108,39 +122,30 @@ export const METHODS: readonly ReconMethod[] = [
     defaults: { lambda: 0.002, iterations: 300, levels: 4 },
     run: regularised("wavelet"),
   },
-  {
-    name: "score",
-    modalities: ["mri", "ct"],
-    summary: "score-based posterior sampling with the shipped prior (the fast dds sampler, default settings)",
-    defaults: { steps: 50, cg: 5, eta: 0.15, sigmaStart: 1, samples: 1, seed: 0, model: "" },
-    needsPrior: true,
-    run: (ctx, p) => scoreReconstruct("dds", ctx, p),
-  },
-  {
-    name: "dds",
-    modalities: ["mri", "ct"],
-    summary:
-      "Decomposed Diffusion Sampler (Chung, Lee & Ye 2024): Tweedie denoise, CG data consistency, DDIM step",
-    defaults: { steps: 50, cg: 5, eta: 0.15, sigmaStart: 1, samples: 1, seed: 0, model: "" },
-    needsPrior: true,
-    run: (ctx, p) => scoreReconstruct("dds", ctx, p),
-  },
-  {
-    name: "song",
-    modalities: ["mri", "ct"],
-    summary: "predictor-corrector posterior sampling of Song, Shen, Xing & Ermon 2022",
-    defaults: { steps: 500, lambda: 1, snr: 0.16, cg: 10, samples: 1, seed: 0, model: "" },
-    needsPrior: true,
-    run: (ctx, p) => scoreReconstruct("song", ctx, p),
-  },
-  {
-    name: "langevin",
-    modalities: ["mri", "ct"],
-    summary: "annealed Langevin dynamics with a data-consistency gradient (Jalal et al. 2021)",
-    defaults: { steps: 200, stepsPerLevel: 3, samples: 1, seed: 0, model: "" },
-    needsPrior: true,
-    run: (ctx, p) => scoreReconstruct("langevin", ctx, p),
-  },
+  scoreMethod(
+    "score",
+    "dds",
+    "score-based posterior sampling with the shipped prior (the fast dds sampler, default settings)",
+    DDS_DEFAULTS,
+  ),
+  scoreMethod(
+    "dds",
+    "dds",
+    "Decomposed Diffusion Sampler (Chung, Lee & Ye 2024): Tweedie denoise, CG data consistency, DDIM step",
+    DDS_DEFAULTS,
+  ),
+  scoreMethod("song", "song", "predictor-corrector posterior sampling of Song, Shen, Xing & Ermon 2022", {
+    steps: 500,
+    lambda: 1,
+    snr: 0.16,
+    cg: 10,
+  }),
+  scoreMethod(
+    "langevin",
+    "langevin",
+    "annealed Langevin dynamics with a data-consistency gradient (Jalal et al. 2021)",
+    { steps: 200, stepsPerLevel: 3 },
+  ),
 ];
 
 const PARAM_CHOICES: Record<string, readonly string[]> = { filter: FBP_FILTERS };

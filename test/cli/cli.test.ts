@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { lineMask } from "../../operators/masks.js";
 import { readNpy, writeNpy } from "../../src/io/npy.js";
-import { main } from "../../src/cli/main.js";
+import { runCli } from "../helpers.js";
 
 let dir: string;
 beforeAll(() => {
@@ -13,16 +13,7 @@ beforeAll(() => {
 });
 afterEach(() => vi.restoreAllMocks());
 
-/** Runs the CLI in-process, capturing stdout and stderr. */
-async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = "",
-    err = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
-  const code = await main(args);
-  vi.restoreAllMocks();
-  return { code, out, err };
-}
+const run = runCli;
 
 describe("scorerecon CLI", () => {
   it("phantom writes NIfTI, npy and png", async () => {

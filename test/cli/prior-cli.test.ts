@@ -2,23 +2,15 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { main } from "../../src/cli/main.js";
 import { readPng } from "../../src/io/png.js";
 import { writeVolume } from "../../src/io/index.js";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
+import { runCli } from "../helpers.js";
 
 afterEach(() => vi.restoreAllMocks());
 
-async function run(...args: string[]) {
-  let out = "",
-    err = "";
-  vi.spyOn(process.stdout, "write").mockImplementation((s) => ((out += String(s)), true));
-  vi.spyOn(process.stderr, "write").mockImplementation((s) => ((err += String(s)), true));
-  const code = await main(args);
-  vi.restoreAllMocks();
-  return { code, out, err };
-}
+const run = runCli;
 
 describe("scorerecon train and sample", () => {
   it("trains on a folder of NIfTI slices plus phantoms, then samples a grid", async () => {
