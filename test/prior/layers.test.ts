@@ -66,3 +66,24 @@ describe("score U-Net", () => {
     }
   });
 });
+
+describe("GroupNorm", () => {
+  it("equals the textbook moments formulation", async () => {
+    await initBackend("wasm");
+    const { groupNorm } = await import("../../src/prior/layers.js");
+    const x = tf.tensor4d(
+      randomVector(2 * 9 * 7 * 8, 5).map((v) => 6 * v + 2),
+      [2, 9, 7, 8],
+    );
+    const gamma = tf.tensor1d(randomVector(8, 6).map((v) => 1 + v));
+    const beta = tf.tensor1d(randomVector(8, 7));
+    const ref = tf.tidy(() => {
+      const g = tf.reshape(x, [2, 9, 7, 4, 2]);
+      const { mean, variance } = tf.moments(g, [1, 2, 4], true);
+      const n = tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, 1e-5)));
+      return tf.add(tf.mul(tf.reshape(n, [2, 9, 7, 8]), gamma), beta);
+    });
+    const got = groupNorm(x, gamma, beta, 4);
+    expect(tf.max(tf.abs(tf.sub(ref, got))).dataSync()[0]).toBeLessThan(1e-5);
+  });
+});
