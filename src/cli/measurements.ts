@@ -1,5 +1,5 @@
 /**
- * Measurement files: MEAS.npy (MRI k-space complex64 [rows, cols] or [slices, rows, cols];
+ * Measurement files: MEAS.npy or BART's MEAS.cfl/.hdr (MRI k-space complex64 [rows, cols] or [slices, rows, cols];
  * CT sinogram float32 [views, detectors] or [slices, views, detectors]), with MEAS.json (the
  * acquisition) and, for MRI, MEAS.mask.npy beside it.
  */
@@ -12,8 +12,9 @@ import type { Acquisition } from "../recon/acquisition.js";
 import { acquisitionFromFlags, parseModality, parseNumber, type OperatorFlags } from "./options.js";
 
 export function measurementPaths(out: string) {
-  const base = out.replace(/\.npy$/i, "");
-  return { data: `${base}.npy`, mask: `${base}.mask.npy`, sidecar: `${base}.json` };
+  const ext = /\.(npy|cfl)$/i.exec(out)?.[0] ?? ".npy";
+  const base = out.toLowerCase().endsWith(ext.toLowerCase()) ? out.slice(0, -ext.length) : out;
+  return { data: base + ext, mask: `${base}.mask.npy`, sidecar: `${base}.json` };
 }
 
 /** A mask file (.nii[.gz] or .npy): image-sized, or one line of `cols` entries for all rows. */

@@ -152,3 +152,32 @@ describe("PNG and files", () => {
     expect(readFileSync(join(d, "ok.bin"))).toEqual(Buffer.from([1, 2, 3]));
   });
 });
+
+describe("BART .cfl/.hdr", () => {
+  it("reads column-major complex64 with BART's readout/phase-encode order and round-trips", async () => {
+    const d = tmp();
+    // BART dims [3, 2]: dimension 0 (readout = our rows) fastest. Value at (r, c) = r + 10 c + i (r - c).
+    const raw = new Float32Array(12);
+    for (let c = 0; c < 2; c++)
+      for (let r = 0; r < 3; r++) {
+        raw[2 * (r + 3 * c)] = r + 10 * c;
+        raw[2 * (r + 3 * c) + 1] = r - c;
+      }
+    writeFileSync(join(d, "k.hdr"), "# Dimensions\n3 2 1 1 1 1 1 1 1 1 1 1 1 1 1 1\n");
+    writeFileSync(join(d, "k.cfl"), Buffer.from(raw.buffer));
+    const a = await readNpyArray(join(d, "k.cfl"));
+    expect(a.shape).toEqual([3, 2]);
+    for (let r = 0; r < 3; r++)
+      for (let c = 0; c < 2; c++) {
+        expect(a.data[2 * (r * 2 + c)]).toBe(r + 10 * c);
+        expect(a.data[2 * (r * 2 + c) + 1]).toBe(r - c);
+      }
+    await writeNpyArray(join(d, "copy.cfl"), { shape: a.shape, data: a.data, complex: true });
+    expect(readFileSync(join(d, "copy.cfl"))).toEqual(readFileSync(join(d, "k.cfl")));
+    const v = await readVolume(join(d, "k.cfl"));
+    expect(v.data[1]).toBeCloseTo(Math.hypot(10, -1), 5);
+    writeFileSync(join(d, "bad.hdr"), "# Dimensions\n4 4\n");
+    writeFileSync(join(d, "bad.cfl"), Buffer.alloc(16));
+    await expect(readNpyArray(join(d, "bad.cfl"))).rejects.toThrow(/bad\.cfl is truncated/);
+  });
+});
