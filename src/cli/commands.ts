@@ -293,6 +293,10 @@ async function writeResults(dir: string, result: ReconResult, reference?: Volume
   if (reference) await writePng(join(dir, "reference.png"), sliceOf(reference, mid), { min, max });
   for (const r of result.results) {
     await writeVolume(join(dir, `${r.method}.nii.gz`), r.volume);
+    if (r.uncertainty) {
+      await writeVolume(join(dir, `${r.method}-std.nii.gz`), r.uncertainty);
+      await writePng(join(dir, `${r.method}-std.png`), sliceOf(r.uncertainty, mid));
+    }
     await writePng(join(dir, `${r.method}.png`), sliceOf(r.volume, mid), { min, max });
   }
 }

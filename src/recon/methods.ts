@@ -32,7 +32,8 @@ export interface ReconMethod {
   defaults: Params;
   /** Uses a trained prior (TensorFlow.js must be initialised first). */
   needsPrior?: boolean;
-  run(ctx: MethodContext, params: Params): Float32Array;
+  /** The image, or for posterior sampling with samples > 1 the mean and the per-pixel std. */
+  run(ctx: MethodContext, params: Params): Float32Array | { image: Float32Array; std: Float32Array };
 }
 
 export interface MethodRequest {

@@ -34,6 +34,8 @@ export interface MethodResult {
   /** Means over slices, when ground truth exists. */
   metrics?: Metrics;
   perSlice?: (Metrics & { slice: number; seconds: number })[];
+  /** Per-pixel posterior standard deviation (score-based methods with samples > 1), same units. */
+  uncertainty?: Volume;
 }
 
 export interface ReconResult {
@@ -137,15 +139,27 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       affine: like.affine,
     });
     let seconds = 0;
+    let uncertainty: Volume | undefined;
     const perSlice: NonNullable<MethodResult["perSlice"]> = [];
     for (let k = 0; k < slices; k++) {
       const report = (done: number, total: number) =>
         req.onProgress?.({ slice: k, slices, method: request.name, done, total });
       const t0 = performance.now();
-      const image = method.run(
+      const output = method.run(
         { model, y: measurements[k], rows, cols, onIteration: report, signal: req.signal },
         request.params,
       );
+      const image = output instanceof Float32Array ? output : output.image;
+      if (!(output instanceof Float32Array)) {
+        uncertainty ??= makeVolume(slices, rows, cols, undefined, {
+          spacing: like.spacing,
+          modality: like.modality,
+          units: hu ? "HU" : like.units,
+          affine: like.affine,
+        });
+        // A standard deviation scales but does not shift: HU std = 1000 x attenuation std.
+        uncertainty.data.set(hu ? output.std.map((v) => 1000 * v) : output.std, k * rows * cols);
+      }
       const dt = (performance.now() - t0) / 1000;
       seconds += dt;
       report(1, 1);
@@ -171,6 +185,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       params: request.params,
       volume: out,
       seconds,
+      ...(uncertainty ? { uncertainty } : {}),
       ...(perSlice.length
         ? { metrics: { psnr: mean("psnr"), ssim: mean("ssim"), nmse: mean("nmse") }, perSlice }
         : {}),

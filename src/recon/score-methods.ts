@@ -55,7 +55,11 @@ function percentile(values: Float32Array, p: number): number {
 
 export type ScoreSampler = "dds" | "song" | "langevin";
 
-export function scoreReconstruct(sampler: ScoreSampler, ctx: MethodContext, p: Params): Float32Array {
+export function scoreReconstruct(
+  sampler: ScoreSampler,
+  ctx: MethodContext,
+  p: Params,
+): Float32Array | { image: Float32Array; std: Float32Array } {
   const prior = priorFor(ctx, String(p.model ?? ""));
   const acq = ctx.model.acquisition;
   const mri = acq.modality === "mri";
@@ -93,10 +97,15 @@ export function scoreReconstruct(sampler: ScoreSampler, ctx: MethodContext, p: P
             cgIterations: Number(p.cg),
           })
         : langevinSample(net.sde, score, problem, { ...common, stepsPerLevel: Number(p.stepsPerLevel) });
-  // The posterior mean over the drawn samples, back in operator units.
-  const mean = tf.tidy(() => tf.mul(tf.mean(x, 0), scale));
-  const out = Float32Array.from(mean.dataSync());
-  x.dispose();
-  mean.dispose();
-  return mri ? out.map(Math.abs) : out;
+  // The posterior mean (and with several samples the per-pixel std), back in operator units. MRI
+  // results are magnitudes like every MRI method's.
+  const [mean, std] = tf.tidy(() => {
+    const samples = mri ? tf.abs(x) : x;
+    const { mean, variance } = tf.moments(samples, 0);
+    return [tf.mul(mean, scale), tf.mul(tf.sqrt(variance), scale)];
+  });
+  const image = Float32Array.from(mean.dataSync());
+  const spread = Float32Array.from(std.dataSync());
+  tf.dispose([x, mean, std]);
+  return common.samples > 1 ? { image, std: spread } : image;
 }

@@ -57,6 +57,31 @@ describe("score-based reconstruction methods", () => {
     for (const m of r.results) expect(m.volume.data.every((v) => v >= 0)).toBe(true);
   });
 
+  it("samples=K returns the posterior mean and a per-pixel standard deviation map", async () => {
+    const volume = makeVolume(1, 24, 24, randomEllipses(24, 5));
+    const r = await reconstruct({
+      acquisition: {
+        modality: "mri",
+        rows: 24,
+        cols: 24,
+        mask: { kind: "random", acceleration: 3, centerFraction: 0.1, seed: 2 },
+        noiseSigma: 0,
+      },
+      methods: parseMethods(`dds:model=${prior}:steps=6:samples=3`, "mri"),
+      volume,
+    });
+    const u = r.results[0].uncertainty!;
+    expect(u.data.length).toBe(24 * 24);
+    expect(u.data.every((v) => v >= 0 && Number.isFinite(v))).toBe(true);
+    expect(u.data.some((v) => v > 0)).toBe(true);
+    const single = await reconstruct({
+      acquisition: r.acquisition,
+      methods: parseMethods(`dds:model=${prior}:steps=6`, "mri"),
+      volume,
+    });
+    expect(single.results[0].uncertainty).toBeUndefined();
+  });
+
   it("a prior of the wrong modality is a clear error", async () => {
     const volume = makeVolume(1, 24, 24, randomEllipses(24, 4));
     await expect(
