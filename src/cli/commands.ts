@@ -22,6 +22,7 @@ import {
   parseChoice,
   parseModality,
   parseNumber,
+  selectSlices,
   type OperatorFlags,
 } from "./options.js";
 import { progressBar } from "./progress.js";
@@ -69,14 +70,15 @@ export function registerCommands(program: Command): void {
     program
       .command("simulate")
       .description("simulate measurements: MRI k-space (complex64 .npy + mask) or CT sinogram (float32 .npy)")
-      .requiredOption("--in <image>", "input image or volume (.nii[.gz], .npy, .png)")
+      .requiredOption("--in <image>", "input image or volume (.nii[.gz], .npy, .cfl, .png)")
+      .option("--slices <ranges>", "only these slices, e.g. 40:60 or 10:20,30:40 (zero-based, end exclusive)")
       .option("--modality <m>", "mri|ct (default: from the input's modality)")
       .requiredOption(
         "--out <meas.npy>",
         "measurements .npy; MEAS.json (acquisition) and, for MRI, MEAS.mask.npy are written beside it",
       ),
   ).action(async (o) => {
-    const volume = await readVolume(o.in);
+    const volume = selectSlices(await readVolume(o.in), o.slices, o.in);
     const modality = modalityFor(o.modality, volume);
     const acq = acquisitionFromFlags(modality, volume.rows, volume.cols, o as OperatorFlags);
     const model = forwardModel(acq, await maskFor(acq, volume));
@@ -115,6 +117,8 @@ export function registerCommands(program: Command): void {
       .command("reconstruct")
       .description("reconstruct with each method; with --in, simulate from the image and score against it")
       .option("--in <image>", "ground-truth image or volume (retrospective study)")
+      .option("--slices <ranges>", "only these slices of --in, e.g. 40:60 (zero-based, end exclusive)")
+      .option("--format <f>", "volume output format: nifti|npy|cfl (PNGs are always written)", "nifti")
       .option(
         "--measurements <meas.npy>",
         "measured k-space or sinogram from `simulate` or elsewhere (prospective)",
@@ -134,7 +138,7 @@ export function registerCommands(program: Command): void {
     let result: ReconResult;
     let reference: Volume | undefined;
     if (o.in) {
-      reference = await readVolume(o.in);
+      reference = selectSlices(await readVolume(o.in), o.slices, o.in);
       const modality = modalityFor(o.modality, reference);
       const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
       const methods = withModel(parseMethods(o.method, modality), o.model);
@@ -163,7 +167,7 @@ export function registerCommands(program: Command): void {
         }),
       );
     }
-    await writeResults(o.out, result, reference);
+    await writeResults(o.out, result, reference, parseChoice("--format", o.format, OUTPUT_FORMATS));
     const summary = {
       modality: result.acquisition.modality,
       settings: {
@@ -188,6 +192,50 @@ export function registerCommands(program: Command): void {
     if (o.json) process.stdout.write(JSON.stringify(summary) + "\n");
     else process.stdout.write(`${summary.settings.description}\n${metricsTable(result)}\nwrote ${o.out}/\n`);
   });
+
+  program
+    .command("info")
+    .description("describe an image or array file: dimensions, spacing, modality, units, value range")
+    .argument("<path>", "a .nii[.gz], .npy, .cfl or .png file")
+    .option("--json", "print JSON")
+    .action(async (path: string, o) => {
+      const v = await readVolume(path);
+      let min = Infinity,
+        max = -Infinity;
+      for (const x of v.data) {
+        if (x < min) min = x;
+        if (x > max) max = x;
+      }
+      const info = {
+        path,
+        slices: v.slices,
+        rows: v.rows,
+        cols: v.cols,
+        spacing: v.spacing,
+        modality: v.modality,
+        units: v.units,
+        min,
+        max,
+        affine: v.affine ?? null,
+      };
+      if (o.json) process.stdout.write(JSON.stringify(info) + "\n");
+      else
+        process.stdout.write(
+          `${path}: ${v.slices} slice(s) of ${v.rows}x${v.cols}, spacing ${v.spacing.join(" x ")} mm (row, col, slice), modality ${v.modality}, units ${v.units}, values ${min} .. ${max}${v.affine ? ", with affine" : ""}\n`,
+        );
+    });
+
+  program
+    .command("convert")
+    .description("convert between .nii[.gz], .npy, .cfl and .png (one slice), keeping values and geometry")
+    .requiredOption("--in <path>", "input file")
+    .requiredOption("--out <file>", "output file; the format follows the extension")
+    .option("--slices <ranges>", "only these slices, e.g. 40:60 (zero-based, end exclusive)")
+    .action(async (o) => {
+      const v = selectSlices(await readVolume(o.in), o.slices, o.in);
+      await writeVolume(o.out, v);
+      process.stdout.write(`wrote ${v.slices} slice(s) ${v.rows}x${v.cols} to ${o.out}\n`);
+    });
 
   program
     .command("demo")
@@ -279,7 +327,16 @@ async function withProgress<T>(
   }
 }
 
-async function writeResults(dir: string, result: ReconResult, reference?: Volume): Promise<void> {
+const OUTPUT_FORMATS = ["nifti", "npy", "cfl"] as const;
+const EXTENSION = { nifti: ".nii.gz", npy: ".npy", cfl: ".cfl" } as const;
+
+async function writeResults(
+  dir: string,
+  result: ReconResult,
+  reference?: Volume,
+  format: (typeof OUTPUT_FORMATS)[number] = "nifti",
+): Promise<void> {
+  const ext = EXTENSION[format];
   mkdirSync(dir, { recursive: true });
   // One display window for every method (the reference's range) so the PNGs compare fairly.
   const windowFrom = reference ?? result.results[0].volume;
@@ -292,9 +349,9 @@ async function writeResults(dir: string, result: ReconResult, reference?: Volume
   const mid = Math.floor(windowFrom.slices / 2);
   if (reference) await writePng(join(dir, "reference.png"), sliceOf(reference, mid), { min, max });
   for (const r of result.results) {
-    await writeVolume(join(dir, `${r.method}.nii.gz`), r.volume);
+    await writeVolume(join(dir, `${r.method}${ext}`), r.volume);
     if (r.uncertainty) {
-      await writeVolume(join(dir, `${r.method}-std.nii.gz`), r.uncertainty);
+      await writeVolume(join(dir, `${r.method}-std${ext}`), r.uncertainty);
       await writePng(join(dir, `${r.method}-std.png`), sliceOf(r.uncertainty, mid));
     }
     await writePng(join(dir, `${r.method}.png`), sliceOf(r.volume, mid), { min, max });

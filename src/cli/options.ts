@@ -1,5 +1,6 @@
 /** Flag parsing shared by the commands: every bad value becomes a one-line UserError naming the flag. */
 import { MASK_KINDS, type MaskKind } from "../../operators/masks.js";
+import type { Volume } from "../image/volume.js";
 import { UserError } from "../errors.js";
 import { defaultDetectors, type Acquisition, type CtNoise, type Modality } from "../recon/acquisition.js";
 
@@ -115,4 +116,30 @@ export function parseNoise(modality: Modality, spec: string | undefined): CtNois
     "bad_flag",
     "--noise",
   );
+}
+
+/**
+ * Keeps the slices in `ranges` ("a:b" or "a:b,c:d", zero-based, end exclusive, as Python slices)
+ * of a volume; undefined keeps all.
+ */
+export function selectSlices(v: Volume, ranges: string | undefined, file: string): Volume {
+  if (!ranges) return v;
+  const keep: number[] = [];
+  for (const part of ranges.split(",")) {
+    const m = /^(\d+):(\d+)$/.exec(part.trim());
+    if (!m)
+      throw new UserError(
+        `--slices must look like 20:80 or 20:80,100:160, got '${ranges}'`,
+        "bad_flag",
+        "--slices",
+      );
+    const [a, b] = [Number(m[1]), Number(m[2])];
+    if (a >= b || b > v.slices)
+      throw new UserError(`--slices ${part} is outside ${file}'s ${v.slices} slices`, "bad_flag", "--slices");
+    for (let k = a; k < b; k++) keep.push(k);
+  }
+  const n = v.rows * v.cols;
+  const data = new Float32Array(keep.length * n);
+  keep.forEach((k, i) => data.set(v.data.subarray(k * n, (k + 1) * n), i * n));
+  return { ...v, slices: keep.length, data };
 }

@@ -22,7 +22,7 @@ import { samplePrior } from "../prior/sample.js";
 import type { SdeConfig } from "../prior/sde.js";
 import { trainPrior } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";
-import { parseChoice, parseModality, parseNumber } from "./options.js";
+import { parseChoice, parseModality, parseNumber, selectSlices } from "./options.js";
 import { progressBar } from "./progress.js";
 
 const IMAGE_FILE = /\.(nii|nii\.gz|npy|png)$/i;
@@ -37,29 +37,6 @@ function collectImageFiles(paths: string[]): string[] {
   };
   paths.forEach(walk);
   return out;
-}
-
-/** Keeps the slices in `ranges` ("a:b,c:d", end exclusive) of a volume. */
-function selectSlices(v: Volume, ranges: string | undefined, file: string): Volume {
-  if (!ranges) return v;
-  const keep: number[] = [];
-  for (const part of ranges.split(",")) {
-    const m = /^(\d+):(\d+)$/.exec(part.trim());
-    if (!m)
-      throw new UserError(
-        `--slices must look like 20:80 or 20:80,100:160, got '${ranges}'`,
-        "bad_flag",
-        "--slices",
-      );
-    const [a, b] = [Number(m[1]), Number(m[2])];
-    if (a >= b || b > v.slices)
-      throw new UserError(`--slices ${part} is outside ${file}'s ${v.slices} slices`, "bad_flag", "--slices");
-    for (let k = a; k < b; k++) keep.push(k);
-  }
-  const n = v.rows * v.cols;
-  const data = new Float32Array(keep.length * n);
-  keep.forEach((k, i) => data.set(v.data.subarray(k * n, (k + 1) * n), i * n));
-  return { ...v, slices: keep.length, data };
 }
 
 /** loss.csv -> loss.png (moving average over 50 steps, y scaled to its range). */

@@ -248,3 +248,42 @@ describe("the built scorerecon binary", () => {
     expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node")).toBe(true);
   });
 });
+
+describe("info, convert, --slices and --format", () => {
+  it("describes and converts volumes, and reconstructs selected slices into the chosen format", async () => {
+    const nii = join(dir, "three.nii.gz");
+    expect((await run("phantom", "--kind", "brain", "--size", "32", "--count", "3", "--out", nii)).code).toBe(
+      0,
+    );
+    const info = await run("info", nii, "--json");
+    expect(JSON.parse(info.out)).toMatchObject({ slices: 3, rows: 32, cols: 32, modality: "MR" });
+    expect((await run("convert", "--in", nii, "--slices", "1:3", "--out", join(dir, "two.cfl"))).code).toBe(
+      0,
+    );
+    expect(JSON.parse((await run("info", join(dir, "two.cfl"), "--json")).out)).toMatchObject({
+      slices: 2,
+      rows: 32,
+    });
+    const r = await run(
+      "reconstruct",
+      "--in",
+      nii,
+      "--slices",
+      "0:1",
+      "--modality",
+      "mri",
+      "--method",
+      "zero-filled",
+      "--format",
+      "npy",
+      "--out",
+      join(dir, "fmt"),
+      "--json",
+    );
+    expect(r.code).toBe(0);
+    expect(readNpy(join(dir, "fmt", "zero-filled.npy")).shape).toEqual([32, 32]);
+    const bad = await run("convert", "--in", nii, "--slices", "2:9", "--out", join(dir, "x.npy"));
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--slices 2:9 is outside .*3 slices/);
+  });
+});
