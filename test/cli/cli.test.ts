@@ -287,3 +287,36 @@ describe("info, convert, --slices and --format", () => {
     expect(bad.err).toMatch(/--slices 2:9 is outside .*3 slices/);
   });
 });
+
+describe("eval", () => {
+  it("writes a markdown and JSON table of methods x settings over held-out phantoms", async () => {
+    const out = join(dir, "eval");
+    const r = await run(
+      "eval",
+      "--phantoms",
+      "2",
+      "--size",
+      "32",
+      "--settings",
+      "mri-8x,ct-60-views",
+      "--mri-methods",
+      "zero-filled,tv:iterations=30",
+      "--ct-methods",
+      "fbp",
+      "--out",
+      out,
+    );
+    expect(r.code).toBe(0);
+    const j = JSON.parse(readFileSync(join(out, "eval.json"), "utf8"));
+    expect(j.rows.map((x: { setting: string; method: string }) => `${x.setting}/${x.method}`)).toEqual([
+      "mri-8x/zero-filled",
+      "mri-8x/tv",
+      "ct-60-views/fbp",
+    ]);
+    expect(j.rows[0].slices).toBe(2);
+    expect(readFileSync(join(out, "eval.md"), "utf8")).toMatch(/\| mri-8x \| tv \| 2 \|/);
+    expect((await run("eval", "--settings", "mri-3x", "--phantoms", "1", "--out", out)).err).toMatch(
+      /unknown setting 'mri-3x'/,
+    );
+  });
+});

@@ -1,0 +1,123 @@
+/**
+ * Benchmark tables: methods x settings over a set of ground-truth volumes, through the one
+ * pipeline. Each cell is the mean and standard deviation over slices of PSNR, SSIM (Wang), NMSE
+ * and seconds per slice.
+ */
+import type { Volume } from "../image/volume.js";
+import { defaultDetectors, type Acquisition, type Modality } from "./acquisition.js";
+import type { MethodRequest } from "./methods.js";
+import { reconstruct, type ProgressEvent } from "./reconstruct.js";
+
+export interface Setting {
+  name: string;
+  modality: Modality;
+  /** Builds the acquisition for an image of this size. */
+  acquisition(rows: number, cols: number): Acquisition;
+}
+
+/** The field's standard settings: MRI 4x (centre 0.08) and 8x (0.04), CT 23 and 60 views. */
+export const STANDARD_SETTINGS: readonly Setting[] = [
+  ...(
+    [
+      [4, 0.08],
+      [8, 0.04],
+    ] as const
+  ).map(([r, cf]) => ({
+    name: `mri-${r}x`,
+    modality: "mri" as const,
+    acquisition: (rows: number, cols: number): Acquisition => ({
+      modality: "mri",
+      rows,
+      cols,
+      mask: { kind: "random", acceleration: r, centerFraction: cf, seed: 0 },
+      noiseSigma: 0,
+    }),
+  })),
+  ...[23, 60].map((views) => ({
+    name: `ct-${views}-views`,
+    modality: "ct" as const,
+    acquisition: (rows: number): Acquisition => ({
+      modality: "ct",
+      size: rows,
+      views,
+      detectors: defaultDetectors(rows),
+      noise: { kind: "none" },
+    }),
+  })),
+];
+
+export interface EvalRow {
+  setting: string;
+  method: string;
+  slices: number;
+  psnr: [number, number];
+  ssim: [number, number];
+  nmse: [number, number];
+  seconds: [number, number];
+}
+
+const meanStd = (xs: number[]): [number, number] => {
+  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+  return [m, Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / xs.length)];
+};
+
+export async function evaluate(
+  volumes: Volume[],
+  settings: readonly Setting[],
+  methodsFor: (m: Modality) => MethodRequest[],
+  onProgress?: (setting: string, e: ProgressEvent) => void,
+): Promise<EvalRow[]> {
+  const rows: EvalRow[] = [];
+  for (const setting of settings) {
+    const methods = methodsFor(setting.modality);
+    const inputs = volumes.filter((v) =>
+      setting.modality === "mri" ? v.modality !== "CT" : v.modality === "CT",
+    );
+    if (methods.length === 0 || inputs.length === 0) continue;
+    const perMethod = new Map<
+      string,
+      { psnr: number[]; ssim: number[]; nmse: number[]; seconds: number[] }
+    >();
+    for (const volume of inputs) {
+      const r = await reconstruct({
+        acquisition: setting.acquisition(volume.rows, volume.cols),
+        methods,
+        volume,
+        onProgress: (e) => onProgress?.(setting.name, e),
+      });
+      for (const m of r.results) {
+        const acc = perMethod.get(m.method) ?? { psnr: [], ssim: [], nmse: [], seconds: [] };
+        for (const s of m.perSlice ?? []) {
+          acc.psnr.push(s.psnr);
+          acc.ssim.push(s.ssim);
+          acc.nmse.push(s.nmse);
+          acc.seconds.push(s.seconds);
+        }
+        perMethod.set(m.method, acc);
+      }
+    }
+    for (const [method, acc] of perMethod)
+      rows.push({
+        setting: setting.name,
+        method,
+        slices: acc.psnr.length,
+        psnr: meanStd(acc.psnr),
+        ssim: meanStd(acc.ssim),
+        nmse: meanStd(acc.nmse),
+        seconds: meanStd(acc.seconds),
+      });
+  }
+  return rows;
+}
+
+export function evalMarkdown(rows: EvalRow[]): string {
+  const f = ([m, s]: [number, number], d: number) => `${m.toFixed(d)} ± ${s.toFixed(d)}`;
+  return [
+    "| setting | method | slices | PSNR dB | SSIM | NMSE | seconds/slice |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+    ...rows.map(
+      (r) =>
+        `| ${r.setting} | ${r.method} | ${r.slices} | ${f(r.psnr, 2)} | ${f(r.ssim, 4)} | ${f(r.nmse, 4)} | ${f(r.seconds, 2)} |`,
+    ),
+  ].join("\n");
+}
