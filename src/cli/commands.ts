@@ -6,7 +6,15 @@ import { realisedAcceleration } from "../../operators/masks.js";
 import { PHANTOM_KINDS, generatePhantom, type PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
-import { readVolume, writeFileAtomic, writeNpyArray, writePng, writeVolume } from "../io/index.js";
+import {
+  isDicomPath,
+  listDicomSeries,
+  readVolume,
+  writeFileAtomic,
+  writeNpyArray,
+  writePng,
+  writeVolume,
+} from "../io/index.js";
 import { describeAcquisition, forwardModel, type Acquisition } from "../recon/acquisition.js";
 import { METHODS, parseMethods, type MethodRequest } from "../recon/methods.js";
 import { evalMarkdown, evaluate, STANDARD_SETTINGS } from "../recon/evaluate.js";
@@ -73,13 +81,14 @@ export function registerCommands(program: Command): void {
       .description("simulate measurements: MRI k-space (complex64 .npy + mask) or CT sinogram (float32 .npy)")
       .requiredOption("--in <image>", "input image or volume (.nii[.gz], .npy, .cfl, .png)")
       .option("--slices <ranges>", "only these slices, e.g. 40:60 or 10:20,30:40 (zero-based, end exclusive)")
+      .option("--series <uid>", "the DICOM series to read when a folder holds several")
       .option("--modality <m>", "mri|ct (default: from the input's modality)")
       .requiredOption(
         "--out <meas.npy>",
         "measurements .npy; MEAS.json (acquisition) and, for MRI, MEAS.mask.npy are written beside it",
       ),
   ).action(async (o) => {
-    const volume = selectSlices(await readVolume(o.in), o.slices, o.in);
+    const volume = selectSlices(await readVolume(o.in, { seriesUid: o.series }), o.slices, o.in);
     const modality = modalityFor(o.modality, volume);
     const acq = acquisitionFromFlags(modality, volume.rows, volume.cols, o as OperatorFlags);
     const model = forwardModel(acq, await maskFor(acq, volume));
@@ -119,6 +128,7 @@ export function registerCommands(program: Command): void {
       .description("reconstruct with each method; with --in, simulate from the image and score against it")
       .option("--in <image>", "ground-truth image or volume (retrospective study)")
       .option("--slices <ranges>", "only these slices of --in, e.g. 40:60 (zero-based, end exclusive)")
+      .option("--series <uid>", "the DICOM series to read when a folder holds several")
       .option("--format <f>", "volume output format: nifti|npy|cfl (PNGs are always written)", "nifti")
       .option(
         "--measurements <meas.npy>",
@@ -139,7 +149,7 @@ export function registerCommands(program: Command): void {
     let result: ReconResult;
     let reference: Volume | undefined;
     if (o.in) {
-      reference = selectSlices(await readVolume(o.in), o.slices, o.in);
+      reference = selectSlices(await readVolume(o.in, { seriesUid: o.series }), o.slices, o.in);
       const modality = modalityFor(o.modality, reference);
       const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
       const methods = withModel(parseMethods(o.method, modality), o.model);
@@ -200,6 +210,18 @@ export function registerCommands(program: Command): void {
     .argument("<path>", "a .nii[.gz], .npy, .cfl or .png file")
     .option("--json", "print JSON")
     .action(async (path: string, o) => {
+      if (isDicomPath(path)) {
+        const { series, skipped } = listDicomSeries(path);
+        if (o.json) process.stdout.write(JSON.stringify({ path, series, skipped }) + "\n");
+        else {
+          for (const s of series)
+            process.stdout.write(
+              `${s.seriesInstanceUid}: ${s.modality} ${s.description ? `"${s.description}" ` : ""}${s.slices} slice(s) of ${s.rows}x${s.cols}, ${s.transferSyntax}, ${s.files} file(s)\n`,
+            );
+          for (const k of skipped) process.stdout.write(`skipped ${k.file}: ${k.reason}\n`);
+        }
+        return;
+      }
       const v = await readVolume(path);
       let min = Infinity,
         max = -Infinity;
@@ -232,8 +254,9 @@ export function registerCommands(program: Command): void {
     .requiredOption("--in <path>", "input file")
     .requiredOption("--out <file>", "output file; the format follows the extension")
     .option("--slices <ranges>", "only these slices, e.g. 40:60 (zero-based, end exclusive)")
+    .option("--series <uid>", "the DICOM series to read when a folder holds several")
     .action(async (o) => {
-      const v = selectSlices(await readVolume(o.in), o.slices, o.in);
+      const v = selectSlices(await readVolume(o.in, { seriesUid: o.series }), o.slices, o.in);
       await writeVolume(o.out, v);
       process.stdout.write(`wrote ${v.slices} slice(s) ${v.rows}x${v.cols} to ${o.out}\n`);
     });

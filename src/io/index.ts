@@ -6,9 +6,11 @@ import { readNifti, writeNifti } from "./nifti.js";
 import { readNpy, writeNpy, type NpyArray, type NpyWriteDtype } from "./npy.js";
 import { readPng, writePng } from "./png.js";
 import { readCfl, writeCfl } from "./cfl.js";
+import { looksLikeDicom, readDicomSeries } from "./dicom.js";
 
 export { writePng, encodePng, type DisplayWindow } from "./png.js";
 export { writeFileAtomic } from "./atomic.js";
+export { listDicomSeries } from "./dicom.js";
 
 type Format = "nifti" | "npy" | "png" | "cfl";
 
@@ -25,6 +27,16 @@ function formatOf(path: string): Format {
   );
 }
 
+/** A folder (of DICOM files), a .dcm file, or any file with the DICOM magic. */
+export function isDicomPath(path: string): boolean {
+  try {
+    if (statSync(path).isDirectory()) return true;
+  } catch {
+    return false;
+  }
+  return path.toLowerCase().endsWith(".dcm") || looksLikeDicom(path);
+}
+
 function checkReadable(path: string): void {
   let st;
   try {
@@ -35,7 +47,11 @@ function checkReadable(path: string): void {
   if (st.isDirectory()) throw new UserError(`${path} is a folder, expected an image file`, "bad_file", path);
 }
 
-export async function readVolume(path: string, options: { volumeIndex?: number } = {}): Promise<Volume> {
+export async function readVolume(
+  path: string,
+  options: { volumeIndex?: number; seriesUid?: string } = {},
+): Promise<Volume> {
+  if (isDicomPath(path)) return readDicomSeries(path, { seriesUid: options.seriesUid }).volume;
   const format = formatOf(path);
   if (format === "cfl") return arrayToVolume(readCfl(path), path);
   checkReadable(path);
