@@ -8,8 +8,9 @@
  * Pixels (PS3.3 C.7.6.3): BitsAllocated 8/16/32, PixelRepresentation signed or unsigned, values
  * masked to BitsStored (sign-extended when signed), RescaleSlope/Intercept applied (CT values are
  * HU), MONOCHROME1 inverted to the MONOCHROME2 sense. Colour images are refused. Transfer
- * syntaxes read now: implicit and explicit VR little endian, explicit VR big endian and deflated;
- * compressed syntaxes give a one-line error naming the syntax.
+ * syntaxes: implicit and explicit VR little endian, explicit VR big endian, deflated, and the
+ * encapsulated ones of dicom-codecs.ts (RLE, JPEG baseline 8-bit, JPEG lossless, JPEG-LS,
+ * JPEG 2000); others give a one-line error naming the syntax.
  *
  * A broken or non-image file inside a folder is reported (skipped) and the rest still loads; a
  * single file given directly that is broken is an error naming it.
@@ -20,6 +21,7 @@ import { inflateRawSync } from "node:zlib";
 import dicomParser from "dicom-parser";
 import { UserError } from "../errors.js";
 import { makeVolume, type Volume } from "../image/volume.js";
+import { decodeFrame, ENCAPSULATED } from "./dicom-codecs.js";
 
 const SYNTAXES: Record<string, string> = {
   "1.2.840.10008.1.2": "implicit VR little endian",
@@ -36,7 +38,7 @@ const SYNTAXES: Record<string, string> = {
   "1.2.840.10008.1.2.4.90": "JPEG 2000 lossless",
   "1.2.840.10008.1.2.4.91": "JPEG 2000",
 };
-const READABLE = new Set([
+const NATIVE = new Set([
   "1.2.840.10008.1.2",
   "1.2.840.10008.1.2.1",
   "1.2.840.10008.1.2.2",
@@ -171,16 +173,65 @@ function numbers(ds: dicomParser.DataSet, tag: string, n: number): number[] | un
   return v.every((x) => x !== undefined && Number.isFinite(x)) ? (v as number[]) : undefined;
 }
 
-/** Decodes one instance's frames into `out` (rescaled, MONOCHROME2 sense). */
-function decodeFrames(inst: Instance, rows: number, cols: number): Float32Array[] {
+/** The raw bytes of each frame: native pixel data as stored, encapsulated frames decoded. */
+async function frameBytes(
+  inst: Instance,
+  syntax: string,
+  n: number,
+  bytesPer: number,
+): Promise<{ bytes: Uint8Array; little: boolean }[]> {
   const { ds, file } = inst;
-  const syntax = ds.string("x00020010") ?? "1.2.840.10008.1.2";
-  if (!READABLE.has(syntax))
+  const el = ds.elements.x7fe00010;
+  const count = frames(ds);
+  if (NATIVE.has(syntax)) {
+    if (el.dataOffset + el.length > ds.byteArray.length || el.length < count * n * bytesPer)
+      throw new UserError(
+        `${file} is truncated: Pixel Data holds ${Math.min(el.length, ds.byteArray.length - el.dataOffset)} bytes, ${count} frame(s) need ${count * n * bytesPer}`,
+        "bad_dicom",
+        file,
+      );
+    const little = syntax !== "1.2.840.10008.1.2.2";
+    return Array.from({ length: count }, (_, f) => ({
+      bytes: ds.byteArray.subarray(el.dataOffset + f * n * bytesPer, el.dataOffset + (f + 1) * n * bytesPer),
+      little,
+    }));
+  }
+  if (!ENCAPSULATED[syntax])
     throw new UserError(
-      `${file} uses ${syntaxName(syntax)} (${syntax}), which scorerecon cannot decode yet`,
+      `${file} uses ${syntaxName(syntax)} (${syntax}), which scorerecon cannot decode`,
       "bad_dicom",
       file,
     );
+  const out: { bytes: Uint8Array; little: boolean }[] = [];
+  for (let f = 0; f < count; f++) {
+    let encoded: Uint8Array;
+    try {
+      encoded =
+        el.basicOffsetTable && el.basicOffsetTable.length
+          ? dicomParser.readEncapsulatedImageFrame(ds, el, f)
+          : count === 1
+            ? dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments!.length)
+            : dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, f, 1);
+      const bytes = await decodeFrame(syntax, encoded, n, bytesPer);
+      if (bytes.length < n * bytesPer)
+        throw new Error(`decoded ${bytes.length} bytes, expected ${n * bytesPer}`);
+      out.push({ bytes, little: true });
+    } catch (e) {
+      if (e instanceof UserError) throw e;
+      throw new UserError(
+        `${file}: cannot decode frame ${f} (${syntaxName(syntax)}): ${(e as Error).message ?? e}`,
+        "bad_dicom",
+        file,
+      );
+    }
+  }
+  return out;
+}
+
+/** Decodes one instance's frames (rescaled, MONOCHROME2 sense). */
+async function decodeFrames(inst: Instance, rows: number, cols: number): Promise<Float32Array[]> {
+  const { ds, file } = inst;
+  const syntax = ds.string("x00020010") ?? "1.2.840.10008.1.2";
   const spp = ds.uint16("x00280002") ?? 1;
   const photometric = (ds.string("x00280004") ?? "MONOCHROME2").trim();
   if (spp !== 1 || !photometric.startsWith("MONOCHROME"))
@@ -196,24 +247,14 @@ function decodeFrames(inst: Instance, rows: number, cols: number): Float32Array[
   const intercept = ds.floatString("x00281052") ?? 0;
   if (![8, 16, 32].includes(bits))
     throw new UserError(`${file} has BitsAllocated ${bits}; 8, 16 or 32 are supported`, "bad_dicom", file);
-  const el = ds.elements.x7fe00010;
   const n = rows * cols;
-  const count = frames(ds);
   const bytesPer = bits / 8;
-  if (el.dataOffset + el.length > ds.byteArray.length || el.length < count * n * bytesPer)
-    throw new UserError(
-      `${file} is truncated: Pixel Data holds ${Math.min(el.length, ds.byteArray.length - el.dataOffset)} bytes, ${count} frame(s) of ${rows}x${cols}x${bytesPer} need ${count * n * bytesPer}`,
-      "bad_dicom",
-      file,
-    );
-  const little = syntax !== "1.2.840.10008.1.2.2";
-  const view = new DataView(ds.byteArray.buffer, ds.byteArray.byteOffset + el.dataOffset, el.length);
   const mask = stored >= 32 ? 0xffffffff : 2 ** stored - 1;
-  const out: Float32Array[] = [];
-  for (let f = 0; f < count; f++) {
+  return (await frameBytes(inst, syntax, n, bytesPer)).map(({ bytes, little }) => {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const frame = new Float32Array(n);
     for (let i = 0; i < n; i++) {
-      const o = (f * n + i) * bytesPer;
+      const o = i * bytesPer;
       let raw =
         bits === 8 ? view.getUint8(o) : bits === 16 ? view.getUint16(o, little) : view.getUint32(o, little);
       raw = stored >= 32 ? raw : raw & mask;
@@ -223,15 +264,14 @@ function decodeFrames(inst: Instance, rows: number, cols: number): Float32Array[
       if (photometric === "MONOCHROME1") raw = signed ? -1 - raw : mask - raw;
       frame[i] = raw * slope + intercept;
     }
-    out.push(frame);
-  }
-  return out;
+    return frame;
+  });
 }
 
-export function readDicomSeries(
+export async function readDicomSeries(
   path: string,
   options: { seriesUid?: string } = {},
-): { volume: Volume; skipped: SkippedFile[] } {
+): Promise<{ volume: Volume; skipped: SkippedFile[] }> {
   const { instances, skipped } = collect(path);
   const groups = bySeries(instances);
   let uid = options.seriesUid;
@@ -276,7 +316,8 @@ export function readDicomSeries(
     if (pa !== undefined && pb !== undefined && pa !== pb) return pa - pb;
     return (a.ds.intString("x00200013") ?? 0) - (b.ds.intString("x00200013") ?? 0);
   });
-  const slices = sorted.flatMap((i) => decodeFrames(i, rows, cols));
+  const slices: Float32Array[] = [];
+  for (const i of sorted) slices.push(...(await decodeFrames(i, rows, cols)));
   const data = new Float32Array(slices.length * rows * cols);
   slices.forEach((s, k) => data.set(s, k * rows * cols));
   const [rowSpacing, colSpacing] = numbers(first, "x00280030", 2) ?? [1, 1];

@@ -51,7 +51,7 @@ export async function readVolume(
   path: string,
   options: { volumeIndex?: number; seriesUid?: string } = {},
 ): Promise<Volume> {
-  if (isDicomPath(path)) return readDicomSeries(path, { seriesUid: options.seriesUid }).volume;
+  if (isDicomPath(path)) return (await readDicomSeries(path, { seriesUid: options.seriesUid })).volume;
   const format = formatOf(path);
   if (format === "cfl") return arrayToVolume(readCfl(path), path);
   checkReadable(path);
