@@ -82,13 +82,18 @@ export function registerCommands(program: Command): void {
       .requiredOption("--in <image>", "input image or volume (.nii[.gz], .npy, .cfl, .png)")
       .option("--slices <ranges>", "only these slices, e.g. 40:60 or 10:20,30:40 (zero-based, end exclusive)")
       .option("--series <uid>", "the DICOM series to read when a folder holds several")
+      .option("--volume <K>", "the volume of a 4-D NIfTI to read (zero-based)")
       .option("--modality <m>", "mri|ct (default: from the input's modality)")
       .requiredOption(
         "--out <meas.npy>",
         "measurements .npy; MEAS.json (acquisition) and, for MRI, MEAS.mask.npy are written beside it",
       ),
   ).action(async (o) => {
-    const volume = selectSlices(await readVolume(o.in, { seriesUid: o.series }), o.slices, o.in);
+    const volume = selectSlices(
+      await readVolume(o.in, { seriesUid: o.series, volumeIndex: volumeIndex(o.volume) }),
+      o.slices,
+      o.in,
+    );
     const modality = modalityFor(o.modality, volume);
     const acq = acquisitionFromFlags(modality, volume.rows, volume.cols, o as OperatorFlags);
     const model = forwardModel(acq, await maskFor(acq, volume));
@@ -129,6 +134,7 @@ export function registerCommands(program: Command): void {
       .option("--in <image>", "ground-truth image or volume (retrospective study)")
       .option("--slices <ranges>", "only these slices of --in, e.g. 40:60 (zero-based, end exclusive)")
       .option("--series <uid>", "the DICOM series to read when a folder holds several")
+      .option("--volume <K>", "the volume of a 4-D NIfTI to read (zero-based)")
       .option("--format <f>", "volume output format: nifti|npy|cfl (PNGs are always written)", "nifti")
       .option(
         "--measurements <meas.npy>",
@@ -149,7 +155,11 @@ export function registerCommands(program: Command): void {
     let result: ReconResult;
     let reference: Volume | undefined;
     if (o.in) {
-      reference = selectSlices(await readVolume(o.in, { seriesUid: o.series }), o.slices, o.in);
+      reference = selectSlices(
+        await readVolume(o.in, { seriesUid: o.series, volumeIndex: volumeIndex(o.volume) }),
+        o.slices,
+        o.in,
+      );
       const modality = modalityFor(o.modality, reference);
       const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
       const methods = withModel(parseMethods(o.method, modality), o.model);
@@ -255,8 +265,13 @@ export function registerCommands(program: Command): void {
     .requiredOption("--out <file>", "output file; the format follows the extension")
     .option("--slices <ranges>", "only these slices, e.g. 40:60 (zero-based, end exclusive)")
     .option("--series <uid>", "the DICOM series to read when a folder holds several")
+    .option("--volume <K>", "the volume of a 4-D NIfTI to read (zero-based)")
     .action(async (o) => {
-      const v = selectSlices(await readVolume(o.in, { seriesUid: o.series }), o.slices, o.in);
+      const v = selectSlices(
+        await readVolume(o.in, { seriesUid: o.series, volumeIndex: volumeIndex(o.volume) }),
+        o.slices,
+        o.in,
+      );
       await writeVolume(o.out, v);
       process.stdout.write(`wrote ${v.slices} slice(s) ${v.rows}x${v.cols} to ${o.out}\n`);
     });
@@ -369,6 +384,9 @@ export function registerCommands(program: Command): void {
       }
     });
 }
+
+const volumeIndex = (v: string | undefined) =>
+  v === undefined ? undefined : parseNumber("--volume", v, { min: 0, integer: true });
 
 /** --model applies to every score-based method that does not name its own. */
 function withModel(requests: MethodRequest[], model: string | undefined): MethodRequest[] {

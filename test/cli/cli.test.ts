@@ -282,6 +282,12 @@ describe("info, convert, --slices and --format", () => {
     );
     expect(r.code).toBe(0);
     expect(readNpy(join(dir, "fmt", "zero-filled.npy")).shape).toEqual([32, 32]);
+    const fourD = new URL("../fixtures/io/four-d.nii.gz", import.meta.url).pathname;
+    expect((await run("convert", "--in", fourD, "--out", join(dir, "v.npy"))).err).toMatch(
+      /4-D .* --volume K/,
+    );
+    expect((await run("convert", "--in", fourD, "--volume", "3", "--out", join(dir, "v.npy"))).code).toBe(0);
+    expect(readNpy(join(dir, "v.npy")).shape).toEqual([2, 3, 3]);
     const bad = await run("convert", "--in", nii, "--slices", "2:9", "--out", join(dir, "x.npy"));
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--slices 2:9 is outside .*3 slices/);
