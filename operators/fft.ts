@@ -125,6 +125,19 @@ export function fftPlan(n: number): Fft1d {
   return p;
 }
 
+// Reused double-precision work buffers (one 2-D transform runs at a time: JS is single-threaded
+// and fft2c never yields), so an iterative reconstruction does not allocate per transform.
+let work64 = new Float64Array(0);
+let line64 = new Float64Array(0);
+function scratch(n: number): Float64Array {
+  if (work64.length < n) work64 = new Float64Array(n);
+  return work64.subarray(0, n);
+}
+function scratchLine(n: number): Float64Array {
+  if (line64.length < n) line64 = new Float64Array(n);
+  return line64.subarray(0, n);
+}
+
 /**
  * Centred orthonormal 2-D DFT of a complex [rows, cols] image (interleaved re/im).
  * sign -1 is fft2c, +1 is ifft2c. `out` may be the same array as `x`.
@@ -140,7 +153,7 @@ export function fft2c(
     throw new RangeError(`fft2c: expected ${2 * rows * cols} floats for ${rows}x${cols}, got ${x.length}`);
   const rowPlan = fftPlan(cols);
   const colPlan = fftPlan(rows);
-  const work = new Float64Array(2 * rows * cols);
+  const work = scratch(2 * rows * cols);
   // ifftshift on input: element at (r, c) moves to ((r - floor(R/2)) mod R, ...); equivalently
   // work[r'] = x[(r' + floor(R/2)) mod R].
   const hr = rows >> 1,
@@ -156,7 +169,7 @@ export function fft2c(
     }
   }
   for (let r = 0; r < rows; r++) rowPlan.transform(work.subarray(2 * r * cols, 2 * (r + 1) * cols), sign);
-  const line = new Float64Array(2 * rows);
+  const line = scratchLine(2 * rows);
   for (let c = 0; c < cols; c++) {
     for (let r = 0; r < rows; r++) {
       line[2 * r] = work[2 * (r * cols + c)];
