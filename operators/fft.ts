@@ -1,7 +1,10 @@
 /**
- * Discrete Fourier transforms on fft.js. fft.js only handles powers of two, so any other length
- * goes through Bluestein's chirp-z algorithm (Bluestein 1970): an exact DFT of length n computed
- * as a circular convolution of power-of-two length m >= 2n - 1. Measured k-space is never padded.
+ * Discrete Fourier transforms on fft.js. fft.js only handles powers of two. A length n = m 2^k
+ * with a small odd factor m <= 15 (320 = 5 x 64, 240 = 15 x 16, 384 = 3 x 128) takes one
+ * Cooley-Tukey step (m transforms of length 2^k by fft.js, twiddles, then 2^k DFTs of length m);
+ * any other length goes through Bluestein's chirp-z algorithm (Bluestein 1970): an exact DFT of
+ * length n computed as a circular convolution of power-of-two length >= 2n - 1. Measured k-space is
+ * never padded.
  *
  * The 2-D transform follows the imaging convention (fastMRI `fft2c`, BART `fftc`):
  *   fft2c(x)  = fftshift(fft2(ifftshift(x), norm="ortho"))
@@ -20,6 +23,10 @@ export class Fft1d {
   private readonly m: number = 0;
   private readonly chirp?: Float64Array;
   private readonly chirpHat?: Float64Array;
+  // Mixed-radix state: odd factor, twiddles W_n^(j1 k2) [m x p] and the m-point DFT matrix.
+  private readonly radix: number = 0;
+  private readonly twiddle?: Float64Array;
+  private readonly dftM?: Float64Array;
 
   constructor(n: number) {
     if (!Number.isInteger(n) || n < 1)
@@ -31,6 +38,30 @@ export class Fft1d {
       this.pow2 = new FFT(n);
       this.buf = new Float64Array(2 * n);
       this.out = new Float64Array(2 * n);
+      return;
+    }
+    let odd = n;
+    while (odd % 2 === 0) odd /= 2;
+    if (odd <= 15 && n / odd >= 2) {
+      const p = n / odd;
+      this.radix = odd;
+      this.pow2 = new FFT(p);
+      this.buf = new Float64Array(2 * n);
+      this.out = new Float64Array(2 * n);
+      this.twiddle = new Float64Array(2 * odd * p);
+      for (let j1 = 0; j1 < odd; j1++)
+        for (let k2 = 0; k2 < p; k2++) {
+          const a = (-2 * Math.PI * ((j1 * k2) % n)) / n;
+          this.twiddle[2 * (j1 * p + k2)] = Math.cos(a);
+          this.twiddle[2 * (j1 * p + k2) + 1] = Math.sin(a);
+        }
+      this.dftM = new Float64Array(2 * odd * odd);
+      for (let j = 0; j < odd; j++)
+        for (let k = 0; k < odd; k++) {
+          const a = (-2 * Math.PI * ((j * k) % odd)) / odd;
+          this.dftM[2 * (j * odd + k)] = Math.cos(a);
+          this.dftM[2 * (j * odd + k) + 1] = Math.sin(a);
+        }
       return;
     }
     let m = 2;
@@ -71,7 +102,8 @@ export class Fft1d {
     const out = this.out!;
     // The inverse is the conjugate of the forward transform of the conjugate.
     if (sign === 1) for (let k = 1; k < 2 * n; k += 2) line[k] = -line[k];
-    if (this.m === 0) {
+    if (this.radix) this.mixedRadix(line);
+    else if (this.m === 0) {
       buf.set(line);
       fft.transform(out, buf);
       line.set(out.subarray(0, 2 * n));
@@ -112,9 +144,58 @@ export class Fft1d {
     }
     if (sign === 1) for (let k = 1; k < 2 * n; k += 2) line[k] = -line[k];
   }
+
+  /**
+   * Forward DFT for n = m p (p a power of two), decimation in time: with j = j1 + m j2 and
+   * k = k2 + p k1, X[k] = sum_j1 W_m^(j1 k1) W_n^(j1 k2) Y_j1[k2], where Y_j1 is the p-point DFT
+   * of x[j1 + m j2].
+   */
+  private mixedRadix(line: Float64Array): void {
+    const m = this.radix,
+      n = this.n,
+      p = n / m;
+    const fft = this.pow2!;
+    const buf = this.buf!;
+    const out = this.out!;
+    const tw = this.twiddle!;
+    const w = this.dftM!;
+    const sub = buf.subarray(0, 2 * p);
+    for (let j1 = 0; j1 < m; j1++) {
+      for (let j2 = 0; j2 < p; j2++) {
+        sub[2 * j2] = line[2 * (j1 + m * j2)];
+        sub[2 * j2 + 1] = line[2 * (j1 + m * j2) + 1];
+      }
+      const y = out.subarray(2 * j1 * p, 2 * (j1 + 1) * p);
+      fft.transform(y, sub);
+      for (let k2 = 0; k2 < p; k2++) {
+        const yr = y[2 * k2],
+          yi = y[2 * k2 + 1];
+        const tr = tw[2 * (j1 * p + k2)],
+          ti = tw[2 * (j1 * p + k2) + 1];
+        y[2 * k2] = yr * tr - yi * ti;
+        y[2 * k2 + 1] = yr * ti + yi * tr;
+      }
+    }
+    for (let k2 = 0; k2 < p; k2++)
+      for (let k1 = 0; k1 < m; k1++) {
+        let re = 0,
+          im = 0;
+        for (let j1 = 0; j1 < m; j1++) {
+          const yr = out[2 * (j1 * p + k2)],
+            yi = out[2 * (j1 * p + k2) + 1];
+          const cr = w[2 * (j1 * m + k1)],
+            ci = w[2 * (j1 * m + k1) + 1];
+          re += yr * cr - yi * ci;
+          im += yr * ci + yi * cr;
+        }
+        line[2 * (k2 + p * k1)] = re;
+        line[2 * (k2 + p * k1) + 1] = im;
+      }
+  }
 }
 
 const plans = new Map<number, Fft1d>();
+
 /** Cached plan for length n (plans hold only tables, so sharing them is safe). */
 export function fftPlan(n: number): Fft1d {
   let p = plans.get(n);
