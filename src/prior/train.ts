@@ -83,7 +83,6 @@ interface SliceSource {
 function makeBatch(
   slices: SliceSource[],
   phantom: PhantomKind | undefined,
-  modality: "mri" | "ct",
   s: number,
   b: number,
   rng: Rng,
@@ -114,7 +113,6 @@ function makeBatch(
         out[(k * s + r) * s + c] = src.data[(r0 + rr) * src.cols + c0 + cc];
       }
   }
-  void modality;
   return tf.tensor4d(out, [b, s, s, 1]);
 }
 
@@ -212,7 +210,7 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
     }
     (optimizer as unknown as { learningRate: number }).learningRate =
       (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup);
-    const x0 = makeBatch(slices, o.phantom, o.modality, o.size, o.batch, rng);
+    const x0 = makeBatch(slices, o.phantom, o.size, o.batch, rng);
     const ts = Array.from({ length: o.batch }, () => 1e-5 + (1 - 1e-5) * rng.uniform());
     const noiseSeed = Math.floor(rng.uniform() * 2 ** 31);
     const lossValue = tf.tidy(() => {

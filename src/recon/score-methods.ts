@@ -2,16 +2,16 @@
  * Score-based reconstruction methods: posterior sampling with a trained prior (src/prior) through
  * the conditional samplers (src/sampling), over the acquisition's own operator.
  *
- * Units: samplers work in the prior's normalised units (prior.json). MRI priors see magnitude
- * images divided by their 99.5th percentile; without ground truth that scale is estimated from the
- * zero-filled image's 99.5th percentile. CT priors see attenuation relative to water / 2 (so
- * (HU + 1000) / 2000), a fixed scale. The MRI prior is real, so the complex MRI operator is used
+ * Units: samplers work in the prior's normalised units (prior.json): images divided by their
+ * 99.5th percentile (estimated from the data, as no ground truth is used), or for CT priors in HU
+ * attenuation relative to water / 2 (so (HU + 1000) / 2000), a fixed scale. The MRI prior is real, so the complex MRI operator is used
  * through its real-input view.
  */
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { magnitude } from "../../operators/complex.js";
+import { magnitude, realToComplex } from "../../operators/complex.js";
+import { cachedOperatorNorm } from "../baselines/pdhg.js";
 import { realInputView } from "../../operators/solvers.js";
 import { UserError } from "../errors.js";
 import { tf } from "../prior/backend.js";
@@ -63,7 +63,15 @@ export function scoreReconstruct(
   const prior = priorFor(ctx, String(p.model ?? ""));
   const acq = ctx.model.acquisition;
   const mri = acq.modality === "mri";
-  const scale = mri ? percentile(magnitude(ctx.model.op.adjoint(ctx.y)), 0.995) || 1 : 2;
+  // Operator units -> the prior's units (prior.json normalisation). "hu": attenuation relative to
+  // water / 2. "percentile": the image's 99.5th percentile, estimated without ground truth from
+  // |A^H y| (the zero-filled image for MRI; a backprojection / ||A||^2 for CT).
+  let scale = 2;
+  if (prior.info.normalisation.kind === "percentile") {
+    const back = magnitude(mri ? ctx.model.op.adjoint(ctx.y) : realToComplex(ctx.model.op.adjoint(ctx.y)));
+    const norm = mri ? 1 : cachedOperatorNorm(ctx.model.op) ** 2;
+    scale = percentile(back, (prior.info.normalisation.percentile ?? 99.5) / 100) / norm || 1;
+  }
   const sigmaY = mri ? acq.noiseSigma : acq.noise.kind === "gaussian" ? acq.noise.sigma : 0;
   const problem: PosteriorProblem = {
     op: realInputView(ctx.model.op),
