@@ -16,6 +16,7 @@ import {
   writeVolume,
 } from "../io/index.js";
 import { describeAcquisition, forwardModel, type Acquisition } from "../recon/acquisition.js";
+import { writeDicomSeries } from "../io/dicom-write.js";
 import { METHODS, parseMethods, type MethodRequest } from "../recon/methods.js";
 import { evalMarkdown, evaluate, STANDARD_SETTINGS } from "../recon/evaluate.js";
 import {
@@ -135,7 +136,11 @@ export function registerCommands(program: Command): void {
       .option("--slices <ranges>", "only these slices of --in, e.g. 40:60 (zero-based, end exclusive)")
       .option("--series <uid>", "the DICOM series to read when a folder holds several")
       .option("--volume <K>", "the volume of a 4-D NIfTI to read (zero-based)")
-      .option("--format <f>", "volume output format: nifti|npy|cfl (PNGs are always written)", "nifti")
+      .option(
+        "--format <f>",
+        "volume output format: nifti|npy|cfl|dicom (a derived series per method; PNGs are always written)",
+        "nifti",
+      )
       .option(
         "--measurements <meas.npy>",
         "measured k-space or sinogram from `simulate` or elsewhere (prospective)",
@@ -148,6 +153,10 @@ export function registerCommands(program: Command): void {
       )
       .requiredOption("--out <dir>", "output folder: <method>.nii.gz, <method>.png, metrics.json")
       .option("--model <dir>", "prior for the score-based methods (default: models/<modality>)")
+      .option(
+        "--anonymise",
+        "with --format dicom: drop patient name, ID, birth date, sex and accession number",
+      )
       .option("--json", "print one JSON object instead of a table"),
   ).action(async (o) => {
     if (!!o.in === !!o.measurements)
@@ -188,7 +197,13 @@ export function registerCommands(program: Command): void {
         }),
       );
     }
-    await writeResults(o.out, result, reference, parseChoice("--format", o.format, OUTPUT_FORMATS));
+    await writeResults(
+      o.out,
+      result,
+      reference,
+      parseChoice("--format", o.format, OUTPUT_FORMATS),
+      !!o.anonymise,
+    );
     const summary = {
       modality: result.acquisition.modality,
       settings: {
@@ -439,14 +454,15 @@ async function withProgress<T>(
   }
 }
 
-const OUTPUT_FORMATS = ["nifti", "npy", "cfl"] as const;
-const EXTENSION = { nifti: ".nii.gz", npy: ".npy", cfl: ".cfl" } as const;
+const OUTPUT_FORMATS = ["nifti", "npy", "cfl", "dicom"] as const;
+const EXTENSION = { nifti: ".nii.gz", npy: ".npy", cfl: ".cfl", dicom: "" } as const;
 
 async function writeResults(
   dir: string,
   result: ReconResult,
   reference?: Volume,
   format: (typeof OUTPUT_FORMATS)[number] = "nifti",
+  anonymise = false,
 ): Promise<void> {
   const ext = EXTENSION[format];
   mkdirSync(dir, { recursive: true });
@@ -461,7 +477,17 @@ async function writeResults(
   const mid = Math.floor(windowFrom.slices / 2);
   if (reference) await writePng(join(dir, "reference.png"), sliceOf(reference, mid), { min, max });
   for (const r of result.results) {
-    await writeVolume(join(dir, `${r.method}${ext}`), r.volume);
+    if (format === "dicom") {
+      const settings = Object.entries(r.params)
+        .map(([k, x]) => `${k}=${x}`)
+        .join(" ");
+      const derivation = `scorerecon ${r.method}${settings ? ` (${settings})` : ""} from ${describeAcquisition(result.acquisition)}`;
+      await writeDicomSeries(join(dir, r.method), r.volume, {
+        description: `scorerecon ${r.method}`,
+        derivation,
+        anonymise,
+      });
+    } else await writeVolume(join(dir, `${r.method}${ext}`), r.volume);
     if (r.uncertainty) {
       await writeVolume(join(dir, `${r.method}-std${ext}`), r.uncertainty);
       await writePng(join(dir, `${r.method}-std.png`), sliceOf(r.uncertainty, mid));

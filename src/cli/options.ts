@@ -141,5 +141,9 @@ export function selectSlices(v: Volume, ranges: string | undefined, file: string
   const n = v.rows * v.cols;
   const data = new Float32Array(keep.length * n);
   keep.forEach((k, i) => data.set(v.data.subarray(k * n, (k + 1) * n), i * n));
-  return { ...v, slices: keep.length, data };
+  const dicom = v.dicom && { ...v.dicom, slices: keep.map((k) => v.dicom!.slices[k]) };
+  // The affine's origin moves to the first kept slice (exact for one contiguous range).
+  const a =
+    v.affine && v.affine.map((x, i) => (i === 3 || i === 7 || i === 11 ? x + keep[0] * v.affine![i - 1] : x));
+  return { ...v, slices: keep.length, data, ...(dicom ? { dicom } : {}), ...(a ? { affine: a } : {}) };
 }

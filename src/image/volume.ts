@@ -26,6 +26,20 @@ export interface Volume {
    * from the input so outputs overlay it in any viewer; absent for generated images.
    */
   readonly affine?: readonly number[];
+  /** The DICOM study a volume was read from, so derived series can be written back into it. */
+  readonly dicom?: DicomSource;
+}
+
+/** What a derived DICOM series keeps from its source (PS3.3 C.7.1-C.7.6). */
+export interface DicomSource {
+  /** Patient and study attributes by DICOM keyword (PatientName, StudyInstanceUID, ...). */
+  patientStudy: Record<string, string>;
+  frameOfReferenceUid?: string;
+  modality: string;
+  patientPosition?: string;
+  /** Per slice: the source instance and its position. */
+  slices: { sopClassUid: string; sopInstanceUid: string; position?: number[] }[];
+  orientation?: number[];
 }
 
 export function makeVolume(
@@ -33,7 +47,7 @@ export function makeVolume(
   rows: number,
   cols: number,
   data?: Float32Array,
-  init: Partial<Pick<Volume, "spacing" | "modality" | "units" | "affine">> = {},
+  init: Partial<Pick<Volume, "spacing" | "modality" | "units" | "affine" | "dicom">> = {},
 ): Volume {
   const n = slices * rows * cols;
   if (data && data.length !== n)
@@ -47,6 +61,7 @@ export function makeVolume(
     modality: init.modality ?? "OT",
     units: init.units ?? "arbitrary",
     ...(init.affine ? { affine: init.affine } : {}),
+    ...(init.dicom ? { dicom: init.dicom } : {}),
   };
 }
 

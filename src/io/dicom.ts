@@ -336,7 +336,37 @@ export async function readDicomSeries(
     ipp[a],
   ]);
   const affine = [...lps[0].map((v) => -v), ...lps[1].map((v) => -v), ...lps[2], 0, 0, 0, 1];
+  const keywords: [string, string][] = [
+    ["PatientName", "x00100010"],
+    ["PatientID", "x00100020"],
+    ["PatientBirthDate", "x00100030"],
+    ["PatientSex", "x00100040"],
+    ["StudyInstanceUID", "x0020000d"],
+    ["StudyDate", "x00080020"],
+    ["StudyTime", "x00080030"],
+    ["StudyID", "x00200010"],
+    ["AccessionNumber", "x00080050"],
+    ["ReferringPhysicianName", "x00080090"],
+    ["StudyDescription", "x00081030"],
+  ];
+  const patientStudy = Object.fromEntries(keywords.map(([k, tag]) => [k, first.string(tag) ?? ""]));
+  // Multi-frame instances contribute one source entry per frame, at the instance's position.
+  const sourceSlices = sorted.flatMap((i) =>
+    Array.from({ length: frames(i.ds) }, () => ({
+      sopClassUid: i.ds.string("x00080016") ?? "",
+      sopInstanceUid: i.ds.string("x00080018") ?? "",
+      position: numbers(i.ds, "x00200032", 3),
+    })),
+  );
   const volume = makeVolume(slices.length, rows, cols, data, {
+    dicom: {
+      patientStudy,
+      frameOfReferenceUid: first.string("x00200052"),
+      modality,
+      patientPosition: first.string("x00185100"),
+      slices: sourceSlices,
+      orientation: numbers(first, "x00200037", 6),
+    },
     spacing: [rowSpacing, colSpacing, sliceSpacing],
     modality: modality === "CT" ? "CT" : modality === "MR" ? "MR" : "OT",
     units: modality === "CT" ? "HU" : "arbitrary",

@@ -137,6 +137,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       modality: like.modality,
       units: hu ? "HU" : like.units,
       affine: like.affine,
+      dicom: like.dicom,
     });
     let seconds = 0;
     let uncertainty: Volume | undefined;
