@@ -48,6 +48,24 @@ describe("DICOM series", () => {
     expect(mae).toBeLessThan(0.02 * 255);
   });
 
+  it("decodes 8-bit JPEG extended like DCMTK's own decompression of it", async () => {
+    const ours = (await read("jpeg-extended.dcm")).data;
+    const dcmtk = (await read("jpeg-extended-dcmtk-decoded.dcm")).data;
+    ours.forEach((v, i) => expect(Math.abs(v - dcmtk[i])).toBeLessThanOrEqual(1));
+  });
+
+  it("refuses colour, mismatched slice sizes and truncated pixel data with one-line errors", async () => {
+    await expect(readDicomSeries(fx("colour.dcm"))).rejects.toThrow(
+      /colour\.dcm is a colour image \(RGB\); colour images are not supported/,
+    );
+    await expect(readDicomSeries(fx("mismatched"))).rejects.toThrow(
+      /is 24x24 but its series is 24x20|is 24x20 but its series is 24x24/,
+    );
+    await expect(readDicomSeries(fx("truncated-pixels.dcm"))).rejects.toThrow(
+      /truncated-pixels\.dcm (is truncated|is not a readable DICOM file)/,
+    );
+  });
+
   it("lists several series and reads the one asked for; MONOCHROME1 is inverted", async () => {
     expect(
       listDicomSeries(fx("two-series"))
