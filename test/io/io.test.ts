@@ -136,7 +136,8 @@ describe("PNG and files", () => {
     const d = tmp();
     await expect(readVolume(join(d, "none.nii"))).rejects.toThrow(/none\.nii: no such file/);
     mkdirSync(join(d, "dir.nii"));
-    await expect(readVolume(join(d, "dir.nii"))).rejects.toThrow(/dir\.nii is a folder/);
+    // A folder is read as a DICOM series.
+    await expect(readVolume(join(d, "dir.nii"))).rejects.toThrow(/dir\.nii holds no readable DICOM image/);
     writeFileSync(join(d, "a.txt"), "x");
     await expect(readVolume(join(d, "a.txt"))).rejects.toThrow(/a\.txt: unknown file type/);
     await expect(writeVolume(join(d, "m.png"), makeVolume(2, 2, 2))).rejects.toThrow(/a PNG holds one slice/);
@@ -179,5 +180,30 @@ describe("BART .cfl/.hdr", () => {
     writeFileSync(join(d, "bad.hdr"), "# Dimensions\n4 4\n");
     writeFileSync(join(d, "bad.cfl"), Buffer.alloc(16));
     await expect(readNpyArray(join(d, "bad.cfl"))).rejects.toThrow(/bad\.cfl is truncated/);
+  });
+});
+
+describe("NIfTI datatypes", () => {
+  // NiBabel's files span each type's range (int32 within float32's exact integers); values
+  // come back exactly as float32 holds them, and a write/read round trip keeps them and the affine.
+  const ranges: Record<string, [number, number]> = {
+    uint8: [0, 255],
+    int8: [-128, 127],
+    int16: [-32768, 32767],
+    uint16: [0, 65535],
+    int32: [-(2 ** 24), 2 ** 24],
+    float32: [-3e38, 3e38],
+    float64: [-1e30, 1e30],
+  };
+  it.each(Object.keys(ranges))("%s: range kept on read and through a round trip", async (name) => {
+    const v = await readVolume(fixture(`dtype-${name}.nii.gz`));
+    const [lo, hi] = ranges[name];
+    expect(Math.min(...v.data)).toBe(Math.fround(lo));
+    expect(Math.max(...v.data)).toBe(Math.fround(hi));
+    const d = tmp();
+    await writeVolume(join(d, "back.nii"), v);
+    const back = await readVolume(join(d, "back.nii"));
+    expect(Array.from(back.data)).toEqual(Array.from(v.data));
+    expect(back.affine).toEqual(v.affine);
   });
 });
