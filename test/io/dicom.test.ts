@@ -66,6 +66,12 @@ describe("DICOM series", () => {
     );
   });
 
+  it("reads the frames of a multi-frame instance as slices", async () => {
+    const v = await read("multiframe.dcm");
+    expect([v.slices, v.rows, v.cols]).toEqual([3, 24, 20]);
+    for (const f of [0, 1, 2]) for (const i of [0, 7, 479]) expect(v.data[f * 480 + i]).toBe(i + 1000 * f);
+  });
+
   it("lists several series and reads the one asked for; MONOCHROME1 is inverted", async () => {
     expect(
       listDicomSeries(fx("two-series"))
