@@ -10,6 +10,7 @@ import { looksLikeDicom, readDicomSeries } from "./dicom.js";
 
 export { writePng, encodePng, type DisplayWindow } from "./png.js";
 export { writeFileAtomic } from "./atomic.js";
+export type { NpyArray } from "./npy.js";
 export { listDicomSeries } from "./dicom.js";
 
 type Format = "nifti" | "npy" | "png" | "cfl";

@@ -1,16 +1,17 @@
 /**
  * NIfTI-1 and NIfTI-2 (.nii, .nii.gz) reading with nifti-reader-js, and NIfTI-1 float32 writing.
  * Axes: NIfTI's i (fastest) is our column, j our row, k our slice, so voxels are copied in file
- * order. The affine (sform when its code is set, else qform) is kept on the Volume and written
- * back, so outputs overlay their input. Without an affine we write one that puts row 0 at the top
- * (j runs downwards: srow_y = [0, -dy, 0, (rows - 1) dy]), matching how the PNGs show the image.
+ * order. The affine (sform when its code is set, else qform, else NIfTI's method 1 from pixdim) is
+ * kept on the Volume and written back, so outputs overlay their input in any viewer. A volume
+ * without an affine (a phantom, an .npy) is written with one that puts row 0 at the top (j runs
+ * downwards: srow_y = [0, -dy, 0, (rows - 1) dy]), matching how the PNGs show the image.
  */
-import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import * as nifti from "nifti-reader-js";
 import { UserError } from "../errors.js";
 import { makeVolume, type Volume } from "../image/volume.js";
 import { writeFileAtomic } from "./atomic.js";
+import { readInputFile } from "./files.js";
 
 type Header = ReturnType<typeof nifti.readHeader>;
 
@@ -29,63 +30,124 @@ const READERS: Record<
 };
 
 export function readNifti(path: string, options: { volumeIndex?: number } = {}): Volume {
-  const file = readFileSync(path);
+  const bad = (problem: string, code = "bad_file") => new UserError(`${path} ${problem}`, code, path);
+  const file = readInputFile(path);
   let buf: ArrayBuffer = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
-  let header: Header;
   try {
     if (nifti.isCompressed(buf)) buf = nifti.decompress(buf) as ArrayBuffer;
-    if (!nifti.isNIFTI(buf)) throw new UserError(`${path} is not a NIfTI file`, "bad_file", path);
+  } catch (e) {
+    throw bad(`is not a readable NIfTI file (gzip: ${(e as Error).message})`);
+  }
+  if (buf.byteLength < 348 || !nifti.isNIFTI(buf)) throw bad("is not a NIfTI file (no n+1 or n+2 magic)");
+  let header: Header;
+  try {
     header = nifti.readHeader(buf);
   } catch (e) {
-    if (e instanceof UserError) throw e;
-    throw new UserError(`${path} is not a readable NIfTI file (${(e as Error).message})`, "bad_file", path);
+    throw bad(`is not a readable NIfTI file (${(e as Error).message})`);
   }
-  const dims = header.dims;
-  const cols = Math.max(1, dims[1]),
-    rows = Math.max(1, dims[2] || 1),
-    slices = dims[0] >= 3 ? Math.max(1, dims[3]) : 1;
-  const volumes = dims[0] >= 4 ? dims.slice(4, dims[0] + 1).reduce((a, b) => a * Math.max(1, b), 1) : 1;
+  const nifti2 = header instanceof nifti.NIFTI2;
+  const dims = header.dims.map(Number);
+  const ndim = dims[0];
+  if (!(ndim >= 1 && ndim <= 7)) throw bad(`has dim[0] = ${ndim}; NIfTI allows 1 to 7 dimensions`);
+  // Dimensions past dim[0] are unused, whatever the file holds there (NIfTI-1 header, dim).
+  const size = (i: number) => (i <= ndim ? Math.max(1, dims[i]) : 1);
+  const cols = size(1),
+    rows = size(2),
+    slices = size(3);
+  const extra = [4, 5, 6, 7].filter((i) => i <= ndim).map(size);
+  const volumes = extra.reduce((a, b) => a * b, 1);
   const k = options.volumeIndex;
   if (volumes > 1 && k === undefined)
-    throw new UserError(
-      `${path} is 4-D (dim[4] = ${dims[4]} volumes); choose one with --volume K`,
+    throw bad(
+      ndim === 4
+        ? `is 4-D (dim[4] = ${dims[4]} volumes); choose one with --volume K`
+        : `is ${ndim}-D (dim[4..${ndim}] = ${extra.join(" x ")}, ${volumes} volumes); choose one with --volume K`,
       "bad_dims",
-      path,
     );
-  if (k !== undefined && (k < 0 || k >= volumes))
-    throw new UserError(`${path} has ${volumes} volumes; --volume ${k} is out of range`, "bad_dims", path);
+  if (k !== undefined && (!Number.isInteger(k) || k < 0 || k >= volumes))
+    throw bad(`has ${volumes} volume(s); --volume ${k} is out of range`, "bad_dims");
   const reader = READERS[header.datatypeCode];
   if (!reader)
-    throw new UserError(
-      `${path} has NIfTI datatype ${header.datatypeCode}, which is not supported (real scalar images only)`,
+    throw bad(
+      `has NIfTI datatype ${header.datatypeCode}, which is not supported (real scalar images only: uint8, int8, int16, uint16, int32, uint32, float32, float64)`,
       "bad_dtype",
-      path,
     );
   const n = rows * cols * slices;
-  const image = nifti.readImage(header, buf);
-  const start = (k ?? 0) * n * reader.size;
-  if (image.byteLength < start + n * reader.size)
-    throw new UserError(
-      `${path} is truncated: ${rows}x${cols}x${slices} ${reader.name} voxels need ${n * reader.size} bytes`,
-      "bad_file",
-      path,
+  // Read the voxels ourselves: nifti-reader-js's readImage multiplies dim[1..5] as stored, so a
+  // 2-D file with dim[3] = 0 would come back empty.
+  const voxOffset = Math.floor(Number(header.vox_offset));
+  if (!(voxOffset >= (nifti2 ? 540 : 348)))
+    throw bad(`has vox_offset ${header.vox_offset}, inside its header`);
+  const start = voxOffset + (k ?? 0) * n * reader.size;
+  if (buf.byteLength < start + n * reader.size)
+    throw bad(
+      `is truncated: ${cols}x${rows}x${slices} ${reader.name} voxels need ${n * reader.size} bytes from offset ${start}, found ${Math.max(0, buf.byteLength - start)}`,
     );
-  const view = new DataView(image, start);
-  const slope = header.scl_slope && Number.isFinite(header.scl_slope) ? header.scl_slope : 1;
-  const inter = header.scl_slope && Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
+  const view = new DataView(buf, start, n * reader.size);
+  // NIfTI-1 header, scl_slope: scaling applies only when the slope is non-zero.
+  const scaled = header.scl_slope !== 0 && Number.isFinite(header.scl_slope);
+  const slope = scaled ? header.scl_slope : 1;
+  const inter = scaled && Number.isFinite(header.scl_inter) ? header.scl_inter : 0;
   const data = new Float32Array(n);
   for (let i = 0; i < n; i++)
     data[i] = reader.read(view, i * reader.size, header.littleEndian) * slope + inter;
   const px = header.pixDims;
-  const hasAffine = header.sform_code > 0 || header.qform_code > 0;
   const modality = /modality=(MR|CT|OT)\b/.exec(header.description)?.[1] as Volume["modality"] | undefined;
   const units = /units=HU\b/.test(header.description) ? "HU" : "arbitrary";
   return makeVolume(slices, rows, cols, data, {
     modality,
     units,
     spacing: [Math.abs(px[2]) || 1, Math.abs(px[1]) || 1, Math.abs(px[3]) || 1],
-    affine: hasAffine ? header.affine.flat() : undefined,
+    affine: affineOf(header, buf, nifti2),
   });
+}
+
+/**
+ * The voxel-to-world affine as NiBabel's get_best_affine chooses it: the sform when sform_code > 0,
+ * else the qform when qform_code > 0, else NIfTI's "method 1" (pixdim scaling only, i right,
+ * j up). nifti-reader-js prefers the qform whenever its code is the larger and ignores the qform
+ * of NIfTI-2 files, so the header fields are read here.
+ */
+function affineOf(h: Header, buf: ArrayBuffer, nifti2: boolean): number[] {
+  const px = h.pixDims;
+  const step = (i: number) => (px[i] > 0 ? px[i] : 1);
+  if (h.sform_code > 0) {
+    const view = new DataView(buf);
+    const srow = Array.from({ length: 12 }, (_, i) =>
+      nifti2 ? view.getFloat64(400 + 8 * i, h.littleEndian) : view.getFloat32(280 + 4 * i, h.littleEndian),
+    );
+    return [...srow, 0, 0, 0, 1];
+  }
+  if (h.qform_code > 0) {
+    // nifti1_io.c nifti_quatern_to_mat44.
+    let [b, c, d] = [h.quatern_b, h.quatern_c, h.quatern_d];
+    let a = 1 - (b * b + c * c + d * d);
+    if (a < 1e-7) {
+      const norm = 1 / Math.sqrt(b * b + c * c + d * d);
+      [a, b, c, d] = [0, b * norm, c * norm, d * norm];
+    } else a = Math.sqrt(a);
+    const zd = px[0] < 0 ? -step(3) : step(3);
+    const [xd, yd] = [step(1), step(2)];
+    return [
+      (a * a + b * b - c * c - d * d) * xd,
+      2 * (b * c - a * d) * yd,
+      2 * (b * d + a * c) * zd,
+      h.qoffset_x,
+      2 * (b * c + a * d) * xd,
+      (a * a + c * c - b * b - d * d) * yd,
+      2 * (c * d - a * b) * zd,
+      h.qoffset_y,
+      2 * (b * d - a * c) * xd,
+      2 * (c * d + a * b) * yd,
+      (a * a + d * d - c * c - b * b) * zd,
+      h.qoffset_z,
+      0,
+      0,
+      0,
+      1,
+    ];
+  }
+  return [step(1), 0, 0, 0, 0, step(2), 0, 0, 0, 0, step(3), 0, 0, 0, 0, 1];
 }
 
 /** The affine we write for a volume without one: row 0 at the top, spacing from the volume. */

@@ -6,7 +6,8 @@ import { makeVolume } from "../../src/image/volume.js";
 import { writeFileAtomic } from "../../src/io/atomic.js";
 import { readNpyArray, readVolume, writeNpyArray, writeVolume } from "../../src/io/index.js";
 import { readNpy } from "../../src/io/npy.js";
-import { readPng, writePng } from "../../src/io/png.js";
+import { encodePng, readPng, writePng } from "../../src/io/png.js";
+import { UserError } from "../../src/errors.js";
 
 const fixture = (name: string) => new URL(`../fixtures/io/${name}`, import.meta.url).pathname;
 const tmp = () => mkdtempSync(join(tmpdir(), "scorerecon-io-"));
@@ -205,5 +206,186 @@ describe("NIfTI datatypes", () => {
     const back = await readVolume(join(d, "back.nii"));
     expect(Array.from(back.data)).toEqual(Array.from(v.data));
     expect(back.affine).toEqual(v.affine);
+  });
+});
+
+describe(".npy: versions, float16 and errors", () => {
+  it("reads format versions 2.0 and 3.0 and float16", () => {
+    for (const name of ["v2-f4.npy", "v3-f4.npy", "f2.npy"]) {
+      const arr = readNpy(fixture(name));
+      expect(arr.shape).toEqual([3, 4]);
+      expect(Array.from(arr.data)).toEqual(a);
+    }
+    expect(readNpy(fixture("f2.npy")).dtype).toBe("<f2");
+  });
+
+  it("writes a header NEP 1 accepts: data at a multiple of 64 bytes, header ending in a newline", async () => {
+    const d = tmp();
+    for (const shape of [
+      [5],
+      [3, 4],
+      [2, 3, 4],
+      [1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+    ]) {
+      const n = shape.reduce((x, y) => x * y, 1);
+      await writeNpyArray(join(d, "s.npy"), { shape, data: new Float32Array(n) });
+      const bytes = readFileSync(join(d, "s.npy"));
+      const headerLen = bytes.readUInt16LE(8);
+      expect((10 + headerLen) % 64).toBe(0);
+      expect(bytes[10 + headerLen - 1]).toBe(0x0a);
+      expect(bytes.length).toBe(10 + headerLen + 4 * n);
+      expect(readNpy(join(d, "s.npy")).shape).toEqual(shape);
+    }
+  });
+
+  it("names the file and the dtype or the damage", () => {
+    const d = tmp();
+    const npy = (header: string, major = 1, data = Buffer.alloc(0)) => {
+      const h = Buffer.from(header.padEnd(117, " ") + "\n", "latin1");
+      const len = Buffer.alloc(major === 1 ? 2 : 4);
+      if (major === 1) len.writeUInt16LE(h.length);
+      else len.writeUInt32LE(h.length);
+      return Buffer.concat([Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, major, 0]), len, h, data]);
+    };
+    const file = (name: string, bytes: Uint8Array) => (writeFileSync(join(d, name), bytes), join(d, name));
+    expect(() =>
+      readNpy(file("u.npy", npy("{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }"))),
+    ).toThrow(/u\.npy has dtype '<U3', which is not supported/);
+    expect(() =>
+      readNpy(
+        file(
+          "rec.npy",
+          npy("{'descr': [('re', '<f4'), ('im', '<f4')], 'fortran_order': False, 'shape': (2,), }"),
+        ),
+      ),
+    ).toThrow(/rec\.npy has a structured dtype/);
+    expect(() => readNpy(file("v9.npy", npy("{}", 9)))).toThrow(/v9\.npy is \.npy format version 9\.0/);
+    // Magic and version but not even the header length.
+    expect(() => readNpy(file("short.npy", npy("", 2).subarray(0, 10)))).toThrow(
+      /short\.npy is truncated \(header\)/,
+    );
+    expect(() => readNpy(join(d, "missing.npy"))).toThrow(/missing\.npy: no such file/);
+    expect(() => readNpy(d)).toThrow(/is a folder/);
+  });
+});
+
+describe("NIfTI: transforms and odd headers", () => {
+  // make-fixtures.py: rotation by 0.4 rad about z, times diag(0.9, 1.1, -2.5), origin (30, -40, 12).
+  const [c, s] = [Math.cos(0.4), Math.sin(0.4)];
+  const oblique = [0.9 * c, -1.1 * s, 0, 30, 0.9 * s, 1.1 * c, 0, -40, 0, 0, -2.5, 12, 0, 0, 0, 1];
+
+  it.each(["qform-only.nii.gz", "qform-only-nifti2.nii.gz"])(
+    "%s: the qform (quaternion, qfac -1) as NiBabel reads it",
+    async (name) => {
+      const v = await readVolume(fixture(name));
+      v.affine!.forEach((x, i) => expect(x).toBeCloseTo(oblique[i], 6));
+      expect(v.spacing.map((x) => +x.toFixed(5))).toEqual([1.1, 0.9, 2.5]);
+      // The qform survives a write (as sform and qform) and a read.
+      const d = tmp();
+      await writeVolume(join(d, "back.nii"), v);
+      const back = await readVolume(join(d, "back.nii"));
+      expect(back.affine).toEqual(v.affine!.map(Math.fround));
+    },
+  );
+
+  it("no transform codes: NIfTI method 1 (pixdim only), so an output overlays its input", async () => {
+    const v = await readVolume(fixture("no-transform.nii.gz"));
+    expect(v.affine!.map((x) => +x.toFixed(5))).toEqual([
+      0.9, 0, 0, 0, 0, 1.1, 0, 0, 0, 0, 2.5, 0, 0, 0, 0, 1,
+    ]);
+  });
+
+  it("ignores dimensions past dim[0] (a 2-D image with dim[3] = 0)", async () => {
+    const v = await readVolume(fixture("dim3-zero.nii"));
+    expect([v.slices, v.rows, v.cols]).toEqual([1, 4, 5]);
+    // nibabel's array is [i, j] = [5, 4] from arange(20).reshape(5, 4): value at (i, j) = 4 i + j.
+    expect(v.data[2 * 5 + 3]).toBe(4 * 3 + 2);
+  });
+
+  it("one-line errors for a foreign, empty or truncated file", async () => {
+    const d = tmp();
+    writeFileSync(join(d, "text.nii"), "this is not an image");
+    await expect(readVolume(join(d, "text.nii"))).rejects.toThrow(/text\.nii is not a NIfTI file/);
+    writeFileSync(join(d, "text.nii.gz"), "this is not an image");
+    await expect(readVolume(join(d, "text.nii.gz"))).rejects.toThrow(/text\.nii\.gz is not a NIfTI file/);
+    const whole = readFileSync(fixture("uint8-2d.nii"));
+    writeFileSync(join(d, "cut.nii"), whole.subarray(0, whole.length - 5));
+    await expect(readVolume(join(d, "cut.nii"))).rejects.toThrow(/cut\.nii is truncated: 5x4x1 uint8 voxels/);
+    const gz = readFileSync(fixture("int16-scaled.nii.gz"));
+    writeFileSync(join(d, "cut.nii.gz"), gz.subarray(0, gz.length - 30));
+    await expect(readVolume(join(d, "cut.nii.gz"))).rejects.toThrow(
+      /cut\.nii\.gz is not a readable NIfTI file/,
+    );
+  });
+
+  it("writes a qform that agrees with the sform, for proper and improper rotations", async () => {
+    const d = tmp();
+    const { NIFTI1, readHeader } = await import("nifti-reader-js");
+    for (const affine of [
+      [0, 0, 3, -5, -0.8, 0, 0, 2, 0, -0.7, 0, 9, 0, 0, 0, 1],
+      [0.9 * c, -1.1 * s, 0, 1, 0.9 * s, 1.1 * c, 0, 2, 0, 0, 2.5, 3, 0, 0, 0, 1],
+      oblique,
+    ]) {
+      await writeVolume(join(d, "q.nii"), makeVolume(2, 3, 4, undefined, { affine }));
+      const bytes = readFileSync(join(d, "q.nii"));
+      // Zero the sform code so that the reader falls back on the qform.
+      bytes.writeInt16LE(0, 254);
+      const h = readHeader(
+        bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer,
+      );
+      expect(h).toBeInstanceOf(NIFTI1);
+      h.affine.flat().forEach((x, i) => expect(x).toBeCloseTo(affine[i], 5));
+    }
+  });
+});
+
+describe("PNG: bit depths, windows and errors", () => {
+  it("reads 16-bit grey as stored (0..65535)", () => {
+    const im = readPng(fixture("grey16.png"));
+    expect([im.rows, im.cols]).toEqual([3, 4]);
+    expect(Array.from(im.data)).toEqual([0, 1, 256, 1000, 40000, 65535, 2, 3, 7, 8, 9, 10]);
+  });
+
+  it("reads RGB with R = G = B as grey", async () => {
+    const d = tmp();
+    const { PNG } = await import("pngjs");
+    const rgb = new PNG({ width: 2, height: 1 });
+    rgb.data = Buffer.from([7, 7, 7, 255, 200, 200, 200, 255]);
+    writeFileSync(join(d, "rgb.png"), PNG.sync.write(rgb));
+    expect(Array.from(readPng(join(d, "rgb.png")).data)).toEqual([7, 200]);
+  });
+
+  it("default window is the finite min..max; NaN is black, infinities clip", () => {
+    const img = { rows: 1, cols: 5, data: Float32Array.from([-2, 2, NaN, Infinity, -Infinity]) };
+    const d = tmp();
+    writeFileSync(join(d, "w.png"), encodePng(img));
+    expect(Array.from(readPng(join(d, "w.png")).data)).toEqual([0, 255, 0, 255, 0]);
+    writeFileSync(join(d, "w2.png"), encodePng(img, { min: 0, max: 4 }));
+    expect(Array.from(readPng(join(d, "w2.png")).data)).toEqual([0, 128, 0, 255, 0]);
+  });
+
+  it("a non-PNG file with a .png name is a one-line error naming it", async () => {
+    const d = tmp();
+    writeFileSync(join(d, "fake.png"), "GIF89a");
+    await expect(readVolume(join(d, "fake.png"))).rejects.toThrow(
+      /fake\.png is not a PNG file \(bad signature\)/,
+    );
+  });
+});
+
+describe("writing into a missing or unwritable place", () => {
+  it("is a UserError naming the path, and leaves nothing behind", async () => {
+    const d = tmp();
+    const target = join(d, "no-such-folder", "out.nii.gz");
+    const err = await writeVolume(target, makeVolume(1, 2, 2)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as UserError).message).toBe(
+      `cannot write ${target}: its folder ${join(d, "no-such-folder")} does not exist`,
+    );
+    mkdirSync(join(d, "taken.npy"));
+    await expect(writeNpyArray(join(d, "taken.npy"), { shape: [2], data: [1, 2] })).rejects.toThrow(
+      /cannot write .*taken\.npy: a folder of that name is in the way/,
+    );
+    expect(readdirSync(d)).toEqual(["taken.npy"]);
   });
 });
