@@ -7,6 +7,7 @@
  * K = [A~; W] has ||K||^2 <= 1 + ||W||^2; the steps satisfy tau sigma ||K||^2 < 1.
  */
 import { domainLength, operatorNorm, type LinearOperator } from "../../operators/linear-operator.js";
+import { percentile } from "../image/stats.js";
 import type { SparsifyingTransform } from "./regularisers.js";
 
 export interface PdhgOptions {
@@ -43,8 +44,7 @@ export function dataScale(op: LinearOperator, y: Float32Array): number {
   const mags = new Float32Array(back.length / ch);
   for (let i = 0; i < mags.length; i++)
     mags[i] = ch === 2 ? Math.hypot(back[2 * i], back[2 * i + 1]) : Math.abs(back[i]);
-  mags.sort();
-  const p99 = mags[Math.min(mags.length - 1, Math.floor(0.99 * mags.length))];
+  const p99 = percentile(mags, 0.99);
   return p99 > 0 ? p99 / (nrm * nrm) : 1;
 }
 

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { createRng, type Rng } from "../../operators/random.js";
 import { generatePhantom, type PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
+import { percentile } from "../image/stats.js";
 import { sliceOf, type Volume } from "../image/volume.js";
 import { tf } from "./backend.js";
 import {
@@ -65,8 +66,7 @@ export function normalisationFor(modality: "mri" | "ct", v: Volume): Normalisati
 /** Applies the normalisation to one volume's voxels. */
 export function normalise(data: Float32Array, n: Normalisation): Float32Array {
   if (n.kind === "hu") return data.map((hu) => (hu + 1000) / 2000);
-  const sorted = Float32Array.from(data).sort();
-  const p = sorted[Math.min(sorted.length - 1, Math.floor(((n.percentile ?? 99.5) / 100) * sorted.length))];
+  const p = percentile(data, (n.percentile ?? 99.5) / 100);
   const scale = p > 0 ? 1 / p : 1;
   return data.map((v) => v * scale);
 }

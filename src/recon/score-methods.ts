@@ -14,6 +14,7 @@ import { magnitude, realToComplex } from "../../operators/complex.js";
 import { cachedOperatorNorm } from "../baselines/pdhg.js";
 import { realInputView } from "../../operators/solvers.js";
 import { UserError } from "../errors.js";
+import { percentile } from "../image/stats.js";
 import { tf } from "../prior/backend.js";
 import { loadPrior, type LoadedPrior } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
@@ -46,11 +47,6 @@ function priorFor(ctx: MethodContext, path: string): LoadedPrior {
       "--model",
     );
   return prior;
-}
-
-function percentile(values: Float32Array, p: number): number {
-  const s = Float32Array.from(values).sort();
-  return s[Math.min(s.length - 1, Math.floor(p * s.length))];
 }
 
 export type ScoreSampler = "dds" | "song" | "langevin";
