@@ -1,50 +1,38 @@
 /** The `scorerecon` subcommands. Each parses its flags, calls the library and prints. */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { Command, Option } from "commander";
-import { realisedAcceleration } from "../../operators/masks.js";
+import type { Command } from "commander";
 import { PHANTOM_KINDS, generatePhantom, type PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
-import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
+import { makeVolume, padOrCrop, sliceOf, type Volume } from "../image/volume.js";
 import {
   isDicomPath,
   listDicomSeries,
   readVolume,
   writeFileAtomic,
+  writeJsonAtomic,
   writeNpyArray,
-  writePng,
   writeVolume,
 } from "../io/index.js";
 import { describeAcquisition, forwardModel, type Acquisition } from "../recon/acquisition.js";
-import { writeDicomSeries } from "../io/dicom-write.js";
-import { METHODS, parseMethods, type MethodRequest } from "../recon/methods.js";
+import { parseMethods } from "../recon/methods.js";
 import { evalMarkdown, evaluate, STANDARD_SETTINGS } from "../recon/evaluate.js";
+import { inHounsfieldUnits, reconstruct, simulateSlice, toOperatorUnits } from "../recon/reconstruct.js";
 import {
-  inHounsfieldUnits,
-  reconstruct,
-  simulateSlice,
-  toOperatorUnits,
-  type ReconResult,
-} from "../recon/reconstruct.js";
-import {
-  OPERATOR_FLAG_HELP,
   acquisitionFromFlags,
+  addOperatorFlags,
+  maskFor,
+  modalityFor,
   parseChoice,
-  parseModality,
   parseNumber,
   selectSlices,
+  volumeIndex,
+  withModel,
   type OperatorFlags,
 } from "./options.js";
 import { progressBar } from "./progress.js";
-import { measurementPaths, readMask, readMeasurements } from "./measurements.js";
-
-function addOperatorFlags(cmd: Command): Command {
-  for (const [, spec] of Object.entries(OPERATOR_FLAG_HELP)) {
-    const [flags, description, dflt] = spec as readonly string[];
-    cmd.addOption(new Option(flags, description).default(dflt));
-  }
-  return cmd;
-}
+import { measurementPaths } from "./measurements.js";
+import { metricsTable, registerReconstruct, writeResults } from "./reconstruct-command.js";
 
 export function registerCommands(program: Command): void {
   program
@@ -116,7 +104,7 @@ export function registerCommands(program: Command): void {
         data: model.mask,
         dtype: "uint8",
       });
-    await writeJson(paths.sidecar, {
+    await writeJsonAtomic(paths.sidecar, {
       acquisition: acq,
       units: hu ? "HU" : volume.units,
       spacing: volume.spacing,
@@ -128,106 +116,7 @@ export function registerCommands(program: Command): void {
     );
   });
 
-  addOperatorFlags(
-    program
-      .command("reconstruct")
-      .description("reconstruct with each method; with --in, simulate from the image and score against it")
-      .option("--in <image>", "ground-truth image or volume (retrospective study)")
-      .option("--slices <ranges>", "only these slices of --in, e.g. 40:60 (zero-based, end exclusive)")
-      .option("--series <uid>", "the DICOM series to read when a folder holds several")
-      .option("--volume <K>", "the volume of a 4-D NIfTI to read (zero-based)")
-      .option(
-        "--format <f>",
-        "volume output format: nifti|npy|cfl|dicom (a derived series per method; PNGs are always written)",
-        "nifti",
-      )
-      .option(
-        "--measurements <meas.npy>",
-        "measured k-space or sinogram from `simulate` or elsewhere (prospective)",
-      )
-      .option("--modality <m>", "mri|ct (default: from the input)")
-      .option("--size <N>", "CT image size for --measurements without a sidecar")
-      .requiredOption(
-        "--method <list>",
-        `comma-separated methods, each name[:key=value...]: ${METHODS.map((m) => m.name).join(", ")}`,
-      )
-      .requiredOption("--out <dir>", "output folder: <method>.nii.gz, <method>.png, metrics.json")
-      .option("--model <dir>", "prior for the score-based methods (default: models/<modality>)")
-      .option(
-        "--anonymise",
-        "with --format dicom: drop patient name, ID, birth date, sex and accession number",
-      )
-      .option("--json", "print one JSON object instead of a table"),
-  ).action(async (o) => {
-    if (!!o.in === !!o.measurements)
-      throw new UserError("give exactly one of --in IMAGE or --measurements MEAS", "bad_flag", "--in");
-    let result: ReconResult;
-    let reference: Volume | undefined;
-    if (o.in) {
-      reference = selectSlices(
-        await readVolume(o.in, { seriesUid: o.series, volumeIndex: volumeIndex(o.volume) }),
-        o.slices,
-        o.in,
-      );
-      const modality = modalityFor(o.modality, reference);
-      const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
-      const methods = withModel(parseMethods(o.method, modality), o.model);
-      result = await withProgress(reference.slices, methods.length, (onProgress) =>
-        maskFor(acq, reference!).then((maskFromFile) =>
-          reconstruct({
-            acquisition: acq,
-            methods,
-            volume: reference,
-            maskFromFile,
-            seed: Number(o.seed),
-            onProgress,
-          }),
-        ),
-      );
-    } else {
-      const meas = await readMeasurements(o.measurements, o);
-      const methods = withModel(parseMethods(o.method, meas.acquisition.modality), o.model);
-      result = await withProgress(meas.like.slices, methods.length, (onProgress) =>
-        reconstruct({
-          acquisition: meas.acquisition,
-          methods,
-          measurements: meas,
-          maskFromFile: meas.mask,
-          onProgress,
-        }),
-      );
-    }
-    await writeResults(
-      o.out,
-      result,
-      reference,
-      parseChoice("--format", o.format, OUTPUT_FORMATS),
-      !!o.anonymise,
-    );
-    const summary = {
-      modality: result.acquisition.modality,
-      settings: {
-        acquisition: result.acquisition,
-        description: describeAcquisition(result.acquisition),
-        dataRange: result.dataRange,
-        ...(result.mask ? { realisedAcceleration: realisedAcceleration(result.mask) } : {}),
-      },
-      results: result.results.map((r) => ({
-        method: r.method,
-        params: r.params,
-        psnr: r.metrics?.psnr ?? null,
-        ssim: r.metrics?.ssim ?? null,
-        nmse: r.metrics?.nmse ?? null,
-        seconds: r.seconds,
-      })),
-    };
-    await writeJson(join(o.out, "metrics.json"), {
-      ...summary,
-      perSlice: Object.fromEntries(result.results.map((r) => [r.method, r.perSlice ?? []])),
-    });
-    if (o.json) process.stdout.write(JSON.stringify(summary) + "\n");
-    else process.stdout.write(`${summary.settings.description}\n${metricsTable(result)}\nwrote ${o.out}/\n`);
-  });
+  registerReconstruct(program);
 
   program
     .command("info")
@@ -304,7 +193,12 @@ export function registerCommands(program: Command): void {
       "also n held-out phantoms per modality (brain, ct-body; seeds from 1000000, never drawn in training)",
       "0",
     )
-    .option("--size <N>", "phantom size", "256")
+    .option("--phantom-seed <S>", "seed of the first phantom (tuning uses seeds from 2000000)", "1000000")
+    .option(
+      "--size <N>",
+      "image size: phantoms are drawn at N x N, --data slices centred in N x N (zero-padded or cropped)",
+      "256",
+    )
     .option(
       "--settings <list>",
       `comma-separated: ${STANDARD_SETTINGS.map((s) => s.name).join(",")}`,
@@ -315,13 +209,15 @@ export function registerCommands(program: Command): void {
     .option("--model <dir>", "prior for the score-based methods (default: models/<modality>)")
     .requiredOption("--out <dir>", "writes eval.md and eval.json")
     .action(async (o) => {
-      const volumes: Volume[] = [];
-      for (const f of o.data ?? []) volumes.push(selectSlices(await readVolume(f), o.slices, f));
       const n = parseNumber("--phantoms", o.phantoms, { min: 0, integer: true });
       const size = parseNumber("--size", o.size, { min: 8, integer: true });
+      const seed0 = parseNumber("--phantom-seed", o.phantomSeed, { min: 0, integer: true });
+      const volumes: Volume[] = [];
+      for (const f of o.data ?? [])
+        volumes.push(padOrCrop(selectSlices(await readVolume(f), o.slices, f), size, size));
       for (let k = 0; k < n; k++)
         for (const kind of ["brain", "ct-body"] as const) {
-          const p = generatePhantom(kind, size, 1_000_000 + k);
+          const p = generatePhantom(kind, size, seed0 + k);
           volumes.push(
             makeVolume(1, size, size, p.data, { modality: kind === "brain" ? "MR" : "CT", units: p.units }),
           );
@@ -357,7 +253,7 @@ export function registerCommands(program: Command): void {
       mkdirSync(o.out, { recursive: true });
       const md = evalMarkdown(rows);
       await writeFileAtomic(join(o.out, "eval.md"), Buffer.from(md + "\n"));
-      await writeJson(join(o.out, "eval.json"), { volumes: volumes.length, rows });
+      await writeJsonAtomic(join(o.out, "eval.json"), { volumes: volumes.length, rows });
       process.stdout.write(md + "\n");
     });
 
@@ -390,127 +286,17 @@ export function registerCommands(program: Command): void {
       ];
       for (const [name, acq, list] of studies) {
         const methods = parseMethods(list, acq.modality);
-        const result = await withProgress(1, methods.length, (onProgress) =>
-          reconstruct({ acquisition: acq, methods, volume, onProgress }),
-        );
+        const bar = progressBar(methods.length, name);
+        const result = await reconstruct({
+          acquisition: acq,
+          methods,
+          volume,
+          onProgress: (e) =>
+            bar.update(methods.findIndex((m) => m.name === e.method) + e.done / e.total, e.method),
+        }).finally(() => bar.stop());
         const dir = join(o.out, name);
         await writeResults(dir, result, volume);
         process.stdout.write(`\n${describeAcquisition(acq)}\n${metricsTable(result)}\nwrote ${dir}/\n`);
       }
     });
-}
-
-const volumeIndex = (v: string | undefined) =>
-  v === undefined ? undefined : parseNumber("--volume", v, { min: 0, integer: true });
-
-/** --model applies to every score-based method that does not name its own. */
-function withModel(requests: MethodRequest[], model: string | undefined): MethodRequest[] {
-  if (!model) return requests;
-  return requests.map((r) =>
-    "model" in r.params && !r.params.model ? { ...r, params: { ...r.params, model } } : r,
-  );
-}
-
-function modalityFor(flag: string | undefined, v: Volume) {
-  if (flag) return parseModality(flag);
-  if (v.modality === "MR") return "mri" as const;
-  if (v.modality === "CT") return "ct" as const;
-  throw new UserError(
-    "this input does not record its modality: give --modality mri|ct",
-    "bad_flag",
-    "--modality",
-  );
-}
-
-async function maskFor(acq: Acquisition, v: Volume): Promise<Uint8Array | undefined> {
-  if (acq.modality !== "mri" || !("file" in acq.mask)) return undefined;
-  return readMask(acq.mask.file, v.rows, v.cols);
-}
-
-async function withProgress<T>(
-  slices: number,
-  methods: number,
-  run: (
-    onProgress: (e: { slice: number; method: string; done: number; total: number }) => void,
-  ) => Promise<T>,
-): Promise<T> {
-  const units = slices * methods;
-  const bar = progressBar(units * 1000, "reconstruct");
-  let started = 0;
-  let current = "";
-  try {
-    return await run((e) => {
-      if (`${e.method}/${e.slice}` !== current) {
-        current = `${e.method}/${e.slice}`;
-        started++;
-      }
-      bar.update(
-        Math.round((started - 1 + e.done / e.total) * 1000),
-        `${e.method} slice ${e.slice + 1}/${slices}`,
-      );
-    });
-  } finally {
-    bar.stop();
-  }
-}
-
-const OUTPUT_FORMATS = ["nifti", "npy", "cfl", "dicom"] as const;
-const EXTENSION = { nifti: ".nii.gz", npy: ".npy", cfl: ".cfl", dicom: "" } as const;
-
-async function writeResults(
-  dir: string,
-  result: ReconResult,
-  reference?: Volume,
-  format: (typeof OUTPUT_FORMATS)[number] = "nifti",
-  anonymise = false,
-): Promise<void> {
-  const ext = EXTENSION[format];
-  mkdirSync(dir, { recursive: true });
-  // One display window for every method (the reference's range) so the PNGs compare fairly.
-  const windowFrom = reference ?? result.results[0].volume;
-  let min = Infinity,
-    max = -Infinity;
-  for (const v of windowFrom.data) {
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  const mid = Math.floor(windowFrom.slices / 2);
-  if (reference) await writePng(join(dir, "reference.png"), sliceOf(reference, mid), { min, max });
-  for (const r of result.results) {
-    if (format === "dicom") {
-      const settings = Object.entries(r.params)
-        .map(([k, x]) => `${k}=${x}`)
-        .join(" ");
-      const derivation = `scorerecon ${r.method}${settings ? ` (${settings})` : ""} from ${describeAcquisition(result.acquisition)}`;
-      await writeDicomSeries(join(dir, r.method), r.volume, {
-        description: `scorerecon ${r.method}`,
-        derivation,
-        anonymise,
-      });
-    } else await writeVolume(join(dir, `${r.method}${ext}`), r.volume);
-    if (r.uncertainty) {
-      await writeVolume(join(dir, `${r.method}-std${ext}`), r.uncertainty);
-      await writePng(join(dir, `${r.method}-std.png`), sliceOf(r.uncertainty, mid));
-    }
-    await writePng(join(dir, `${r.method}.png`), sliceOf(r.volume, mid), { min, max });
-  }
-}
-
-function metricsTable(result: ReconResult): string {
-  const rows = result.results.map((r) => [
-    r.method,
-    r.metrics ? r.metrics.psnr.toFixed(2) : "-",
-    r.metrics ? r.metrics.ssim.toFixed(4) : "-",
-    r.metrics ? r.metrics.nmse.toExponential(3) : "-",
-    r.seconds.toFixed(2),
-  ]);
-  const head = ["method", "PSNR dB", "SSIM", "NMSE", "seconds"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  return [line(head), ...rows.map(line)].join("\n");
-}
-
-async function writeJson(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, Buffer.from(JSON.stringify(value, null, 2) + "\n"));
 }

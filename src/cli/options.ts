@@ -1,6 +1,9 @@
 /** Flag parsing shared by the commands: every bad value becomes a one-line UserError naming the flag. */
+import { Option, type Command } from "commander";
 import { MASK_KINDS, type MaskKind } from "../../operators/masks.js";
 import type { Volume } from "../image/volume.js";
+import type { MethodRequest } from "../recon/methods.js";
+import { readMask } from "./measurements.js";
 import { UserError } from "../errors.js";
 import { defaultDetectors, type Acquisition, type CtNoise, type Modality } from "../recon/acquisition.js";
 
@@ -119,21 +122,21 @@ export function parseNoise(modality: Modality, spec: string | undefined): CtNois
 }
 
 /**
- * Keeps the slices in `ranges` ("a:b" or "a:b,c:d", zero-based, end exclusive, as Python slices)
- * of a volume; undefined keeps all.
+ * Keeps the slices in `ranges` ("a:b", "a:b,c:d" or single slices "7,9"; zero-based, end
+ * exclusive, as Python slices) of a volume; undefined keeps all.
  */
 export function selectSlices(v: Volume, ranges: string | undefined, file: string): Volume {
   if (!ranges) return v;
   const keep: number[] = [];
   for (const part of ranges.split(",")) {
-    const m = /^(\d+):(\d+)$/.exec(part.trim());
+    const m = /^(\d+)(?::(\d+))?$/.exec(part.trim());
     if (!m)
       throw new UserError(
-        `--slices must look like 20:80 or 20:80,100:160, got '${ranges}'`,
+        `--slices must look like 20:80, 20:80,100:160 or 7,9, got '${ranges}'`,
         "bad_flag",
         "--slices",
       );
-    const [a, b] = [Number(m[1]), Number(m[2])];
+    const [a, b] = [Number(m[1]), m[2] === undefined ? Number(m[1]) + 1 : Number(m[2])];
     if (a >= b || b > v.slices)
       throw new UserError(`--slices ${part} is outside ${file}'s ${v.slices} slices`, "bad_flag", "--slices");
     for (let k = a; k < b; k++) keep.push(k);
@@ -146,4 +149,40 @@ export function selectSlices(v: Volume, ranges: string | undefined, file: string
   const a =
     v.affine && v.affine.map((x, i) => (i === 3 || i === 7 || i === 11 ? x + keep[0] * v.affine![i - 1] : x));
   return { ...v, slices: keep.length, data, ...(dicom ? { dicom } : {}), ...(a ? { affine: a } : {}) };
+}
+
+export const volumeIndex = (v: string | undefined) =>
+  v === undefined ? undefined : parseNumber("--volume", v, { min: 0, integer: true });
+
+/** --model applies to every score-based method that does not name its own. */
+export function withModel(requests: MethodRequest[], model: string | undefined): MethodRequest[] {
+  if (!model) return requests;
+  return requests.map((r) =>
+    "model" in r.params && !r.params.model ? { ...r, params: { ...r.params, model } } : r,
+  );
+}
+
+export function modalityFor(flag: string | undefined, v: Volume) {
+  if (flag) return parseModality(flag);
+  if (v.modality === "MR") return "mri" as const;
+  if (v.modality === "CT") return "ct" as const;
+  throw new UserError(
+    "this input does not record its modality: give --modality mri|ct",
+    "bad_flag",
+    "--modality",
+  );
+}
+
+export async function maskFor(acq: Acquisition, v: Volume): Promise<Uint8Array | undefined> {
+  if (acq.modality !== "mri" || !("file" in acq.mask)) return undefined;
+  return readMask(acq.mask.file, v.rows, v.cols);
+}
+
+/** Adds the operator flags (--accel, --views, --noise, ...) to a command. */
+export function addOperatorFlags(cmd: Command): Command {
+  for (const [, spec] of Object.entries(OPERATOR_FLAG_HELP)) {
+    const [flags, description, dflt] = spec as readonly string[];
+    cmd.addOption(new Option(flags, description).default(dflt));
+  }
+  return cmd;
 }

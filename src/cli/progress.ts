@@ -1,29 +1,39 @@
 /**
- * A progress bar on stderr for anything that takes more than a second. It draws only on a
+ * Progress bars on stderr for anything that takes more than a second. They draw only on a
  * terminal, so piped output (`--json | jq`) and logs stay clean.
  */
 import cliProgress from "cli-progress";
 
 export interface Progress {
-  update(done: number, label?: string): void;
+  /** `total` changes the bar's total (a batch learns its size as it goes). */
+  update(done: number, label?: string, total?: number): void;
   stop(): void;
 }
 
+const format = (title: string) =>
+  `${title.padEnd(11)} [{bar}] {percentage}% | {value}/{total} | {label} | ETA {eta_formatted}`;
+
 export function progressBar(total: number, title: string, enabled = process.stderr.isTTY === true): Progress {
-  if (!enabled) return { update() {}, stop() {} };
-  const bar = new cliProgress.SingleBar(
-    {
-      stream: process.stderr,
-      format: `${title} [{bar}] {percentage}% | {value}/{total} | {label} | ETA {eta_formatted}`,
-      hideCursor: true,
-      clearOnComplete: true,
-      etaBuffer: 50,
-    },
+  const [bar] = progressBars([title], enabled);
+  bar.update(0, "", total);
+  return bar;
+}
+
+/** Several bars drawn together (e.g. overall and current slice); one stop() clears them all. */
+export function progressBars(titles: string[], enabled = process.stderr.isTTY === true): Progress[] {
+  if (!enabled) return titles.map(() => ({ update() {}, stop() {} }));
+  const multi = new cliProgress.MultiBar(
+    { stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 50 },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(total, 0, { label: "" });
-  return {
-    update: (done, label = "") => bar.update(done, { label }),
-    stop: () => bar.stop(),
-  };
+  return titles.map((title) => {
+    const bar = multi.create(1000, 0, { label: "" }, { format: format(title) });
+    return {
+      update: (done, label = "", t) => {
+        if (t !== undefined && t !== bar.getTotal()) bar.setTotal(t);
+        bar.update(done, { label });
+      },
+      stop: () => multi.stop(),
+    };
+  });
 }

@@ -83,3 +83,23 @@ export function stackSlices(images: readonly Image2D[], init: Parameters<typeof 
   });
   return out;
 }
+
+/**
+ * The volume's slices centred in rows x cols: zero-padded where larger, cropped where smaller
+ * (fastMRI's centre crop). Spacing and modality are kept; the affine and DICOM source are not.
+ */
+export function padOrCrop(v: Volume, rows: number, cols: number): Volume {
+  if (v.rows === rows && v.cols === cols) return v;
+  const out = makeVolume(v.slices, rows, cols, undefined, {
+    spacing: v.spacing,
+    modality: v.modality,
+    units: v.units,
+  });
+  const r0 = Math.floor((rows - v.rows) / 2);
+  const c0 = Math.floor((cols - v.cols) / 2);
+  for (let k = 0; k < v.slices; k++)
+    for (let r = Math.max(0, r0); r < Math.min(rows, r0 + v.rows); r++)
+      for (let c = Math.max(0, c0); c < Math.min(cols, c0 + v.cols); c++)
+        out.data[(k * rows + r) * cols + c] = v.data[(k * v.rows + r - r0) * v.cols + c - c0];
+  return out;
+}

@@ -35,6 +35,11 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
   }
 }
 
+/** Writes `value` as indented JSON, atomically. */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  await writeFileAtomic(path, Buffer.from(JSON.stringify(value, null, 2) + "\n"));
+}
+
 function asUserError(err: unknown, path: string): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   const why: Record<string, string> = {

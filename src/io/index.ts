@@ -9,7 +9,7 @@ import { readCfl, writeCfl } from "./cfl.js";
 import { looksLikeDicom, readDicomSeries } from "./dicom.js";
 
 export { writePng, encodePng, type DisplayWindow } from "./png.js";
-export { writeFileAtomic } from "./atomic.js";
+export { writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 export type { NpyArray } from "./npy.js";
 export { listDicomSeries } from "./dicom.js";
 

@@ -15,9 +15,13 @@ import { addSinogramGaussianNoise, addSinogramPoissonNoise } from "../../operato
 import { addKspaceNoise } from "../../operators/mri.js";
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
 import { nmse, psnr, ssim } from "../metrics/index.js";
-import { forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
+import { UserError } from "../errors.js";
+import { describeAcquisition, forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
 import { initBackend } from "../prior/backend.js";
+import { SlicePool } from "./pool.js";
+import type { SliceKey, SliceStore } from "./slice-store.js";
+import { runSliceTask, type SliceOutput, type SliceTask } from "./slice-task.js";
 
 export interface Metrics {
   psnr: number;
@@ -55,6 +59,8 @@ export interface ProgressEvent {
   /** Iterations done / total within this method on this slice (1/1 for direct methods). */
   done: number;
   total: number;
+  /** The slice was finished in an earlier run and taken from the store. */
+  resumed: boolean;
 }
 
 export interface ReconRequest {
@@ -69,6 +75,10 @@ export interface ReconRequest {
   seed?: number;
   onProgress?: (e: ProgressEvent) => void;
   signal?: AbortSignal;
+  /** Finished slices: taken from here instead of recomputed, and every new one put here. */
+  store?: SliceStore;
+  /** Worker threads running slices at once (default 1: in this thread). */
+  workers?: number;
 }
 
 /**
@@ -115,7 +125,8 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   const like = req.volume ?? req.measurements?.like;
   if (!like) throw new RangeError("reconstruct needs a volume or measurements");
   const model = forwardModel(acq, req.maskFromFile);
-  if (req.methods.some((m) => findMethod(m.name).needsPrior)) await initBackend();
+  const workers = Math.max(1, Math.floor(req.workers ?? 1));
+  if (workers === 1 && req.methods.some((m) => findMethod(m.name).needsPrior)) await initBackend();
   const rows = like.rows,
     cols = like.cols,
     slices = like.slices;
@@ -126,71 +137,124 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
     if (req.volume) {
       const x = toOperatorUnits(sliceOf(req.volume, k).data, acq, hu);
       measurements.push(simulateSlice(model, x, seed + k));
-    } else measurements.push(req.measurements!.data[k]);
+    } else {
+      const y = req.measurements!.data[k];
+      const expected = model.op.output.shape.reduce((a, b) => a * b, 1) * (model.op.output.complex ? 2 : 1);
+      if (y.length !== expected)
+        throw new UserError(
+          `the measurements of slice ${k} have ${y.length} values, but ${describeAcquisition(acq)} expects ${expected} (${model.op.output.shape.join("x")}${model.op.output.complex ? " complex" : ""})`,
+          "bad_measurements",
+          "measurements",
+        );
+      measurements.push(y);
+    }
   }
   const dataRange = req.volume ? volumeRange(req.volume) : undefined;
-  const results: MethodResult[] = [];
-  for (const request of req.methods) {
-    const method = findMethod(request.name);
-    const out = makeVolume(slices, rows, cols, undefined, {
-      spacing: like.spacing,
-      modality: like.modality,
-      units: hu ? "HU" : like.units,
-      affine: like.affine,
-      dicom: like.dicom,
-    });
-    let seconds = 0;
-    let uncertainty: Volume | undefined;
-    const perSlice: NonNullable<MethodResult["perSlice"]> = [];
-    for (let k = 0; k < slices; k++) {
-      const report = (done: number, total: number) =>
-        req.onProgress?.({ slice: k, slices, method: request.name, done, total });
-      const t0 = performance.now();
-      const output = method.run(
-        { model, y: measurements[k], rows, cols, onIteration: report, signal: req.signal },
-        request.params,
-      );
-      const image = output instanceof Float32Array ? output : output.image;
-      if (!(output instanceof Float32Array)) {
-        uncertainty ??= makeVolume(slices, rows, cols, undefined, {
-          spacing: like.spacing,
-          modality: like.modality,
-          units: hu ? "HU" : like.units,
-          affine: like.affine,
-        });
-        // A standard deviation scales but does not shift: HU std = 1000 x attenuation std.
-        uncertainty.data.set(hu ? output.std.map((v) => 1000 * v) : output.std, k * rows * cols);
-      }
-      const dt = (performance.now() - t0) / 1000;
-      seconds += dt;
-      report(1, 1);
-      const result = fromOperatorUnits(image, hu);
-      out.data.set(result, k * rows * cols);
-      if (req.volume && dataRange !== undefined) {
-        const gt = sliceOf(req.volume, k);
-        const test = { rows, cols, data: result };
-        perSlice.push({
-          slice: k,
-          seconds: dt,
-          psnr: psnr(gt, test, dataRange),
-          ssim: ssim(gt, test, { dataRange }),
-          nmse: nmse(gt, test),
-        });
-      }
-      // Let the event loop breathe between slices (server progress, Ctrl-C).
-      await new Promise((r) => setImmediate(r));
-    }
-    const mean = (key: keyof Metrics) => perSlice.reduce((s, m) => s + m[key], 0) / perSlice.length;
-    results.push({
-      method: request.name,
-      params: request.params,
-      volume: out,
-      seconds,
-      ...(uncertainty ? { uncertainty } : {}),
-      ...(perSlice.length
-        ? { metrics: { psnr: mean("psnr"), ssim: mean("ssim"), nmse: mean("nmse") }, perSlice }
-        : {}),
-    });
+  const pool = workers > 1 ? new SlicePool(Math.min(workers, slices * req.methods.length)) : undefined;
+  const abort = () => void pool?.close();
+  req.signal?.addEventListener("abort", abort);
+  try {
+    // Every (method, slice) task, finished ones taken from the store; with a pool, N at a time.
+    const outputs = await mapConcurrent(
+      req.methods.flatMap((method) => measurements.map((y, slice) => ({ method, slice, y }))),
+      pool?.size ?? 1,
+      async ({ method, slice, y }) => {
+        const key: SliceKey = { acquisition: acq, method, slice, y };
+        const report = (done: number, total: number) =>
+          req.onProgress?.({ slice, slices, method: method.name, done, total, resumed: false });
+        const stored = req.store?.get(key);
+        if (stored) {
+          req.onProgress?.({ slice, slices, method: method.name, done: 1, total: 1, resumed: true });
+          return stored;
+        }
+        const task: SliceTask = { acquisition: acq, maskFromFile: req.maskFromFile, method, y, rows, cols };
+        const output = pool ? await pool.run(task, report) : runSliceTask(task, report, req.signal);
+        await req.store?.put(key, output);
+        report(1, 1);
+        // Let the event loop breathe between slices (server progress, Ctrl-C).
+        await new Promise((r) => setImmediate(r));
+        return output;
+      },
+    );
+    return {
+      acquisition: acq,
+      dataRange,
+      results: req.methods.map((request, m) =>
+        assemble(request, outputs.slice(m * slices, (m + 1) * slices), like, hu, req.volume, dataRange),
+      ),
+      measurements,
+      mask: model.mask,
+    };
+  } catch (err) {
+    // A cancelled run fails with the cancellation, not with the stopped workers' errors.
+    throw req.signal?.aborted ? (req.signal.reason ?? err) : err;
+  } finally {
+    req.signal?.removeEventListener("abort", abort);
+    await pool?.close();
   }
-  return { acquisition: acq, dataRange, results, measurements, mask: model.mask };
+}
+
+/** Runs f over items with at most `limit` at once; results in input order. */
+async function mapConcurrent<T, R>(items: T[], limit: number, f: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await f(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return out;
+}
+
+/** One method's slices into a volume (HU for CT in HU), with metrics against the ground truth. */
+function assemble(
+  request: MethodRequest,
+  outputs: SliceOutput[],
+  like: Volume,
+  hu: boolean,
+  truth: Volume | undefined,
+  dataRange: number | undefined,
+): MethodResult {
+  const { rows, cols, slices } = like;
+  const init = {
+    spacing: like.spacing,
+    modality: like.modality,
+    units: hu ? "HU" : like.units,
+    affine: like.affine,
+  };
+  const out = makeVolume(slices, rows, cols, undefined, { ...init, dicom: like.dicom });
+  const uncertainty = outputs.some((o) => o.std)
+    ? makeVolume(slices, rows, cols, undefined, init)
+    : undefined;
+  const perSlice: NonNullable<MethodResult["perSlice"]> = [];
+  outputs.forEach((o, k) => {
+    const result = fromOperatorUnits(o.image, hu);
+    out.data.set(result, k * rows * cols);
+    // A standard deviation scales but does not shift: HU std = 1000 x attenuation std.
+    if (o.std) uncertainty!.data.set(hu ? o.std.map((v) => 1000 * v) : o.std, k * rows * cols);
+    if (truth && dataRange !== undefined) {
+      const gt = sliceOf(truth, k);
+      const test = { rows, cols, data: result };
+      perSlice.push({
+        slice: k,
+        seconds: o.seconds,
+        psnr: psnr(gt, test, dataRange),
+        ssim: ssim(gt, test, { dataRange }),
+        nmse: nmse(gt, test),
+      });
+    }
+  });
+  const mean = (key: keyof Metrics) => perSlice.reduce((s, m) => s + m[key], 0) / perSlice.length;
+  return {
+    method: request.name,
+    params: request.params,
+    volume: out,
+    seconds: outputs.reduce((s, o) => s + o.seconds, 0),
+    ...(uncertainty ? { uncertainty } : {}),
+    ...(perSlice.length
+      ? { metrics: { psnr: mean("psnr"), ssim: mean("ssim"), nmse: mean("nmse") }, perSlice }
+      : {}),
+  };
 }

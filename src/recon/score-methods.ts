@@ -7,9 +7,8 @@
  * attenuation relative to water / 2 (so (HU + 1000) / 2000), a fixed scale. The MRI prior is real, so the complex MRI operator is used
  * through its real-input view.
  */
-import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRoot } from "../package-root.js";
 import { magnitude, realToComplex } from "../../operators/complex.js";
 import { cachedOperatorNorm } from "../baselines/pdhg.js";
 import { realInputView } from "../../operators/solvers.js";
@@ -19,13 +18,6 @@ import { tf } from "../prior/backend.js";
 import { loadPrior, type LoadedPrior } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
 import type { MethodContext, Params } from "./methods.js";
-
-/** The package root (the folder holding package.json), from src/ or dist/src/ alike. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, "package.json")) && dirname(dir) !== dir) dir = dirname(dir);
-  return dir;
-}
 
 export function defaultPriorPath(modality: "mri" | "ct"): string {
   return join(packageRoot(), "models", modality);
@@ -43,6 +35,13 @@ function priorFor(ctx: MethodContext, path: string): LoadedPrior {
   if (prior.info.modality !== modality)
     throw new UserError(
       `prior ${dir} is a ${prior.info.modality.toUpperCase()} prior; this is ${modality.toUpperCase()} data (give --model with a ${modality.toUpperCase()} prior)`,
+      "bad_model",
+      "--model",
+    );
+  const size = prior.info.imageSize;
+  if (ctx.rows < size || ctx.cols < size)
+    throw new UserError(
+      `prior ${dir} was trained on ${size}x${size} images; this image is ${ctx.rows}x${ctx.cols}, smaller than anything it has seen (give --model with a prior trained at this size or smaller)`,
       "bad_model",
       "--model",
     );

@@ -27,7 +27,8 @@ export interface PcOptions {
 
 /** Seeded standard normal noise; each call draws from its own sub-seed. */
 export function noiseSource(seed: number) {
-  let k = 0;
+  // Seeds start at 1: TensorFlow.js treats a seed of 0 as "no seed" and draws from Math.random.
+  let k = 1;
   return (shape: number[]) => tf.randomNormal(shape, 0, 1, "float32", seed * 1_000_003 + k++);
 }
 

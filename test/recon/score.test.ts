@@ -92,4 +92,56 @@ describe("score-based reconstruction methods", () => {
       }),
     ).rejects.toThrow(/is a MRI prior; this is CT data/);
   });
+
+  it("a prior trained on larger images than the input is a clear error", async () => {
+    const volume = makeVolume(1, 12, 12, randomEllipses(12, 4));
+    await expect(
+      reconstruct({
+        acquisition: {
+          modality: "mri",
+          rows: 12,
+          cols: 12,
+          mask: { kind: "random", acceleration: 2, centerFraction: 0.2, seed: 0 },
+          noiseSigma: 0,
+        },
+        methods: parseMethods(`score:model=${prior}:steps=4`, "mri"),
+        volume,
+      }),
+    ).rejects.toThrow(/trained on 16x16 images; this image is 12x12/);
+  });
+
+  it("measurements of the wrong shape for the operator are a clear error", async () => {
+    const like = makeVolume(1, 24, 24);
+    await expect(
+      reconstruct({
+        acquisition: { modality: "ct", size: 24, views: 10, detectors: 34, noise: { kind: "none" } },
+        methods: parseMethods("fbp", "ct"),
+        measurements: { data: [new Float32Array(10 * 30)], like },
+      }),
+    ).rejects.toThrow(/measurements of slice 0 have 300 values, but .* expects 340 \(10x34\)/);
+  });
+
+  it("worker threads draw the same posterior samples as the calling thread (seeded)", async () => {
+    const volume = makeVolume(
+      2,
+      24,
+      24,
+      new Float32Array([...randomEllipses(24, 5), ...randomEllipses(24, 6)]),
+    );
+    const run = (workers: number) =>
+      reconstruct({
+        acquisition: {
+          modality: "mri",
+          rows: 24,
+          cols: 24,
+          mask: { kind: "random", acceleration: 2, centerFraction: 0.2, seed: 0 },
+          noiseSigma: 0,
+        },
+        methods: parseMethods(`score:model=${prior}:steps=6:seed=3`, "mri"),
+        volume,
+        workers,
+      });
+    const [a, b] = [await run(1), await run(2)];
+    expect(Array.from(b.results[0].volume.data)).toEqual(Array.from(a.results[0].volume.data));
+  }, 60_000);
 });

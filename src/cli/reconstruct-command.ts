@@ -1,0 +1,363 @@
+/**
+ * `scorerecon reconstruct`: one study or a batch of studies through the pipeline (src/recon), with
+ * an overall and a per-slice progress bar, per-study output folders, a metrics.csv/json summary,
+ * `--resume` (finished slices are kept in <study out>/.slices and never recomputed) and
+ * `--workers N` (slices in N worker threads).
+ */
+import { mkdirSync, readdirSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import type { Command } from "commander";
+import { realisedAcceleration } from "../../operators/masks.js";
+import { UserError } from "../errors.js";
+import { sliceOf, type Volume } from "../image/volume.js";
+import {
+  isDicomPath,
+  readVolume,
+  writeFileAtomic,
+  writeJsonAtomic,
+  writePng,
+  writeVolume,
+} from "../io/index.js";
+import { writeDicomSeries } from "../io/dicom-write.js";
+import { describeAcquisition } from "../recon/acquisition.js";
+import { METHODS, parseMethods } from "../recon/methods.js";
+import { reconstruct, type ProgressEvent, type ReconResult } from "../recon/reconstruct.js";
+import { folderSliceStore } from "../recon/slice-store.js";
+import {
+  acquisitionFromFlags,
+  addOperatorFlags,
+  maskFor,
+  modalityFor,
+  parseChoice,
+  parseNumber,
+  selectSlices,
+  volumeIndex,
+  withModel,
+  type OperatorFlags,
+} from "./options.js";
+import { progressBars } from "./progress.js";
+import { readMeasurements } from "./measurements.js";
+
+const IMAGE_FILE = /\.(nii|nii\.gz|npy|cfl|png|dcm)$/i;
+
+interface Study {
+  name: string;
+  path: string;
+}
+
+/**
+ * The studies named by --in: an image file or a DICOM folder is one study; a folder holding no
+ * DICOM files of its own is a folder of studies (its image files and subfolders, sorted).
+ */
+export function expandStudies(inputs: string[]): { studies: Study[]; batch: boolean } {
+  const studies: Study[] = [];
+  let batch = inputs.length > 1;
+  for (const path of inputs) {
+    let dir = false;
+    try {
+      dir = statSync(path).isDirectory();
+    } catch {
+      throw new UserError(`${path}: no such file`, "not_found", "--in");
+    }
+    const children = dir ? readdirSync(path).sort() : [];
+    const ownDicom = children.some((c) => {
+      const p = join(path, c);
+      return statSync(p).isFile() && isDicomPath(p);
+    });
+    if (!dir || ownDicom) {
+      studies.push({ name: studyName(path), path });
+      continue;
+    }
+    batch = true;
+    const inner = children
+      .filter((c) => !c.startsWith("."))
+      .map((c) => join(path, c))
+      .filter((p) => statSync(p).isDirectory() || IMAGE_FILE.test(p));
+    if (inner.length === 0) throw new UserError(`${path}: no studies in this folder`, "not_found", "--in");
+    for (const p of inner) studies.push({ name: studyName(p), path: p });
+  }
+  // Distinct output folder names.
+  const seen = new Map<string, number>();
+  for (const s of studies) {
+    const n = (seen.get(s.name) ?? 0) + 1;
+    seen.set(s.name, n);
+    if (n > 1) s.name = `${s.name}-${n}`;
+  }
+  return { studies, batch };
+}
+
+const studyName = (path: string) => basename(path.replace(/[/\\]+$/, "")).replace(IMAGE_FILE, "") || "study";
+
+export function registerReconstruct(program: Command): void {
+  addOperatorFlags(
+    program
+      .command("reconstruct")
+      .description(
+        "reconstruct with each method; with --in, simulate from the image(s) and score against them",
+      )
+      .option(
+        "--in <paths...>",
+        "ground-truth studies (retrospective): image files, DICOM folders, or folders of studies",
+      )
+      .option("--slices <ranges>", "only these slices of each study, e.g. 40:60 (zero-based, end exclusive)")
+      .option("--series <uid>", "the DICOM series to read when a folder holds several")
+      .option("--volume <K>", "the volume of a 4-D NIfTI to read (zero-based)")
+      .option(
+        "--format <f>",
+        "volume output format: nifti|npy|cfl|dicom (a derived series per method; PNGs are always written)",
+        "nifti",
+      )
+      .option(
+        "--measurements <meas.npy>",
+        "measured k-space or sinogram from `simulate` or elsewhere (prospective)",
+      )
+      .option("--modality <m>", "mri|ct (default: from the input)")
+      .option("--size <N>", "CT image size for --measurements without a sidecar")
+      .requiredOption(
+        "--method <list>",
+        `comma-separated methods, each name[:key=value...]: ${METHODS.map((m) => m.name).join(", ")}`,
+      )
+      .requiredOption(
+        "--out <dir>",
+        "output folder: <method>.nii.gz, <method>.png, metrics.json/csv (a batch: one folder per study)",
+      )
+      .option("--model <dir>", "prior for the score-based methods (default: models/<modality>)")
+      .option("--resume", "keep the slices an interrupted run already finished (kept in <out>/.slices)")
+      .option("--workers <N>", "reconstruct N slices at once in worker threads", "1")
+      .option(
+        "--anonymise",
+        "with --format dicom: drop patient name, ID, birth date, sex and accession number",
+      )
+      .option("--json", "print one JSON object instead of a table"),
+  ).action(async (o) => {
+    if (!o.in === !o.measurements)
+      throw new UserError("give exactly one of --in IMAGE... or --measurements MEAS", "bad_flag", "--in");
+    const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
+    const workers = parseNumber("--workers", o.workers, { min: 1, integer: true });
+    const { studies, batch } = o.in
+      ? expandStudies(o.in as string[])
+      : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };
+    const bars = progressBars(["studies", "slice"]);
+    const summaries: StudySummary[] = [];
+    try {
+      for (const [i, study] of studies.entries()) {
+        const out = batch ? join(o.out, study.name) : o.out;
+        const label = `${study.name} (${i + 1}/${studies.length})`;
+        const onProgress = (e: ProgressEvent, units: number, done: () => number) => {
+          bars[0].update(Math.round(1000 * (i + done() / units)), label, 1000 * studies.length);
+          bars[1].update(
+            Math.round((1000 * e.done) / e.total),
+            `${e.method} slice ${e.slice + 1}/${e.slices}${e.resumed ? " (resumed)" : ""}`,
+            1000,
+          );
+        };
+        const { result, reference, resumed } = await runStudy(study, out, o, workers, onProgress);
+        await writeResults(out, result, reference, format, !!o.anonymise);
+        const summary = studySummary(study.name, result);
+        await writeJsonAtomic(join(out, "metrics.json"), summary);
+        await writeFileAtomic(join(out, "metrics.csv"), Buffer.from(metricsCsv([summary])));
+        summaries.push(summary);
+        if (!o.json)
+          process.stdout.write(
+            `${batch ? `${label}: ` : ""}${summary.settings.description}\n${metricsTable(result)}\n` +
+              `${resumed ? `${resumed} slice result(s) resumed from an earlier run\n` : ""}wrote ${out}/\n`,
+          );
+      }
+    } finally {
+      for (const b of bars) b.stop();
+    }
+    if (batch) {
+      await writeJsonAtomic(join(o.out, "metrics.json"), { studies: summaries });
+      await writeFileAtomic(join(o.out, "metrics.csv"), Buffer.from(metricsCsv(summaries)));
+      if (!o.json)
+        process.stdout.write(`summary: ${join(o.out, "metrics.csv")}, ${join(o.out, "metrics.json")}\n`);
+    }
+    if (o.json) {
+      const brief = (s: StudySummary) => ({ ...s, perSlice: undefined });
+      process.stdout.write(
+        JSON.stringify(batch ? { studies: summaries.map(brief) } : brief(summaries[0])) + "\n",
+      );
+    }
+  });
+}
+
+/** Reads one study (or measurements) and runs the pipeline with the slice store of its folder. */
+async function runStudy(
+  study: Study,
+  out: string,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  o: any,
+  workers: number,
+  onProgress: (e: ProgressEvent, units: number, done: () => number) => void,
+): Promise<{ result: ReconResult; reference?: Volume; resumed: number }> {
+  // Finished slices are always kept (so that a later --resume can use them), reused only with --resume.
+  const kept = folderSliceStore(join(out, ".slices"));
+  const common = { workers, store: o.resume ? kept : { get: () => undefined, put: kept.put } };
+  let finished = 0;
+  let resumed = 0;
+  const progress = (units: number) => (e: ProgressEvent) => {
+    if (e.done === e.total) finished++;
+    if (e.resumed) resumed++;
+    onProgress(e, units, () => finished);
+  };
+  if (o.measurements) {
+    const meas = await readMeasurements(o.measurements, o);
+    const methods = withModel(parseMethods(o.method, meas.acquisition.modality), o.model);
+    const result = await reconstruct({
+      acquisition: meas.acquisition,
+      methods,
+      measurements: meas,
+      maskFromFile: meas.mask,
+      onProgress: progress(meas.like.slices * methods.length),
+      ...common,
+    });
+    return { result, resumed };
+  }
+  const reference = selectSlices(
+    await readVolume(study.path, { seriesUid: o.series, volumeIndex: volumeIndex(o.volume) }),
+    o.slices,
+    study.path,
+  );
+  const modality = modalityFor(o.modality, reference);
+  const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
+  const methods = withModel(parseMethods(o.method, modality), o.model);
+  const result = await reconstruct({
+    acquisition: acq,
+    methods,
+    volume: reference,
+    maskFromFile: await maskFor(acq, reference),
+    seed: Number(o.seed),
+    onProgress: progress(reference.slices * methods.length),
+    ...common,
+  });
+  return { result, reference, resumed };
+}
+
+interface StudySummary {
+  study: string;
+  modality: string;
+  settings: { acquisition: unknown; description: string; dataRange?: number; realisedAcceleration?: number };
+  results: {
+    method: string;
+    params: unknown;
+    psnr: number | null;
+    ssim: number | null;
+    nmse: number | null;
+    seconds: number;
+  }[];
+  perSlice: Record<string, { slice: number; psnr: number; ssim: number; nmse: number; seconds: number }[]>;
+}
+
+function studySummary(study: string, result: ReconResult): StudySummary {
+  return {
+    study,
+    modality: result.acquisition.modality,
+    settings: {
+      acquisition: result.acquisition,
+      description: describeAcquisition(result.acquisition),
+      dataRange: result.dataRange,
+      ...(result.mask ? { realisedAcceleration: realisedAcceleration(result.mask) } : {}),
+    },
+    results: result.results.map((r) => ({
+      method: r.method,
+      params: r.params,
+      psnr: r.metrics?.psnr ?? null,
+      ssim: r.metrics?.ssim ?? null,
+      nmse: r.metrics?.nmse ?? null,
+      seconds: r.seconds,
+    })),
+    perSlice: Object.fromEntries(result.results.map((r) => [r.method, r.perSlice ?? []])),
+  };
+}
+
+/** One row per study and method (slice "mean") and one per slice. */
+export function metricsCsv(studies: StudySummary[]): string {
+  const num = (v: number | null | undefined, d: number) =>
+    v === null || v === undefined ? "" : v.toFixed(d);
+  const text = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const lines = ["study,method,slice,psnr,ssim,nmse,seconds"];
+  for (const s of studies)
+    for (const r of s.results) {
+      lines.push(
+        [
+          text(s.study),
+          r.method,
+          "mean",
+          num(r.psnr, 4),
+          num(r.ssim, 5),
+          num(r.nmse, 6),
+          num(r.seconds, 3),
+        ].join(","),
+      );
+      for (const p of s.perSlice[r.method] ?? [])
+        lines.push(
+          [
+            text(s.study),
+            r.method,
+            p.slice,
+            num(p.psnr, 4),
+            num(p.ssim, 5),
+            num(p.nmse, 6),
+            num(p.seconds, 3),
+          ].join(","),
+        );
+    }
+  return lines.join("\n") + "\n";
+}
+
+const OUTPUT_FORMATS = ["nifti", "npy", "cfl", "dicom"] as const;
+const EXTENSION = { nifti: ".nii.gz", npy: ".npy", cfl: ".cfl", dicom: "" } as const;
+
+export async function writeResults(
+  dir: string,
+  result: ReconResult,
+  reference?: Volume,
+  format: (typeof OUTPUT_FORMATS)[number] = "nifti",
+  anonymise = false,
+): Promise<void> {
+  const ext = EXTENSION[format];
+  mkdirSync(dir, { recursive: true });
+  // One display window for every method (the reference's range) so the PNGs compare fairly.
+  const windowFrom = reference ?? result.results[0].volume;
+  let min = Infinity,
+    max = -Infinity;
+  for (const v of windowFrom.data) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  const mid = Math.floor(windowFrom.slices / 2);
+  if (reference) await writePng(join(dir, "reference.png"), sliceOf(reference, mid), { min, max });
+  for (const r of result.results) {
+    if (format === "dicom") {
+      const settings = Object.entries(r.params)
+        .map(([k, x]) => `${k}=${x}`)
+        .join(" ");
+      const derivation = `scorerecon ${r.method}${settings ? ` (${settings})` : ""} from ${describeAcquisition(result.acquisition)}`;
+      await writeDicomSeries(join(dir, r.method), r.volume, {
+        description: `scorerecon ${r.method}`,
+        derivation,
+        anonymise,
+      });
+    } else await writeVolume(join(dir, `${r.method}${ext}`), r.volume);
+    if (r.uncertainty) {
+      await writeVolume(join(dir, `${r.method}-std${ext}`), r.uncertainty);
+      await writePng(join(dir, `${r.method}-std.png`), sliceOf(r.uncertainty, mid));
+    }
+    await writePng(join(dir, `${r.method}.png`), sliceOf(r.volume, mid), { min, max });
+  }
+}
+
+export function metricsTable(result: ReconResult): string {
+  const rows = result.results.map((r) => [
+    r.method,
+    r.metrics ? r.metrics.psnr.toFixed(2) : "-",
+    r.metrics ? r.metrics.ssim.toFixed(4) : "-",
+    r.metrics ? r.metrics.nmse.toExponential(3) : "-",
+    r.seconds.toFixed(2),
+  ]);
+  const head = ["method", "PSNR dB", "SSIM", "NMSE", "seconds"];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
+  return [line(head), ...rows.map(line)].join("\n");
+}

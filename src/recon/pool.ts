@@ -1,0 +1,94 @@
+/**
+ * A fixed pool of worker threads running slice tasks (src/recon/slice-task.ts), so that N slices
+ * are reconstructed at once and the calling thread's event loop stays free. Each worker loads the
+ * modules (and, for score-based methods, the TensorFlow.js backend and the prior) once and keeps
+ * them for every task it runs. Cancellation terminates the workers: a task is never half-applied
+ * because results travel back whole, in one message.
+ */
+import { Worker } from "node:worker_threads";
+import { UserError } from "../errors.js";
+import { compiledModule } from "../package-root.js";
+import type { SliceOutput, SliceTask } from "./slice-task.js";
+
+export type WorkerMessage =
+  | { kind: "progress"; done: number; total: number }
+  | { kind: "done"; output: SliceOutput }
+  | { kind: "error"; message: string; code?: string; field?: string };
+
+interface Slot {
+  worker: Worker;
+  busy: boolean;
+}
+
+export class SlicePool {
+  private readonly slots: Slot[] = [];
+  private readonly waiting: ((slot: Slot) => void)[] = [];
+  private closed = false;
+
+  constructor(size: number) {
+    for (let i = 0; i < size; i++)
+      this.slots.push({
+        worker: new Worker(compiledModule(new URL("./slice-worker.js", import.meta.url))),
+        busy: false,
+      });
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  private acquire(): Promise<Slot> {
+    const free = this.slots.find((s) => !s.busy);
+    if (free) {
+      free.busy = true;
+      return Promise.resolve(free);
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(slot: Slot): void {
+    const next = this.waiting.shift();
+    if (next) next(slot);
+    else slot.busy = false;
+  }
+
+  /** Runs one task on the next free worker. */
+  async run(task: SliceTask, onIteration?: (done: number, total: number) => void): Promise<SliceOutput> {
+    const slot = await this.acquire();
+    if (this.closed) throw new Error("the worker pool was closed");
+    try {
+      return await new Promise<SliceOutput>((resolve, reject) => {
+        const onMessage = (m: WorkerMessage) => {
+          if (m.kind === "progress") return onIteration?.(m.done, m.total);
+          cleanup();
+          if (m.kind === "done") resolve(m.output);
+          else reject(m.code ? new UserError(m.message, m.code, m.field) : new Error(m.message));
+        };
+        const onError = (err: Error) => {
+          cleanup();
+          reject(err);
+        };
+        const onExit = (code: number) => {
+          cleanup();
+          reject(new Error(`a reconstruction worker stopped (exit code ${code})`));
+        };
+        const cleanup = () => {
+          slot.worker.off("message", onMessage);
+          slot.worker.off("error", onError);
+          slot.worker.off("exit", onExit);
+        };
+        slot.worker.on("message", onMessage);
+        slot.worker.on("error", onError);
+        slot.worker.on("exit", onExit);
+        slot.worker.postMessage(task);
+      });
+    } finally {
+      this.release(slot);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

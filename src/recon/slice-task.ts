@@ -1,0 +1,53 @@
+/**
+ * One unit of reconstruction work: one method on one slice's measurements. The pipeline runs these
+ * in the calling thread or in worker threads (src/recon/pool.ts); a worker process of the
+ * distributed queue runs the same function. Everything in a task is plain data (structured-clone
+ * safe), so the forward model is rebuilt from the acquisition where the task runs.
+ */
+import { forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
+import { findMethod, type MethodRequest } from "./methods.js";
+
+export interface SliceTask {
+  acquisition: Acquisition;
+  maskFromFile?: Uint8Array;
+  method: MethodRequest;
+  /** Measurements in operator units. */
+  y: Float32Array;
+  rows: number;
+  cols: number;
+}
+
+export interface SliceOutput {
+  /** In operator units (the pipeline converts CT attenuation back to HU). */
+  image: Float32Array;
+  /** Per-pixel posterior std (score-based methods with samples > 1). */
+  std?: Float32Array;
+  seconds: number;
+}
+
+let cached: { key: string; mask?: Uint8Array; model: ForwardModel } | undefined;
+
+/** The forward model of an acquisition, rebuilt only when the acquisition changes. */
+function modelFor(acq: Acquisition, mask?: Uint8Array): ForwardModel {
+  const key = JSON.stringify(acq);
+  const sameMask = (a?: Uint8Array, b?: Uint8Array) =>
+    a === b || (!!a && !!b && a.length === b.length && a.every((v, i) => v === b[i]));
+  if (!cached || cached.key !== key || !sameMask(cached.mask, mask))
+    cached = { key, mask, model: forwardModel(acq, mask) };
+  return cached.model;
+}
+
+export function runSliceTask(
+  task: SliceTask,
+  onIteration?: (done: number, total: number) => void,
+  signal?: AbortSignal,
+): SliceOutput {
+  const model = modelFor(task.acquisition, task.maskFromFile);
+  const t0 = performance.now();
+  const out = findMethod(task.method.name).run(
+    { model, y: task.y, rows: task.rows, cols: task.cols, onIteration, signal },
+    task.method.params,
+  );
+  const seconds = (performance.now() - t0) / 1000;
+  return out instanceof Float32Array ? { image: out, seconds } : { ...out, seconds };
+}
