@@ -11,6 +11,7 @@ import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { registerCommands } from "./commands.js";
 import { registerPriorCommands } from "./prior-commands.js";
+import { registerServe } from "./serve-command.js";
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command("scorerecon")
@@ -22,6 +23,7 @@ export async function main(argv: string[]): Promise<number> {
     .showHelpAfterError("(run with --help for usage)");
   registerCommands(program);
   registerPriorCommands(program);
+  registerServe(program);
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

@@ -196,7 +196,7 @@ async function runStudy(
   let finished = 0;
   let resumed = 0;
   const progress = (units: number) => (e: ProgressEvent) => {
-    if (e.done === e.total) finished++;
+    if (e.finished) finished++;
     if (e.resumed) resumed++;
     onProgress(e, units, () => finished);
   };

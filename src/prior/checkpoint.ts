@@ -113,8 +113,8 @@ export interface LoadedPrior {
   info: PriorInfo;
 }
 
-/** Loads a prior folder; the network holds the EMA weights. */
-export function loadPrior(dir: string): LoadedPrior {
+/** A prior folder's description (prior.json) and network manifest, checked, without weights. */
+export function readPriorInfo(dir: string): { info: PriorInfo; model: ModelJson } {
   if (!existsSync(dir)) throw new UserError(`prior ${dir} does not exist`, "bad_model", "--model");
   const model = readJson<ModelJson>(join(dir, "model.json"), `prior ${dir}`);
   const info = readJson<PriorInfo>(join(dir, "prior.json"), `prior ${dir}`);
@@ -124,6 +124,12 @@ export function loadPrior(dir: string): LoadedPrior {
       "bad_model",
       "--model",
     );
+  return { info, model };
+}
+
+/** Loads a prior folder; the network holds the EMA weights. */
+export function loadPrior(dir: string): LoadedPrior {
+  const { info, model } = readPriorInfo(dir);
   const specs = model.weightsManifest.flatMap((g) => g.weights);
   const weights = readWeights(dir, "weights", specs);
   const net = new ScoreUNet(model.modelTopology.network, makeSde(model.modelTopology.sde));

@@ -151,15 +151,64 @@ export const METHODS: readonly ReconMethod[] = [
 
 const PARAM_CHOICES: Record<string, readonly string[]> = { filter: FBP_FILTERS };
 
-export function findMethod(name: string): ReconMethod {
+export function findMethod(name: string, field = "method"): ReconMethod {
   const m = METHODS.find((x) => x.name === name);
   if (!m)
     throw new UserError(
       `unknown method '${name}' (known: ${METHODS.map((x) => x.name).join(", ")})`,
       "bad_method",
-      "method",
+      field,
     );
   return m;
+}
+
+/**
+ * A checked method request: a known method for this modality, known parameter names, numbers that
+ * are finite and non-negative, choices from their list. `field` names the place in the errors
+ * (a CLI flag, or a JSON path such as methods[1]).
+ */
+export function methodRequest(
+  name: string,
+  given: Record<string, string | number>,
+  modality: Modality,
+  field = "method",
+): MethodRequest {
+  const method = findMethod(name, field);
+  if (!method.modalities.includes(modality))
+    throw new UserError(
+      `method '${name}' does not apply to ${modality.toUpperCase()} (it is for ${method.modalities.join(", ")})`,
+      "bad_method",
+      field,
+    );
+  const params: Params = { ...method.defaults };
+  for (const [key, value] of Object.entries(given)) {
+    if (!(key in method.defaults))
+      throw new UserError(
+        `method '${name}' has no parameter '${key}' (it takes: ${Object.keys(method.defaults).join(", ") || "none"})`,
+        "bad_method",
+        field,
+      );
+    if (typeof method.defaults[key] === "number") {
+      const v = typeof value === "number" ? value : value.trim() === "" ? NaN : Number(value);
+      if (!Number.isFinite(v) || v < 0)
+        throw new UserError(
+          `method '${name}': ${key} must be a non-negative number, got '${value}'`,
+          "bad_method",
+          `${field}.${key}`,
+        );
+      params[key] = v;
+    } else {
+      const choices = PARAM_CHOICES[key];
+      if (choices && !choices.includes(String(value)))
+        throw new UserError(
+          `method '${name}': ${key} must be one of ${choices.join(", ")}, got '${value}'`,
+          "bad_method",
+          `${field}.${key}`,
+        );
+      params[key] = String(value);
+    }
+  }
+  return { name, params };
 }
 
 /** Parses `tv:lambda=0.003,fbp` into requests, checking names, keys and values. */
@@ -170,43 +219,14 @@ export function parseMethods(list: string, modality: Modality): MethodRequest[] 
     .filter(Boolean)
     .map((item) => {
       const [name, ...pairs] = item.split(":");
-      const method = findMethod(name);
-      if (!method.modalities.includes(modality))
-        throw new UserError(
-          `method '${name}' does not apply to ${modality.toUpperCase()} (it is for ${method.modalities.join(", ")})`,
-          "bad_method",
-          "method",
-        );
-      const params: Params = { ...method.defaults };
+      const given: Record<string, string> = {};
       for (const pair of pairs) {
         const [key, value] = pair.split("=");
-        if (!(key in method.defaults) || value === undefined)
-          throw new UserError(
-            `method '${name}' has no parameter '${key}' (it takes: ${Object.keys(method.defaults).join(", ") || "none"})`,
-            "bad_method",
-            "method",
-          );
-        if (typeof method.defaults[key] === "number") {
-          const v = Number(value);
-          if (!Number.isFinite(v) || v < 0)
-            throw new UserError(
-              `method '${name}': ${key} must be a non-negative number, got '${value}'`,
-              "bad_method",
-              "method",
-            );
-          params[key] = v;
-        } else {
-          const choices = PARAM_CHOICES[key];
-          if (choices && !choices.includes(value))
-            throw new UserError(
-              `method '${name}': ${key} must be one of ${choices.join(", ")}, got '${value}'`,
-              "bad_method",
-              "method",
-            );
-          params[key] = value;
-        }
+        if (value === undefined)
+          throw new UserError(`method '${name}': '${pair}' must look like key=value`, "bad_method", "method");
+        given[key] = value;
       }
-      return { name, params };
+      return methodRequest(name, given, modality);
     });
   if (requests.length === 0) throw new UserError("no method given", "bad_method", "method");
   return requests;

@@ -2,13 +2,20 @@
  * A fixed pool of worker threads running slice tasks (src/recon/slice-task.ts), so that N slices
  * are reconstructed at once and the calling thread's event loop stays free. Each worker loads the
  * modules (and, for score-based methods, the TensorFlow.js backend and the prior) once and keeps
- * them for every task it runs. Cancellation terminates the workers: a task is never half-applied
- * because results travel back whole, in one message.
+ * them for every task it runs. Cancellation reaches the running sampler between two steps through
+ * a flag in shared memory (the worker's own event loop is busy while it computes); results travel
+ * back whole, in one message, so a task is never half-applied.
  */
 import { Worker } from "node:worker_threads";
 import { UserError } from "../errors.js";
 import { compiledModule } from "../package-root.js";
 import type { SliceOutput, SliceTask } from "./slice-task.js";
+
+export interface SliceRequest {
+  task: SliceTask;
+  /** [0] becomes 1 when the task is cancelled. */
+  cancelled: Int32Array;
+}
 
 export type WorkerMessage =
   | { kind: "progress"; done: number; total: number }
@@ -52,16 +59,25 @@ export class SlicePool {
     else slot.busy = false;
   }
 
-  /** Runs one task on the next free worker. */
-  async run(task: SliceTask, onIteration?: (done: number, total: number) => void): Promise<SliceOutput> {
+  /** Runs one task on the next free worker; `signal` stops it between two iterations. */
+  async run(
+    task: SliceTask,
+    onIteration?: (done: number, total: number) => void,
+    signal?: AbortSignal,
+  ): Promise<SliceOutput> {
     const slot = await this.acquire();
     if (this.closed) throw new Error("the worker pool was closed");
+    const cancelled = new Int32Array(new SharedArrayBuffer(4));
+    const cancel = () => Atomics.store(cancelled, 0, 1);
+    signal?.addEventListener("abort", cancel);
     try {
+      signal?.throwIfAborted();
       return await new Promise<SliceOutput>((resolve, reject) => {
         const onMessage = (m: WorkerMessage) => {
           if (m.kind === "progress") return onIteration?.(m.done, m.total);
           cleanup();
           if (m.kind === "done") resolve(m.output);
+          else if (signal?.aborted) reject(signal.reason);
           else reject(m.code ? new UserError(m.message, m.code, m.field) : new Error(m.message));
         };
         const onError = (err: Error) => {
@@ -80,9 +96,11 @@ export class SlicePool {
         slot.worker.on("message", onMessage);
         slot.worker.on("error", onError);
         slot.worker.on("exit", onExit);
-        slot.worker.postMessage(task);
+        const message: SliceRequest = { task, cancelled };
+        slot.worker.postMessage(message);
       });
     } finally {
+      signal?.removeEventListener("abort", cancel);
       this.release(slot);
     }
   }

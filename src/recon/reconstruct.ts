@@ -59,8 +59,14 @@ export interface ProgressEvent {
   /** Iterations done / total within this method on this slice (1/1 for direct methods). */
   done: number;
   total: number;
+  /** The last event of a slice: its result is done (and stored). */
+  finished: boolean;
   /** The slice was finished in an earlier run and taken from the store. */
   resumed: boolean;
+  /** With the last event of a slice, when ground truth exists: its metrics and seconds. */
+  metrics?: Metrics & { seconds: number };
+  /** With the last event of a slice: the result in output units (HU for CT in HU). */
+  image?: Float32Array;
 }
 
 export interface ReconRequest {
@@ -79,6 +85,8 @@ export interface ReconRequest {
   store?: SliceStore;
   /** Worker threads running slices at once (default 1: in this thread). */
   workers?: number;
+  /** A long-lived pool to run the slices in (the server's); takes precedence over `workers`. */
+  pool?: SlicePool;
 }
 
 /**
@@ -95,7 +103,7 @@ export function toOperatorUnits(image: Float32Array, acq: Acquisition, hu: boole
   return new Float32Array(image);
 }
 
-function fromOperatorUnits(image: Float32Array, hu: boolean): Float32Array {
+export function fromOperatorUnits(image: Float32Array, hu: boolean): Float32Array {
   return hu ? image.map((mu) => 1000 * (mu - 1)) : image;
 }
 
@@ -126,7 +134,8 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   if (!like) throw new RangeError("reconstruct needs a volume or measurements");
   const model = forwardModel(acq, req.maskFromFile);
   const workers = Math.max(1, Math.floor(req.workers ?? 1));
-  if (workers === 1 && req.methods.some((m) => findMethod(m.name).needsPrior)) await initBackend();
+  if (!req.pool && workers === 1 && req.methods.some((m) => findMethod(m.name).needsPrior))
+    await initBackend();
   const rows = like.rows,
     cols = like.cols,
     slices = like.slices;
@@ -150,9 +159,21 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
     }
   }
   const dataRange = req.volume ? volumeRange(req.volume) : undefined;
-  const pool = workers > 1 ? new SlicePool(Math.min(workers, slices * req.methods.length)) : undefined;
-  const abort = () => void pool?.close();
-  req.signal?.addEventListener("abort", abort);
+  /** A finished slice's metrics against the ground truth, in output units. */
+  const scoreSlice = (image: Float32Array, k: number, seconds: number) => {
+    if (!req.volume || dataRange === undefined) return undefined;
+    const gt = sliceOf(req.volume, k);
+    const test = { rows, cols, data: image };
+    return {
+      psnr: psnr(gt, test, dataRange),
+      ssim: ssim(gt, test, { dataRange }),
+      nmse: nmse(gt, test),
+      seconds,
+    };
+  };
+  const ownPool =
+    !req.pool && workers > 1 ? new SlicePool(Math.min(workers, slices * req.methods.length)) : undefined;
+  const pool = req.pool ?? ownPool;
   try {
     // Every (method, slice) task, finished ones taken from the store; with a pool, N at a time.
     const outputs = await mapConcurrent(
@@ -160,37 +181,46 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       pool?.size ?? 1,
       async ({ method, slice, y }) => {
         const key: SliceKey = { acquisition: acq, method, slice, y };
-        const report = (done: number, total: number) =>
-          req.onProgress?.({ slice, slices, method: method.name, done, total, resumed: false });
+        const event = { slice, slices, method: method.name, resumed: false, finished: false };
+        const report = (done: number, total: number) => req.onProgress?.({ ...event, done, total });
+        const finish = (output: SliceOutput, resumed: boolean) => {
+          const image = fromOperatorUnits(output.image, hu);
+          const metrics = scoreSlice(image, slice, output.seconds);
+          req.onProgress?.({
+            ...event,
+            done: 1,
+            total: 1,
+            resumed,
+            finished: true,
+            image,
+            ...(metrics ? { metrics } : {}),
+          });
+          return { output, metrics };
+        };
         const stored = req.store?.get(key);
-        if (stored) {
-          req.onProgress?.({ slice, slices, method: method.name, done: 1, total: 1, resumed: true });
-          return stored;
-        }
+        if (stored) return finish(stored, true);
         const task: SliceTask = { acquisition: acq, maskFromFile: req.maskFromFile, method, y, rows, cols };
-        const output = pool ? await pool.run(task, report) : runSliceTask(task, report, req.signal);
+        req.signal?.throwIfAborted();
+        const output = pool
+          ? await pool.run(task, report, req.signal)
+          : runSliceTask(task, report, req.signal);
         await req.store?.put(key, output);
-        report(1, 1);
         // Let the event loop breathe between slices (server progress, Ctrl-C).
         await new Promise((r) => setImmediate(r));
-        return output;
+        return finish(output, false);
       },
     );
     return {
       acquisition: acq,
       dataRange,
       results: req.methods.map((request, m) =>
-        assemble(request, outputs.slice(m * slices, (m + 1) * slices), like, hu, req.volume, dataRange),
+        assemble(request, outputs.slice(m * slices, (m + 1) * slices), like, hu),
       ),
       measurements,
       mask: model.mask,
     };
-  } catch (err) {
-    // A cancelled run fails with the cancellation, not with the stopped workers' errors.
-    throw req.signal?.aborted ? (req.signal.reason ?? err) : err;
   } finally {
-    req.signal?.removeEventListener("abort", abort);
-    await pool?.close();
+    await ownPool?.close();
   }
 }
 
@@ -208,14 +238,12 @@ async function mapConcurrent<T, R>(items: T[], limit: number, f: (item: T) => Pr
   return out;
 }
 
-/** One method's slices into a volume (HU for CT in HU), with metrics against the ground truth. */
+/** One method's slices into a volume (HU for CT in HU), with their metrics and the means. */
 function assemble(
   request: MethodRequest,
-  outputs: SliceOutput[],
+  outputs: { output: SliceOutput; metrics?: Metrics & { seconds: number } }[],
   like: Volume,
   hu: boolean,
-  truth: Volume | undefined,
-  dataRange: number | undefined,
 ): MethodResult {
   const { rows, cols, slices } = like;
   const init = {
@@ -225,33 +253,22 @@ function assemble(
     affine: like.affine,
   };
   const out = makeVolume(slices, rows, cols, undefined, { ...init, dicom: like.dicom });
-  const uncertainty = outputs.some((o) => o.std)
+  const uncertainty = outputs.some((o) => o.output.std)
     ? makeVolume(slices, rows, cols, undefined, init)
     : undefined;
   const perSlice: NonNullable<MethodResult["perSlice"]> = [];
-  outputs.forEach((o, k) => {
-    const result = fromOperatorUnits(o.image, hu);
-    out.data.set(result, k * rows * cols);
+  outputs.forEach(({ output: o, metrics }, k) => {
+    out.data.set(fromOperatorUnits(o.image, hu), k * rows * cols);
     // A standard deviation scales but does not shift: HU std = 1000 x attenuation std.
     if (o.std) uncertainty!.data.set(hu ? o.std.map((v) => 1000 * v) : o.std, k * rows * cols);
-    if (truth && dataRange !== undefined) {
-      const gt = sliceOf(truth, k);
-      const test = { rows, cols, data: result };
-      perSlice.push({
-        slice: k,
-        seconds: o.seconds,
-        psnr: psnr(gt, test, dataRange),
-        ssim: ssim(gt, test, { dataRange }),
-        nmse: nmse(gt, test),
-      });
-    }
+    if (metrics) perSlice.push({ slice: k, ...metrics });
   });
   const mean = (key: keyof Metrics) => perSlice.reduce((s, m) => s + m[key], 0) / perSlice.length;
   return {
     method: request.name,
     params: request.params,
     volume: out,
-    seconds: outputs.reduce((s, o) => s + o.seconds, 0),
+    seconds: outputs.reduce((s, o) => s + o.output.seconds, 0),
     ...(uncertainty ? { uncertainty } : {}),
     ...(perSlice.length
       ? { metrics: { psnr: mean("psnr"), ssim: mean("ssim"), nmse: mean("nmse") }, perSlice }

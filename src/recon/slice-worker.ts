@@ -3,16 +3,23 @@ import { parentPort } from "node:worker_threads";
 import { UserError } from "../errors.js";
 import { initBackend } from "../prior/backend.js";
 import { findMethod } from "./methods.js";
-import type { WorkerMessage } from "./pool.js";
-import { runSliceTask, type SliceTask } from "./slice-task.js";
+import type { SliceRequest, WorkerMessage } from "./pool.js";
+import { runSliceTask } from "./slice-task.js";
 
 const port = parentPort!;
 const send = (m: WorkerMessage) => port.postMessage(m);
 
-port.on("message", async (task: SliceTask) => {
+port.on("message", async ({ task, cancelled }: SliceRequest) => {
+  // The samplers and solvers read `aborted` between iterations: an AbortSignal-shaped view of the flag.
+  const signal = {
+    get aborted() {
+      return Atomics.load(cancelled, 0) === 1;
+    },
+    reason: new Error("cancelled"),
+  } as AbortSignal;
   try {
     if (findMethod(task.method.name).needsPrior) await initBackend();
-    const output = runSliceTask(task, (done, total) => send({ kind: "progress", done, total }));
+    const output = runSliceTask(task, (done, total) => send({ kind: "progress", done, total }), signal);
     send({ kind: "done", output });
   } catch (err) {
     if (err instanceof UserError)

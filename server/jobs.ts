@@ -1,0 +1,306 @@
+/**
+ * Reconstruction jobs: their records, the queue they wait in, and the runner that takes them
+ * through the one pipeline (src/recon) on a shared pool of worker threads, so the event loop only
+ * ever moves messages. Progress goes to subscribers (SSE) and, at every finished slice, to the
+ * job's record on disk; finished slices are kept (src/recon/slice-store.ts), so a job re-queued
+ * after a restart recomputes nothing it had finished.
+ */
+import { randomUUID } from "node:crypto";
+import { EventEmitter } from "node:events";
+import { UserError } from "../src/errors.js";
+import { makeVolume } from "../src/image/volume.js";
+import type { Metrics } from "../src/recon/reconstruct.js";
+import { reconstruct, type ProgressEvent } from "../src/recon/reconstruct.js";
+import type { SlicePool } from "../src/recon/pool.js";
+import type { ResolvedJob } from "./spec.js";
+import type { Storage } from "./storage.js";
+
+export type JobState = "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
+const FINAL: readonly JobState[] = ["done", "failed", "cancelled", "interrupted"];
+
+export interface SliceMetrics extends Metrics {
+  /** The slice's index in the series. */
+  slice: number;
+  seconds: number;
+}
+
+export interface JobRecord {
+  id: string;
+  created: string;
+  study: string;
+  plan: ResolvedJob;
+  state: JobState;
+  error?: { code: string; message: string };
+  started?: string;
+  finished?: string;
+  /** How often the job was re-queued after a server restart. */
+  restarts: number;
+  /** Per method: slices finished of the total, and the slice in progress. */
+  progress: Record<
+    string,
+    { done: number; total: number; current?: { slice: number; done: number; total: number } }
+  >;
+  /** Per method: metrics of the finished slices, in series order (when ground truth exists). */
+  metrics: Record<string, SliceMetrics[]>;
+  /** Per method: reconstruction seconds summed over finished slices. */
+  seconds: Record<string, number>;
+}
+
+export interface JobEvent {
+  type: "state" | "progress" | "slice";
+  job: string;
+  state?: JobState;
+  method?: string;
+  slice?: number;
+  done?: number;
+  total?: number;
+  metrics?: SliceMetrics;
+  error?: JobRecord["error"];
+}
+
+/**
+ * Where jobs wait. The embedded queue runs them in this process; a distributed queue (Redis) can
+ * take its place behind the same interface.
+ */
+export interface JobQueue {
+  enqueue(id: string): void;
+  /** Stops a queued or running job; false when it is neither. */
+  cancel(id: string): boolean;
+  close(): Promise<void>;
+}
+
+export class EmbeddedQueue implements JobQueue {
+  private readonly waiting: string[] = [];
+  private readonly running = new Map<string, AbortController>();
+  private closed = false;
+
+  constructor(
+    private readonly concurrency: number,
+    private readonly run: (id: string, signal: AbortSignal) => Promise<void>,
+    private readonly cancelledWhileQueued: (id: string) => void,
+  ) {}
+
+  enqueue(id: string): void {
+    this.waiting.push(id);
+    this.pump();
+  }
+
+  cancel(id: string): boolean {
+    const i = this.waiting.indexOf(id);
+    if (i >= 0) {
+      this.waiting.splice(i, 1);
+      this.cancelledWhileQueued(id);
+      return true;
+    }
+    const c = this.running.get(id);
+    c?.abort(new Error("cancelled"));
+    return !!c;
+  }
+
+  private pump(): void {
+    while (!this.closed && this.running.size < this.concurrency && this.waiting.length) {
+      const id = this.waiting.shift()!;
+      const controller = new AbortController();
+      this.running.set(id, controller);
+      void this.run(id, controller.signal).finally(() => {
+        this.running.delete(id);
+        this.pump();
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const c of this.running.values()) c.abort(new Error("server stopping"));
+  }
+}
+
+export class JobService {
+  readonly events = new EventEmitter();
+  private readonly live = new Map<string, JobRecord>();
+  /** Finished slices of running jobs (output units), by job, then `method/slice`. */
+  private readonly partial = new Map<string, Map<string, Float32Array>>();
+  private readonly saving = new Map<string, Promise<void>>();
+  queue: JobQueue;
+
+  constructor(
+    private readonly storage: Storage,
+    private readonly pool: SlicePool,
+    concurrency: number,
+  ) {
+    this.events.setMaxListeners(0);
+    this.queue = new EmbeddedQueue(
+      concurrency,
+      (id, signal) => this.run(id, signal),
+      (id) => void this.finish(this.get(id)!, "cancelled"),
+    );
+  }
+
+  /** Re-queues the jobs a stopped server left queued or running. */
+  async recover(): Promise<void> {
+    for (const job of this.storage.jobs())
+      if (job.state === "queued" || job.state === "running") {
+        if (job.state === "running") job.restarts++;
+        job.state = "queued";
+        await this.save(job);
+        this.queue.enqueue(job.id);
+      }
+  }
+
+  get(id: string): JobRecord | undefined {
+    return this.live.get(id) ?? this.storage.job(id);
+  }
+
+  list(): JobRecord[] {
+    return this.storage.jobs().map((j) => this.live.get(j.id) ?? j);
+  }
+
+  async create(study: string, plan: ResolvedJob): Promise<JobRecord> {
+    const total = plan.slices[1] - plan.slices[0];
+    const record: JobRecord = {
+      id: randomUUID(),
+      created: new Date().toISOString(),
+      study,
+      plan,
+      state: "queued",
+      restarts: 0,
+      progress: Object.fromEntries(plan.methods.map((m) => [m.name, { done: 0, total }])),
+      metrics: Object.fromEntries(plan.methods.map((m) => [m.name, []])),
+      seconds: Object.fromEntries(plan.methods.map((m) => [m.name, 0])),
+    };
+    await this.save(record);
+    this.queue.enqueue(record.id);
+    return record;
+  }
+
+  cancel(id: string): boolean {
+    return this.queue.cancel(id);
+  }
+
+  /** Writes the record; writes of one job happen one after another, the last one wins. */
+  private save(job: JobRecord): Promise<void> {
+    const next = (this.saving.get(job.id) ?? Promise.resolve()).then(() => this.storage.saveJob(job));
+    this.saving.set(
+      job.id,
+      next.catch(() => {}),
+    );
+    return next;
+  }
+
+  private emit(e: JobEvent): void {
+    this.events.emit(e.job, e);
+  }
+
+  private async finish(job: JobRecord, state: JobState, error?: JobRecord["error"]): Promise<void> {
+    job.state = state;
+    job.finished = new Date().toISOString();
+    if (error) job.error = error;
+    for (const p of Object.values(job.progress)) delete p.current;
+    await this.save(job);
+    this.live.delete(job.id);
+    this.partial.delete(job.id);
+    this.emit({ type: "state", job: job.id, state, ...(error ? { error } : {}) });
+  }
+
+  private async run(id: string, signal: AbortSignal): Promise<void> {
+    const job = this.storage.job(id);
+    if (!job || FINAL.includes(job.state)) return;
+    this.live.set(id, job);
+    this.partial.set(id, new Map());
+    job.state = "running";
+    job.started = new Date().toISOString();
+    await this.save(job);
+    this.emit({ type: "state", job: id, state: "running" });
+    const { plan } = job;
+    const [a, b] = plan.slices;
+    try {
+      const series = this.storage.volume(job.study, plan.seriesId);
+      if (!series) throw new UserError("the job's study was deleted", "not_found", "study");
+      const n = series.rows * series.cols;
+      const volume = makeVolume(b - a, series.rows, series.cols, series.data.slice(a * n, b * n), series);
+      const onProgress = (e: ProgressEvent) => {
+        const p = job.progress[e.method];
+        if (!e.finished) {
+          p.current = { slice: a + e.slice, done: e.done, total: e.total };
+          this.emit({
+            type: "progress",
+            job: id,
+            method: e.method,
+            slice: a + e.slice,
+            done: e.done,
+            total: e.total,
+          });
+          return;
+        }
+        // Metrics and seconds count each slice once, also when the slice was resumed.
+        if (!job.metrics[e.method].some((m) => m.slice === a + e.slice)) {
+          p.done++;
+          job.seconds[e.method] += e.metrics?.seconds ?? 0;
+          if (e.metrics) {
+            job.metrics[e.method].push({ slice: a + e.slice, ...e.metrics });
+            job.metrics[e.method].sort((x, y) => x.slice - y.slice);
+          }
+        }
+        delete p.current;
+        if (e.image) this.partial.get(id)?.set(`${e.method}/${a + e.slice}`, e.image);
+        void this.save(job);
+        this.emit({
+          type: "slice",
+          job: id,
+          method: e.method,
+          slice: a + e.slice,
+          done: p.done,
+          total: p.total,
+          ...(e.metrics ? { metrics: { slice: a + e.slice, ...e.metrics } } : {}),
+        });
+      };
+      const result = await reconstruct({
+        acquisition: plan.acquisition,
+        methods: plan.methods,
+        volume,
+        seed: plan.spec.seed,
+        store: this.storage.sliceStore(id),
+        pool: this.pool,
+        signal,
+        onProgress,
+      });
+      for (const r of result.results) {
+        await this.storage.saveResult(id, r.method, r.volume);
+        if (r.uncertainty) await this.storage.saveResult(id, `${r.method}-std`, r.uncertainty);
+        job.seconds[r.method] = r.seconds;
+      }
+      await this.finish(job, "done");
+    } catch (err) {
+      if (signal.aborted) {
+        // A stopping server leaves the job queued: the next start resumes it.
+        if (String((signal.reason as Error)?.message) === "server stopping") {
+          job.state = "queued";
+          await this.save(job);
+          this.live.delete(id);
+          this.partial.delete(id);
+        } else await this.finish(job, "cancelled");
+      } else if (err instanceof UserError)
+        await this.finish(job, "failed", { code: err.code, message: err.message });
+      else {
+        const ref = randomUUID().slice(0, 8);
+        console.error(`job ${id} failed (error id ${ref}):`, err);
+        await this.finish(job, "failed", { code: "internal", message: `internal error (error id ${ref})` });
+      }
+    }
+  }
+
+  /** One finished slice of a method's result (output units), from a running or a done job. */
+  resultSlice(job: JobRecord, method: string, slice: number): Float32Array | undefined {
+    const running = this.partial.get(job.id)?.get(`${method}/${slice}`);
+    if (running) return running;
+    const v = this.storage.result(job.id, method);
+    const [a] = job.plan.slices;
+    if (!v || slice < a || slice >= a + v.slices) return undefined;
+    const n = v.rows * v.cols;
+    return v.data.subarray((slice - a) * n, (slice - a + 1) * n);
+  }
+
+  isFinal(job: JobRecord): boolean {
+    return FINAL.includes(job.state);
+  }
+}

@@ -1,0 +1,293 @@
+/** The API's OpenAPI 3.1 description, served at /api/openapi.json. */
+const id = { type: "string", format: "uuid" };
+const error = {
+  description: "error",
+  content: {
+    "application/json": {
+      schema: {
+        type: "object",
+        properties: {
+          error: {
+            type: "object",
+            required: ["code", "message"],
+            properties: { code: { type: "string" }, message: { type: "string" }, field: { type: "string" } },
+          },
+        },
+      },
+    },
+  },
+};
+const json = (schema: object, description = "OK") => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const path = (name: string, schema: object = id) => ({ name, in: "path", required: true, schema });
+const format = {
+  name: "format",
+  in: "query",
+  schema: { type: "string", enum: ["int16", "float32"], default: "int16" },
+  description: "int16 with slope/intercept (real = stored x slope + intercept) or float32 values",
+};
+
+const slicePixels = {
+  type: "object",
+  required: ["rows", "cols", "dtype", "slope", "intercept", "window", "pixels"],
+  properties: {
+    rows: { type: "integer" },
+    cols: { type: "integer" },
+    dtype: { type: "string", enum: ["int16", "float32"] },
+    slope: { type: "number" },
+    intercept: { type: "number" },
+    min: { type: "number" },
+    max: { type: "number" },
+    window: { type: "object", properties: { center: { type: "number" }, width: { type: "number" } } },
+    units: { type: "string" },
+    spacing: { type: "array", items: { type: "number" } },
+    pixels: { type: "string", contentEncoding: "base64", description: "little-endian, row-major" },
+  },
+};
+
+const series = {
+  type: "object",
+  properties: {
+    id,
+    description: { type: "string" },
+    modality: { type: "string", enum: ["MR", "CT", "OT"] },
+    units: { type: "string", enum: ["HU", "arbitrary"] },
+    rows: { type: "integer" },
+    cols: { type: "integer" },
+    slices: { type: "integer" },
+    spacing: { type: "array", items: { type: "number" } },
+    window: { type: "object", properties: { center: { type: "number" }, width: { type: "number" } } },
+  },
+};
+const study = {
+  type: "object",
+  properties: {
+    id,
+    created: { type: "string", format: "date-time" },
+    source: { type: "string", enum: ["dicom", "nifti", "demo"] },
+    files: { type: "integer" },
+    series: { type: "array", items: series },
+  },
+};
+
+const jobSpec = {
+  type: "object",
+  required: ["study", "methods"],
+  additionalProperties: false,
+  properties: {
+    study: id,
+    series: { ...id, description: "required when the study has several series" },
+    slices: {
+      type: "array",
+      items: { type: "integer" },
+      minItems: 2,
+      maxItems: 2,
+      description: "[start, end), zero-based",
+    },
+    modality: {
+      type: "string",
+      enum: ["mri", "ct"],
+      description: "default: from the series (CT -> ct, else mri)",
+    },
+    mri: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        acceleration: { type: "number", default: 4 },
+        centerFraction: { type: "number", default: 0.08 },
+        mask: { type: "string", enum: ["random", "equispaced", "vd2d"], default: "random" },
+        seed: { type: "integer", default: 0 },
+        noiseSigma: { type: "number", default: 0 },
+      },
+    },
+    ct: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        views: { type: "integer", default: 60 },
+        detectors: { type: "integer", description: "default ceil(sqrt(2) N)" },
+        noise: {
+          oneOf: [
+            { type: "object", properties: { kind: { const: "none" } } },
+            { type: "object", properties: { kind: { const: "gaussian" }, sigma: { type: "number" } } },
+            { type: "object", properties: { kind: { const: "poisson" }, I0: { type: "number" } } },
+          ],
+        },
+      },
+    },
+    methods: {
+      type: "array",
+      minItems: 1,
+      items: {
+        type: "object",
+        required: ["name"],
+        properties: {
+          name: {
+            type: "string",
+            enum: ["zero-filled", "fbp", "sirt", "tv", "wavelet", "score", "dds", "song", "langevin"],
+          },
+          params: { type: "object", additionalProperties: { type: ["number", "string"] } },
+        },
+      },
+    },
+    model: { type: "string", description: "a model name from GET /api/models (default: the shipped prior)" },
+    seed: { type: "integer", default: 0, description: "seed of the measurement noise" },
+  },
+};
+
+const job = {
+  type: "object",
+  properties: {
+    id,
+    state: { type: "string", enum: ["queued", "running", "done", "failed", "cancelled", "interrupted"] },
+    progress: { type: "number", description: "0..1 over all methods and slices" },
+    perMethod: { type: "object", description: "per method: {done, total, current?: {slice, done, total}}" },
+    seconds: { type: "object" },
+    metrics: { type: "object" },
+    error: { type: "object" },
+  },
+};
+
+export const OPENAPI = {
+  openapi: "3.1.0",
+  info: {
+    title: "scorerecon API",
+    version: "0.1.0",
+    description:
+      "Upload studies, run reconstruction jobs (classical and score-based), follow their progress and fetch results. " +
+      "When the server runs with SCORERECON_TOKEN, every /api route needs `Authorization: Bearer <token>`.",
+  },
+  components: {
+    securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+    schemas: { SlicePixels: slicePixels, Study: study, Series: series, JobSpec: jobSpec, Job: job },
+  },
+  security: [{ bearer: [] }],
+  paths: {
+    "/api/studies": {
+      post: {
+        summary: "Upload a study: DICOM files (or a .zip of them) or one NIfTI",
+        requestBody: {
+          content: {
+            "multipart/form-data": {
+              schema: {
+                type: "object",
+                properties: {
+                  files: { type: "array", items: { type: "string", format: "binary" } },
+                  modality: {
+                    type: "string",
+                    enum: ["MR", "CT"],
+                    description: "for NIfTI, which records none",
+                  },
+                },
+              },
+            },
+          },
+        },
+        responses: { 201: json(study, "the stored study"), 400: error, 413: error },
+      },
+      get: {
+        summary: "List studies",
+        responses: {
+          200: json({ type: "object", properties: { studies: { type: "array", items: study } } }),
+        },
+      },
+    },
+    "/api/studies/{id}": {
+      parameters: [path("id")],
+      get: { summary: "One study and its series", responses: { 200: json(study), 404: error } },
+      delete: { summary: "Delete a study", responses: { 204: { description: "deleted" }, 404: error } },
+    },
+    "/api/studies/{id}/series/{sid}/slices/{n}": {
+      parameters: [path("id"), path("sid"), path("n", { type: "integer" }), format],
+      get: { summary: "One slice's pixels", responses: { 200: json(slicePixels), 404: error } },
+    },
+    "/api/jobs": {
+      post: {
+        summary: "Start a reconstruction job",
+        requestBody: { content: { "application/json": { schema: jobSpec } } },
+        responses: { 201: json(job, "the queued job"), 400: error, 404: error, 429: error },
+      },
+      get: {
+        summary: "List jobs",
+        responses: { 200: json({ type: "object", properties: { jobs: { type: "array", items: job } } }) },
+      },
+    },
+    "/api/jobs/{id}": {
+      parameters: [path("id")],
+      get: {
+        summary: "A job: state, progress per method and slice, timings, metrics so far",
+        responses: { 200: json(job), 404: error },
+      },
+      delete: {
+        summary: "Cancel a job",
+        responses: { 202: json({ type: "object" }), 404: error, 409: error },
+      },
+    },
+    "/api/jobs/{id}/events": {
+      parameters: [path("id")],
+      get: {
+        summary: "Server-Sent Events: snapshot, then progress, slice and state events until the job ends",
+        responses: {
+          200: { description: "text/event-stream", content: { "text/event-stream": {} } },
+          404: error,
+        },
+      },
+    },
+    "/api/jobs/{id}/metrics": {
+      parameters: [path("id")],
+      get: {
+        summary: "PSNR, SSIM, NMSE and seconds per slice and their means, per method",
+        responses: { 200: json({ type: "object" }), 404: error },
+      },
+    },
+    "/api/jobs/{id}/results/{method}/slices/{n}": {
+      parameters: [path("id"), path("method", { type: "string" }), path("n", { type: "integer" }), format],
+      get: {
+        summary: "One finished slice of a method's result (method-std: the uncertainty map)",
+        responses: { 200: json(slicePixels), 404: error },
+      },
+    },
+    "/api/jobs/{id}/results/{method}/error/slices/{n}": {
+      parameters: [path("id"), path("method", { type: "string" }), path("n", { type: "integer" }), format],
+      get: {
+        summary: "Signed difference result - ground truth of one slice",
+        responses: { 200: json(slicePixels), 404: error },
+      },
+    },
+    "/api/jobs/{id}/results/{method}/download": {
+      parameters: [
+        path("id"),
+        path("method", { type: "string" }),
+        {
+          name: "format",
+          in: "query",
+          schema: { type: "string", enum: ["nifti", "dicom"], default: "nifti" },
+        },
+      ],
+      get: {
+        summary: "A finished method's volume as NIfTI (.nii.gz) or a derived DICOM series (.zip)",
+        responses: {
+          200: { description: "the file", content: { "application/gzip": {}, "application/zip": {} } },
+          404: error,
+        },
+      },
+    },
+    "/api/models": {
+      get: {
+        summary: "Shipped and user-trained priors with their prior.json",
+        responses: { 200: json({ type: "object" }) },
+      },
+    },
+    "/api/openapi.json": { get: { summary: "This document", responses: { 200: json({ type: "object" }) } } },
+    "/healthz": { get: { security: [], summary: "Liveness", responses: { 200: json({ type: "object" }) } } },
+    "/readyz": {
+      get: {
+        security: [],
+        summary: "Readiness (503 until interrupted jobs are re-queued)",
+        responses: { 200: json({ type: "object" }), 503: json({ type: "object" }) },
+      },
+    },
+  },
+};

@@ -1,0 +1,55 @@
+/**
+ * Slices as the viewer's image loader takes them. Cornerstone renders integer pixels through a
+ * modality LUT, so float images are quantised to int16 with a rescale slope and intercept
+ * (real = stored x slope + intercept, DICOM PS3.3 C.11.1.1.2); `format=float32` sends the values
+ * as they are. Pixels travel base64-encoded, little-endian, row-major.
+ */
+export interface SlicePixels {
+  rows: number;
+  cols: number;
+  dtype: "int16" | "float32";
+  slope: number;
+  intercept: number;
+  min: number;
+  max: number;
+  window: { center: number; width: number };
+  units: string;
+  spacing: readonly number[];
+  pixels: string;
+}
+
+export function encodeSlice(
+  data: Float32Array,
+  rows: number,
+  cols: number,
+  o: {
+    dtype: "int16" | "float32";
+    window: { center: number; width: number };
+    units: string;
+    spacing: readonly number[];
+  },
+): SlicePixels {
+  let min = Infinity,
+    max = -Infinity;
+  for (const v of data) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (!Number.isFinite(min)) min = max = 0;
+  const common = { rows, cols, min, max, window: o.window, units: o.units, spacing: o.spacing };
+  if (o.dtype === "float32")
+    return {
+      ...common,
+      dtype: "float32",
+      slope: 1,
+      intercept: 0,
+      pixels: Buffer.from(Float32Array.from(data).buffer).toString("base64"),
+    };
+  // Integer data that fits int16 (CT in HU) is sent exactly; anything else spans -32767..32767.
+  const integral = min >= -32768 && max <= 32767 && data.every((v) => Number.isInteger(v));
+  const slope = integral ? 1 : (max - min) / 65534 || 1;
+  const intercept = integral ? 0 : (max + min) / 2;
+  const out = new Int16Array(data.length);
+  for (let i = 0; i < data.length; i++) out[i] = Math.round((data[i] - intercept) / slope);
+  return { ...common, dtype: "int16", slope, intercept, pixels: Buffer.from(out.buffer).toString("base64") };
+}

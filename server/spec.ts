@@ -1,0 +1,170 @@
+/**
+ * The job specification of `POST /api/jobs`, validated with zod. Every error names its field
+ * (`methods[1].params.steps`, `mri.acceleration`, ...). Models are chosen by name from
+ * `GET /api/models`, never by path.
+ */
+import { z } from "zod";
+import { UserError } from "../src/errors.js";
+import { defaultDetectors, type Acquisition, type Modality } from "../src/recon/acquisition.js";
+import { methodRequest, type MethodRequest } from "../src/recon/methods.js";
+import { MASK_KINDS } from "../operators/masks.js";
+import type { StudyRecord } from "./storage.js";
+
+const int = (min: number, max: number) => z.number().int().min(min).max(max);
+
+export const JobSpecSchema = z
+  .object({
+    study: z.string(),
+    series: z.string().optional(),
+    /** Zero-based, end exclusive; default: all slices. */
+    slices: z.tuple([int(0, 100_000), int(1, 100_000)]).optional(),
+    modality: z.enum(["mri", "ct"]).optional(),
+    mri: z
+      .object({
+        acceleration: z.number().min(1).max(64).default(4),
+        centerFraction: z.number().min(0).max(1).default(0.08),
+        mask: z.enum(MASK_KINDS).default("random"),
+        seed: int(0, 2 ** 31).default(0),
+        noiseSigma: z.number().min(0).default(0),
+      })
+      .strict()
+      .optional(),
+    ct: z
+      .object({
+        views: int(1, 4096).default(60),
+        detectors: int(1, 16384).optional(),
+        noise: z
+          .discriminatedUnion("kind", [
+            z.object({ kind: z.literal("none") }).strict(),
+            z.object({ kind: z.literal("gaussian"), sigma: z.number().min(0) }).strict(),
+            z.object({ kind: z.literal("poisson"), I0: z.number().min(1) }).strict(),
+          ])
+          .default({ kind: "none" }),
+      })
+      .strict()
+      .optional(),
+    methods: z
+      .array(
+        z
+          .object({
+            name: z.string(),
+            params: z.record(z.string(), z.union([z.number(), z.string()])).default({}),
+          })
+          .strict(),
+      )
+      .min(1)
+      .max(16),
+    /** A model name from GET /api/models, for the score-based methods. */
+    model: z.string().optional(),
+    /** Seed of the measurement noise. */
+    seed: int(0, 2 ** 31).default(0),
+  })
+  .strict();
+
+export type JobSpec = z.infer<typeof JobSpecSchema>;
+
+/** What a job runs: the spec resolved against its study and the model list. */
+export interface ResolvedJob {
+  spec: JobSpec;
+  seriesId: string;
+  modality: Modality;
+  slices: [number, number];
+  acquisition: Acquisition;
+  methods: MethodRequest[];
+}
+
+const fieldOf = (path: PropertyKey[]) =>
+  path.reduce<string>(
+    (s, p) => (typeof p === "number" ? `${s}[${p}]` : s ? `${s}.${String(p)}` : String(p)),
+    "",
+  );
+
+/** Parses and checks a job spec; the first problem becomes a UserError naming its field. */
+export function resolveJobSpec(
+  body: unknown,
+  study: (id: string) => StudyRecord | undefined,
+  modelPath: (name: string) => string | undefined,
+): ResolvedJob {
+  const parsed = JobSpecSchema.safeParse(body);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const field = fieldOf(issue.path) || "body";
+    throw new UserError(`${field}: ${issue.message}`, "bad_job", field);
+  }
+  const spec = parsed.data;
+  const s = study(spec.study);
+  if (!s) throw new UserError(`study: no study ${spec.study}`, "not_found", "study");
+  if (!spec.series && s.series.length > 1)
+    throw new UserError(`series: the study has ${s.series.length} series; name one`, "bad_job", "series");
+  const series = spec.series ? s.series.find((x) => x.id === spec.series) : s.series[0];
+  if (!series) throw new UserError(`series: no series ${spec.series} in this study`, "not_found", "series");
+  const modality: Modality = spec.modality ?? (series.modality === "CT" ? "ct" : "mri");
+  const [a, b] = spec.slices ?? [0, series.slices];
+  if (a >= b || b > series.slices)
+    throw new UserError(
+      `slices: [${a}, ${b}] is outside the series' ${series.slices} slices`,
+      "bad_job",
+      "slices",
+    );
+  if (modality === "ct" && series.rows !== series.cols)
+    throw new UserError(
+      `modality: CT needs square slices, this series is ${series.rows}x${series.cols}`,
+      "bad_job",
+      "modality",
+    );
+  if ((modality === "mri" && spec.ct) || (modality === "ct" && spec.mri))
+    throw new UserError(
+      `${modality === "mri" ? "ct" : "mri"}: not for ${modality.toUpperCase()} jobs`,
+      "bad_job",
+      modality === "mri" ? "ct" : "mri",
+    );
+  let model = "";
+  if (spec.model !== undefined) {
+    const path = modelPath(spec.model);
+    if (!path) throw new UserError(`model: no model named '${spec.model}'`, "not_found", "model");
+    model = path;
+  }
+  const methods = spec.methods.map((m, i) => {
+    if (spec.methods.findIndex((x) => x.name === m.name) !== i)
+      throw new UserError(`methods[${i}]: '${m.name}' is listed twice`, "bad_job", `methods[${i}]`);
+    if ("model" in m.params)
+      throw new UserError(
+        `methods[${i}].params.model: choose the prior with the job's 'model' field`,
+        "bad_job",
+        `methods[${i}].params.model`,
+      );
+    const r = methodRequest(m.name, m.params, modality, `methods[${i}]`);
+    return model && "model" in r.params ? { ...r, params: { ...r.params, model } } : r;
+  });
+  const acquisition: Acquisition =
+    modality === "mri"
+      ? (() => {
+          const m = spec.mri ?? {
+            acceleration: 4,
+            centerFraction: 0.08,
+            mask: "random" as const,
+            seed: 0,
+            noiseSigma: 0,
+          };
+          return {
+            modality,
+            rows: series.rows,
+            cols: series.cols,
+            mask: {
+              kind: m.mask,
+              acceleration: m.acceleration,
+              centerFraction: m.centerFraction,
+              seed: m.seed,
+            },
+            noiseSigma: m.noiseSigma,
+          };
+        })()
+      : {
+          modality,
+          size: series.rows,
+          views: spec.ct?.views ?? 60,
+          detectors: spec.ct?.detectors ?? defaultDetectors(series.rows),
+          noise: spec.ct?.noise ?? { kind: "none" },
+        };
+  return { spec, seriesId: series.id, modality, slices: [a, b], acquisition, methods };
+}

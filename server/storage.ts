@@ -1,0 +1,205 @@
+/**
+ * The server's data directory. Everything is addressed by random UUIDs, never by a user-supplied
+ * name or path, and every file is written atomically (temp file + rename):
+ *
+ *   studies/<study>/study.json            the study and its series (written last: a study exists
+ *                                         once this file does)
+ *   studies/<study>/series/<series>.json  the series' Volume without voxels (spacing, DICOM source)
+ *   studies/<study>/series/<series>.npy   its voxels, float32 [slices, rows, cols]
+ *   jobs/<job>/job.json                   the job: spec, state, progress, metrics so far
+ *   jobs/<job>/slices/                    finished slices (src/recon/slice-store.ts)
+ *   jobs/<job>/results/<method>.json/.npy each method's volume once the job is done
+ *   uploads/                              uploads being received (cleared at start)
+ */
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { percentile } from "../src/image/stats.js";
+import { makeVolume, type Volume } from "../src/image/volume.js";
+import { writeFileAtomic, writeJsonAtomic } from "../src/io/atomic.js";
+import { encodeNpy, readNpy } from "../src/io/npy.js";
+import { folderSliceStore, type SliceStore } from "../src/recon/slice-store.js";
+import type { JobRecord } from "./jobs.js";
+
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export interface SeriesInfo {
+  id: string;
+  description: string;
+  modality: Volume["modality"];
+  units: Volume["units"];
+  rows: number;
+  cols: number;
+  slices: number;
+  spacing: readonly number[];
+  /** Default display window (centre, width) in the series' units. */
+  window: { center: number; width: number };
+}
+
+export interface StudyRecord {
+  id: string;
+  created: string;
+  /** What was uploaded: "dicom", "nifti" or "demo". No patient attributes are kept here. */
+  source: string;
+  files: number;
+  series: SeriesInfo[];
+}
+
+type VolumeMeta = Omit<Volume, "data">;
+
+export class Storage {
+  readonly studiesDir: string;
+  readonly jobsDir: string;
+  readonly uploadsDir: string;
+  private readonly volumes = new Map<string, Volume>();
+
+  constructor(readonly root: string) {
+    this.studiesDir = join(root, "studies");
+    this.jobsDir = join(root, "jobs");
+    this.uploadsDir = join(root, "uploads");
+    for (const d of [this.studiesDir, this.jobsDir]) mkdirSync(d, { recursive: true });
+    // Uploads interrupted by a restart are incomplete by definition.
+    rmSync(this.uploadsDir, { recursive: true, force: true });
+    mkdirSync(this.uploadsDir, { recursive: true });
+  }
+
+  /** A fresh folder for one upload's files. */
+  uploadFolder(): string {
+    const dir = join(this.uploadsDir, randomUUID());
+    mkdirSync(dir);
+    return dir;
+  }
+
+  /** Stores a study's series and then its record; the study appears at once or not at all. */
+  async addStudy(
+    source: string,
+    files: number,
+    volumes: Volume[],
+    descriptions: string[],
+  ): Promise<StudyRecord> {
+    const id = randomUUID();
+    const building = join(this.uploadsDir, `${id}.study`);
+    mkdirSync(join(building, "series"), { recursive: true });
+    const series: SeriesInfo[] = [];
+    for (const [k, v] of volumes.entries()) {
+      const sid = randomUUID();
+      const { data, ...meta } = v;
+      await writeJsonAtomic(join(building, "series", `${sid}.json`), meta);
+      await writeFileAtomic(
+        join(building, "series", `${sid}.npy`),
+        encodeNpy([v.slices, v.rows, v.cols], data, "float32"),
+      );
+      series.push({
+        id: sid,
+        description: descriptions[k] ?? "",
+        modality: v.modality,
+        units: v.units,
+        rows: v.rows,
+        cols: v.cols,
+        slices: v.slices,
+        spacing: v.spacing,
+        window: defaultWindow(v),
+      });
+    }
+    const record: StudyRecord = { id, created: new Date().toISOString(), source, files, series };
+    await writeJsonAtomic(join(building, "study.json"), record);
+    renameSync(building, join(this.studiesDir, id));
+    return record;
+  }
+
+  study(id: string): StudyRecord | undefined {
+    if (!UUID.test(id)) return undefined;
+    const path = join(this.studiesDir, id, "study.json");
+    return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as StudyRecord) : undefined;
+  }
+
+  studies(): StudyRecord[] {
+    return readdirSync(this.studiesDir)
+      .map((id) => this.study(id))
+      .filter((s): s is StudyRecord => !!s)
+      .sort((a, b) => a.created.localeCompare(b.created));
+  }
+
+  deleteStudy(id: string): boolean {
+    if (!this.study(id)) return false;
+    for (const key of this.volumes.keys()) if (key.startsWith(id)) this.volumes.delete(key);
+    // Renamed first, so that a crash mid-delete never leaves a half study that still lists.
+    const doomed = join(this.uploadsDir, `${id}.deleted`);
+    renameSync(join(this.studiesDir, id), doomed);
+    rmSync(doomed, { recursive: true, force: true });
+    return true;
+  }
+
+  /** A series' volume (cached in memory). */
+  volume(studyId: string, seriesId: string): Volume | undefined {
+    const study = this.study(studyId);
+    if (!study || !study.series.some((s) => s.id === seriesId)) return undefined;
+    const base = join(this.studiesDir, studyId, "series", seriesId);
+    return this.cached(`${studyId}/${seriesId}`, () => readStoredVolume(base));
+  }
+
+  jobDir(id: string): string {
+    return join(this.jobsDir, id);
+  }
+
+  job(id: string): JobRecord | undefined {
+    if (!UUID.test(id)) return undefined;
+    const path = join(this.jobsDir, id, "job.json");
+    return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as JobRecord) : undefined;
+  }
+
+  jobs(): JobRecord[] {
+    return readdirSync(this.jobsDir)
+      .map((id) => this.job(id))
+      .filter((j): j is JobRecord => !!j)
+      .sort((a, b) => a.created.localeCompare(b.created));
+  }
+
+  async saveJob(job: JobRecord): Promise<void> {
+    mkdirSync(this.jobDir(job.id), { recursive: true });
+    await writeJsonAtomic(join(this.jobDir(job.id), "job.json"), job);
+  }
+
+  sliceStore(jobId: string): SliceStore {
+    return folderSliceStore(join(this.jobDir(jobId), "slices"));
+  }
+
+  async saveResult(jobId: string, method: string, v: Volume): Promise<void> {
+    const dir = join(this.jobDir(jobId), "results");
+    mkdirSync(dir, { recursive: true });
+    const { data, ...meta } = v;
+    await writeFileAtomic(join(dir, `${method}.npy`), encodeNpy([v.slices, v.rows, v.cols], data, "float32"));
+    await writeJsonAtomic(join(dir, `${method}.json`), meta);
+  }
+
+  result(jobId: string, method: string): Volume | undefined {
+    const base = join(this.jobDir(jobId), "results", method);
+    return existsSync(`${base}.json`)
+      ? this.cached(`${jobId}:${method}`, () => readStoredVolume(base))
+      : undefined;
+  }
+
+  /** Stored volumes never change once written: keep the last few in memory. */
+  private cached(key: string, read: () => Volume): Volume {
+    const hit = this.volumes.get(key);
+    if (hit) return hit;
+    const v = read();
+    if (this.volumes.size >= 16) this.volumes.delete(this.volumes.keys().next().value!);
+    this.volumes.set(key, v);
+    return v;
+  }
+}
+
+function readStoredVolume(base: string): Volume {
+  const meta = JSON.parse(readFileSync(`${base}.json`, "utf8")) as VolumeMeta;
+  const a = readNpy(`${base}.npy`);
+  return makeVolume(meta.slices, meta.rows, meta.cols, a.data, meta);
+}
+
+/** CT in HU: a soft-tissue window (40/400); otherwise the 1st-99th percentile range. */
+export function defaultWindow(v: Volume): { center: number; width: number } {
+  if (v.units === "HU") return { center: 40, width: 400 };
+  const lo = percentile(v.data, 0.01);
+  const hi = percentile(v.data, 0.99);
+  return { center: (lo + hi) / 2, width: Math.max(hi - lo, 1e-6) };
+}
