@@ -12,6 +12,8 @@ import express, { type NextFunction, type Request, type Response } from "express
 import { rateLimit } from "express-rate-limit";
 import helmet from "helmet";
 import yazl from "yazl";
+import { z } from "zod";
+import { MASK_KINDS, realisedAcceleration, samplingMask } from "../operators/masks.js";
 import { UserError } from "../src/errors.js";
 import { sliceOf, type Volume } from "../src/image/volume.js";
 import { writeDicomSeries } from "../src/io/dicom-write.js";
@@ -26,6 +28,15 @@ import { encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
 import { defaultWindow, Storage, UUID, type StudyRecord } from "./storage.js";
 import { HttpError, ingestUpload, uploadMiddleware, type UploadLimits } from "./uploads.js";
+
+const MaskQuery = z.object({
+  rows: z.coerce.number().int().min(8).max(1024),
+  cols: z.coerce.number().int().min(8).max(1024),
+  kind: z.enum(MASK_KINDS).default("random"),
+  acceleration: z.coerce.number().min(1).max(64).default(4),
+  centerFraction: z.coerce.number().min(0).max(1).default(0.08),
+  seed: z.coerce.number().int().min(0).default(0),
+});
 
 export interface ServerOptions {
   dataDir: string;
@@ -160,6 +171,22 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   });
 
   api.get("/models", (_req, res) => void res.json({ models: listModels(storage) }));
+  // The sampling mask a job would use, for the job form's live picture (operators/masks.ts).
+  api.get("/masks", (req, res) => {
+    const q = MaskQuery.safeParse(req.query);
+    if (!q.success) {
+      const issue = q.error.issues[0];
+      throw new UserError(`${issue.path.join(".")}: ${issue.message}`, "bad_request", String(issue.path[0]));
+    }
+    const { rows, cols, kind, acceleration, centerFraction, seed } = q.data;
+    const mask = samplingMask(rows, cols, { kind, acceleration, centerFraction, seed });
+    res.json({
+      rows,
+      cols,
+      acceleration: realisedAcceleration(mask),
+      mask: Buffer.from(mask).toString("base64"),
+    });
+  });
 
   api.use((_req, _res, next) => next(new HttpError(404, "no such API route", "not_found")));
   app.use("/api", api);

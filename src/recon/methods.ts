@@ -66,7 +66,8 @@ const regularised =
     return toImage(ctx, x);
   };
 
-const DDS_DEFAULTS: Params = { steps: 50, cg: 5, eta: 0.15, sigmaStart: 1 };
+/** Tuned on validation slices and phantoms (docs/tuning.md). sigmaStart 0: from the prior at sigma_max. */
+const DDS_DEFAULTS: Params = { steps: 150, cg: 5, eta: 1, sigmaStart: 0 };
 
 /** A score-based method: its sampler's parameters plus samples, seed and the prior (`model`). */
 function scoreMethod(name: string, sampler: ScoreSampler, summary: string, defaults: Params): ReconMethod {

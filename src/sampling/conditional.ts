@@ -91,7 +91,7 @@ export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsO
   const noise = noiseSource(o.seed ?? 0);
   const aty = p.op.adjoint(p.y);
   const cg = o.cgIterations ?? 5;
-  const eta = o.eta ?? 0.15;
+  const eta = o.eta ?? 1;
   let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(ts[0]));
   if (tStart < sde.T) {
     const start = conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg);
