@@ -1,4 +1,7 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { vi } from "vitest";
+import yauzl from "yauzl";
 import { createRng } from "../operators/random.js";
 import { main } from "../src/cli/main.js";
 
@@ -21,4 +24,29 @@ export async function runCli(...args: string[]): Promise<{ code: number; out: st
   } finally {
     vi.restoreAllMocks();
   }
+}
+
+/** Extracts a zip (a file or bytes) into dir, flattening folders into file names. */
+export function unzip(source: string | Buffer, dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  return new Promise((resolve, reject) => {
+    const onZip = (err: Error | null, zip?: yauzl.ZipFile) => {
+      if (err || !zip) return reject(err);
+      zip.on("entry", (e: yauzl.Entry) =>
+        zip.openReadStream(e, (er, s) => {
+          if (er || !s) return reject(er);
+          const chunks: Buffer[] = [];
+          s.on("data", (c: Buffer) => chunks.push(c));
+          s.on("end", () => {
+            writeFileSync(join(dir, e.fileName.replace(/\//g, "_")), Buffer.concat(chunks));
+            zip.readEntry();
+          });
+        }),
+      );
+      zip.on("end", resolve);
+      zip.readEntry();
+    };
+    if (typeof source === "string") yauzl.open(source, { lazyEntries: true }, onZip);
+    else yauzl.fromBuffer(source, { lazyEntries: true }, onZip);
+  });
 }

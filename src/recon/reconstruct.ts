@@ -195,7 +195,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
             image,
             ...(metrics ? { metrics } : {}),
           });
-          return { output, metrics };
+          return { output, image, metrics };
         };
         const stored = req.store?.get(key);
         if (stored) return finish(stored, true);
@@ -241,7 +241,7 @@ async function mapConcurrent<T, R>(items: T[], limit: number, f: (item: T) => Pr
 /** One method's slices into a volume (HU for CT in HU), with their metrics and the means. */
 function assemble(
   request: MethodRequest,
-  outputs: { output: SliceOutput; metrics?: Metrics & { seconds: number } }[],
+  outputs: { output: SliceOutput; image: Float32Array; metrics?: Metrics & { seconds: number } }[],
   like: Volume,
   hu: boolean,
 ): MethodResult {
@@ -257,8 +257,8 @@ function assemble(
     ? makeVolume(slices, rows, cols, undefined, init)
     : undefined;
   const perSlice: NonNullable<MethodResult["perSlice"]> = [];
-  outputs.forEach(({ output: o, metrics }, k) => {
-    out.data.set(fromOperatorUnits(o.image, hu), k * rows * cols);
+  outputs.forEach(({ output: o, image, metrics }, k) => {
+    out.data.set(image, k * rows * cols);
     // A standard deviation scales but does not shift: HU std = 1000 x attenuation std.
     if (o.std) uncertainty!.data.set(hu ? o.std.map((v) => 1000 * v) : o.std, k * rows * cols);
     if (metrics) perSlice.push({ slice: k, ...metrics });

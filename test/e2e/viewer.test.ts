@@ -5,17 +5,17 @@
  * and the DICOM export. With SCORERECON_SCREENSHOTS=DIR the main screens are saved there
  * (docs/screenshots holds the committed ones).
  */
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import yauzl from "yauzl";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { writeDicomSeries } from "../../src/io/dicom-write.js";
+import { unzip } from "../helpers.js";
 import { readVolume } from "../../src/io/index.js";
 import { createServer, listen, type ScoreReconServer } from "../../server/app.js";
 
@@ -219,25 +219,3 @@ describe.skipIf(!available)("viewer (Chromium)", () => {
     await page.close();
   }, 60_000);
 });
-
-function unzip(zipPath: string, dir: string): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  return new Promise((resolve, reject) =>
-    yauzl.open(zipPath, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
-      zip.on("entry", (e: yauzl.Entry) =>
-        zip.openReadStream(e, (er, s) => {
-          if (er || !s) return reject(er);
-          const chunks: Buffer[] = [];
-          s.on("data", (c: Buffer) => chunks.push(c));
-          s.on("end", () => {
-            writeFileSync(join(dir, e.fileName.replace(/\//g, "_")), Buffer.concat(chunks));
-            zip.readEntry();
-          });
-        }),
-      );
-      zip.on("end", resolve);
-      zip.readEntry();
-    }),
-  );
-}

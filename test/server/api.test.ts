@@ -1,17 +1,17 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- the API's JSON bodies */
 /** The HTTP API, route by route, on an in-process server (supertest) and a real port for SSE. */
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import request from "supertest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import yauzl from "yauzl";
 import yazl from "yazl";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume, type Volume } from "../../src/image/volume.js";
 import { writeDicomSeries } from "../../src/io/dicom-write.js";
+import { unzip } from "../helpers.js";
 import { readVolume, writeVolume } from "../../src/io/index.js";
 import { createServer, listen, type ScoreReconServer } from "../../server/app.js";
 
@@ -44,28 +44,6 @@ function decode(body: { dtype: string; slope: number; intercept: number; pixels:
   const ab = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength);
   if (body.dtype === "float32") return new Float32Array(ab);
   return Float32Array.from(new Int16Array(ab), (v) => v * body.slope + body.intercept);
-}
-
-function unzip(buffer: Buffer, dir: string): Promise<void> {
-  mkdirSync(dir, { recursive: true });
-  return new Promise((resolve, reject) =>
-    yauzl.fromBuffer(buffer, { lazyEntries: true }, (err, zip) => {
-      if (err || !zip) return reject(err);
-      zip.on("entry", (e: yauzl.Entry) =>
-        zip.openReadStream(e, (er, s) => {
-          if (er || !s) return reject(er);
-          const chunks: Buffer[] = [];
-          s.on("data", (c: Buffer) => chunks.push(c));
-          s.on("end", () => {
-            writeFileSync(join(dir, e.fileName.replace(/\//g, "_")), Buffer.concat(chunks));
-            zip.readEntry();
-          });
-        }),
-      );
-      zip.on("end", resolve);
-      zip.readEntry();
-    }),
-  );
 }
 
 /** Reads an SSE stream until it ends: [event, data] in order. */
@@ -338,6 +316,20 @@ describe("jobs", () => {
     expect((await request(s.app).get("/api/openapi.json")).body.openapi).toBe("3.1.0");
     expect((await request(s.app).get("/healthz")).body.ok).toBe(true);
     expect((await request(s.app).get("/readyz")).status).toBe(200);
+  });
+
+  it("draws the sampling mask a job would use (the job form's picture)", async () => {
+    const r = await request(s.app).get(
+      "/api/masks?rows=16&cols=64&acceleration=4&centerFraction=0.08&seed=3",
+    );
+    expect(r.status).toBe(200);
+    const mask = Buffer.from(r.body.mask, "base64");
+    expect(mask.length).toBe(16 * 64);
+    expect(mask.reduce((a, b) => a + b, 0)).toBe(16 * 16);
+    expect(r.body.acceleration).toBe(4);
+    const bad = await request(s.app).get("/api/masks?rows=16&cols=64&kind=spiral");
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.field).toBe("kind");
   });
 
   it("deletes a study", async () => {
