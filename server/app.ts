@@ -22,6 +22,8 @@ import { packageRoot } from "../src/package-root.js";
 import { readPriorInfo } from "../src/prior/checkpoint.js";
 import { describeAcquisition } from "../src/recon/acquisition.js";
 import { SlicePool } from "../src/recon/pool.js";
+import { jobStore, QueuePool } from "../src/queue/slice-queue.js";
+import { RedisJobQueue } from "./redis-queue.js";
 import { JobService, type JobEvent, type JobRecord } from "./jobs.js";
 import { OPENAPI } from "./openapi.js";
 import { encodeSlice } from "./pixels.js";
@@ -47,6 +49,8 @@ export interface ServerOptions {
   limits?: Partial<UploadLimits>;
   /** Job creations per client per minute. */
   jobRateLimit?: number;
+  /** Redis (BullMQ): jobs wait there and their slices run on `scorerecon worker` processes. */
+  redisUrl?: string;
   /** Log one line per request (method, route pattern, status, time; never names or query strings). */
   log?: (line: string) => void;
 }
@@ -65,8 +69,16 @@ const DEFAULT_LIMITS: UploadLimits = { fileSize: 512 * 1024 * 1024, files: 4000 
 export function createServer(o: ServerOptions): ScoreReconServer {
   const storage = new Storage(o.dataDir);
   const workers = Math.max(1, o.workers ?? availableParallelism());
-  const pool = new SlicePool(workers);
-  const jobs = new JobService(storage, pool, workers);
+  const pool = o.redisUrl ? undefined : new SlicePool(workers);
+  const redisUrl = o.redisUrl;
+  const jobs = redisUrl
+    ? new JobService(
+        storage,
+        (id) => new QueuePool(redisUrl, o.dataDir, jobStore(id), 64, id),
+        workers,
+        (run, cancelled) => new RedisJobQueue(redisUrl, workers, run, cancelled),
+      )
+    : new JobService(storage, pool!, workers);
   const limits = { ...DEFAULT_LIMITS, ...o.limits };
   let isReady = false;
   const ready = jobs.recover().then(() => void (isReady = true));
@@ -207,7 +219,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     ready,
     async close() {
       await jobs.queue.close();
-      await pool.close();
+      await pool?.close();
     },
   };
 }

@@ -11,7 +11,7 @@ import { UserError } from "../src/errors.js";
 import { makeVolume } from "../src/image/volume.js";
 import type { Metrics } from "../src/recon/reconstruct.js";
 import { reconstruct, type ProgressEvent } from "../src/recon/reconstruct.js";
-import type { SlicePool } from "../src/recon/pool.js";
+import type { SliceRunner } from "../src/recon/pool.js";
 import type { ResolvedJob } from "./spec.js";
 import type { Storage } from "./storage.js";
 
@@ -123,17 +123,23 @@ export class JobService {
   private readonly saving = new Map<string, Promise<void>>();
   queue: JobQueue;
 
+  /**
+   * `runner`: where slices run — a shared pool of worker threads, or one runner per job (a queue
+   * of remote workers, closed when the job ends). `queue`: makes the job queue (embedded by default).
+   */
   constructor(
     private readonly storage: Storage,
-    private readonly pool: SlicePool,
+    private readonly runner: SliceRunner | ((jobId: string) => SliceRunner),
     concurrency: number,
+    makeQueue?: (
+      run: (id: string, signal: AbortSignal) => Promise<void>,
+      cancelled: (id: string) => void,
+    ) => JobQueue,
   ) {
     this.events.setMaxListeners(0);
-    this.queue = new EmbeddedQueue(
-      concurrency,
-      (id, signal) => this.run(id, signal),
-      (id) => void this.finish(this.get(id)!, "cancelled"),
-    );
+    const run = (id: string, signal: AbortSignal) => this.run(id, signal);
+    const cancelled = (id: string) => void this.finish(this.get(id)!, "cancelled");
+    this.queue = makeQueue ? makeQueue(run, cancelled) : new EmbeddedQueue(concurrency, run, cancelled);
   }
 
   /** Re-queues the jobs a stopped server left queued or running. */
@@ -254,16 +260,17 @@ export class JobService {
           ...(e.metrics ? { metrics: { slice: a + e.slice, ...e.metrics } } : {}),
         });
       };
+      const pool = typeof this.runner === "function" ? this.runner(id) : this.runner;
       const result = await reconstruct({
         acquisition: plan.acquisition,
         methods: plan.methods,
         volume,
         seed: plan.spec.seed,
         store: this.storage.sliceStore(id),
-        pool: this.pool,
+        pool,
         signal,
         onProgress,
-      });
+      }).finally(() => (pool !== this.runner ? pool.close() : undefined));
       for (const r of result.results) {
         await this.storage.saveResult(id, r.method, r.volume);
         if (r.uncertainty) await this.storage.saveResult(id, `${r.method}-std`, r.uncertainty);

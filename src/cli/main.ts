@@ -11,7 +11,7 @@ import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { registerCommands } from "./commands.js";
 import { registerPriorCommands } from "./prior-commands.js";
-import { registerServe } from "./serve-command.js";
+import { registerServe, registerWorker } from "./serve-command.js";
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command("scorerecon")
@@ -24,6 +24,7 @@ export async function main(argv: string[]): Promise<number> {
   registerCommands(program);
   registerPriorCommands(program);
   registerServe(program);
+  registerWorker(program);
   try {
     await program.parseAsync(argv, { from: "user" });
     return 0;

@@ -5,7 +5,7 @@
  * `--workers N` (slices in N worker threads).
  */
 import { mkdirSync, readdirSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { realisedAcceleration } from "../../operators/masks.js";
 import { UserError } from "../errors.js";
@@ -21,7 +21,12 @@ import {
 import { writeDicomSeries } from "../io/dicom-write.js";
 import { describeAcquisition } from "../recon/acquisition.js";
 import { METHODS, parseMethods } from "../recon/methods.js";
-import { reconstruct, type ProgressEvent, type ReconResult } from "../recon/reconstruct.js";
+import {
+  reconstruct,
+  type ProgressEvent,
+  type ReconRequest,
+  type ReconResult,
+} from "../recon/reconstruct.js";
 import { folderSliceStore } from "../recon/slice-store.js";
 import {
   acquisitionFromFlags,
@@ -125,6 +130,11 @@ export function registerReconstruct(program: Command): void {
       .option("--resume", "keep the slices an interrupted run already finished (kept in <out>/.slices)")
       .option("--workers <N>", "reconstruct N slices at once in worker threads", "1")
       .option(
+        "--queue <redis-url>",
+        "run the slices on `scorerecon worker` processes through this Redis queue",
+      )
+      .option("--data-dir <dir>", "with --queue: the shared folder the workers see (--out must be inside it)")
+      .option(
         "--anonymise",
         "with --format dicom: drop patient name, ID, birth date, sex and accession number",
       )
@@ -191,8 +201,20 @@ async function runStudy(
   onProgress: (e: ProgressEvent, units: number, done: () => number) => void,
 ): Promise<{ result: ReconResult; reference?: Volume; resumed: number }> {
   // Finished slices are always kept (so that a later --resume can use them), reused only with --resume.
-  const kept = folderSliceStore(join(out, ".slices"));
-  const common = { workers, store: o.resume ? kept : { get: () => undefined, put: kept.put } };
+  const storeDir = join(out, ".slices");
+  const kept = folderSliceStore(storeDir);
+  const common = {
+    workers,
+    store: o.resume ? kept : { get: () => undefined, put: kept.put },
+  };
+  const run = async (req: Omit<ReconRequest, "store" | "workers" | "pool">) => {
+    const pool = o.queue ? await queuePool(o.queue, o.dataDir, storeDir) : undefined;
+    try {
+      return await reconstruct({ ...req, ...common, ...(pool ? { pool } : {}) });
+    } finally {
+      await pool?.close();
+    }
+  };
   let finished = 0;
   let resumed = 0;
   const progress = (units: number) => (e: ProgressEvent) => {
@@ -203,13 +225,12 @@ async function runStudy(
   if (o.measurements) {
     const meas = await readMeasurements(o.measurements, o);
     const methods = withModel(parseMethods(o.method, meas.acquisition.modality), o.model);
-    const result = await reconstruct({
+    const result = await run({
       acquisition: meas.acquisition,
       methods,
       measurements: meas,
       maskFromFile: meas.mask,
       onProgress: progress(meas.like.slices * methods.length),
-      ...common,
     });
     return { result, resumed };
   }
@@ -221,16 +242,34 @@ async function runStudy(
   const modality = modalityFor(o.modality, reference);
   const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
   const methods = withModel(parseMethods(o.method, modality), o.model);
-  const result = await reconstruct({
+  const result = await run({
     acquisition: acq,
     methods,
     volume: reference,
     maskFromFile: await maskFor(acq, reference),
     seed: Number(o.seed),
     onProgress: progress(reference.slices * methods.length),
-    ...common,
   });
   return { result, reference, resumed };
+}
+
+/** With --queue: the slices go to queue workers, which write them into the study's store. */
+async function queuePool(url: string, dataDir: string | undefined, storeDir: string) {
+  if (!dataDir)
+    throw new UserError(
+      "--queue needs --data-dir, the shared folder the workers see",
+      "bad_flag",
+      "--data-dir",
+    );
+  const rel = relative(resolve(dataDir), resolve(storeDir));
+  if (rel.startsWith("..") || isAbsolute(rel))
+    throw new UserError(
+      `--out must be inside --data-dir ${dataDir}, where the workers write`,
+      "bad_flag",
+      "--out",
+    );
+  const { QueuePool } = await import("../queue/slice-queue.js");
+  return new QueuePool(url, dataDir, rel);
 }
 
 interface StudySummary {

@@ -20,10 +20,12 @@ export function registerServe(program: Command): void {
       const { createServer, listen } = await import("../../server/app.js");
       const { ensureDemo } = await import("../../server/demo.js");
       const token = process.env.SCORERECON_TOKEN || undefined;
+      const redisUrl = process.env.REDIS_URL || undefined;
       const s = createServer({
         dataDir: o.dataDir,
         workers,
         token,
+        redisUrl,
         log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
       });
       await s.ready;
@@ -32,7 +34,7 @@ export function registerServe(program: Command): void {
       const bound = typeof address === "object" && address ? address.port : port;
       const url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${bound}/`;
       process.stdout.write(
-        `scorerecon server: open ${url} (API ${url}api, data in ${o.dataDir}${token ? ", bearer token required" : ""})\n`,
+        `scorerecon server: open ${url} (API ${url}api, data in ${o.dataDir}${token ? ", bearer token required" : ""}${redisUrl ? ", jobs on the Redis queue" : ""})\n`,
       );
       if (o.demo) {
         const demo = await ensureDemo(s);
@@ -44,6 +46,38 @@ export function registerServe(program: Command): void {
         server.closeAllConnections();
         void s.close().then(() => process.exit(0));
       };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+}
+
+export function registerWorker(program: Command): void {
+  program
+    .command("worker")
+    .description("take slice tasks from the Redis queue (server jobs, reconstruct --queue) and run them")
+    .requiredOption("--redis <url>", "the Redis server, e.g. redis://queue-host:6379")
+    .requiredOption("--data-dir <dir>", "the shared data folder, as mounted on this machine")
+    .option("--concurrency <N>", "slices at once, each in a worker thread", "1")
+    .option(
+      "--lock-ms <ms>",
+      "how long a task stays with a worker that stopped answering before another takes it",
+      "30000",
+    )
+    .action(async (o) => {
+      const concurrency = parseNumber("--concurrency", o.concurrency, { min: 1, integer: true });
+      const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, integer: true });
+      const { startSliceWorker } = await import("../queue/slice-queue.js");
+      const worker = await startSliceWorker({
+        redisUrl: o.redis,
+        dataDir: o.dataDir,
+        concurrency,
+        lockDuration,
+        log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+      });
+      process.stdout.write(
+        `scorerecon worker: ${concurrency} slice(s) at once from ${o.redis}, data in ${o.dataDir}\n`,
+      );
+      const stop = () => void worker.close().then(() => process.exit(0));
       process.once("SIGINT", stop);
       process.once("SIGTERM", stop);
     });

@@ -27,7 +27,22 @@ interface Slot {
   busy: boolean;
 }
 
-export class SlicePool {
+/**
+ * Runs slice tasks somewhere else than the calling thread: worker threads here (SlicePool) or
+ * worker processes on other machines through a queue (src/queue/slice-queue.ts).
+ */
+export interface SliceRunner {
+  /** How many tasks it runs at once. */
+  readonly size: number;
+  run(
+    task: SliceTask,
+    onIteration?: (done: number, total: number) => void,
+    signal?: AbortSignal,
+  ): Promise<SliceOutput>;
+  close(): Promise<void>;
+}
+
+export class SlicePool implements SliceRunner {
   private readonly slots: Slot[] = [];
   private readonly waiting: ((slot: Slot) => void)[] = [];
   private closed = false;

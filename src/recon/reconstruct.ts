@@ -19,7 +19,7 @@ import { UserError } from "../errors.js";
 import { describeAcquisition, forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
 import { initBackend } from "../prior/backend.js";
-import { SlicePool } from "./pool.js";
+import { SlicePool, type SliceRunner } from "./pool.js";
 import type { SliceKey, SliceStore } from "./slice-store.js";
 import { runSliceTask, type SliceOutput, type SliceTask } from "./slice-task.js";
 
@@ -85,8 +85,8 @@ export interface ReconRequest {
   store?: SliceStore;
   /** Worker threads running slices at once (default 1: in this thread). */
   workers?: number;
-  /** A long-lived pool to run the slices in (the server's); takes precedence over `workers`. */
-  pool?: SlicePool;
+  /** Where to run the slices (the server's worker threads, or a queue); takes precedence over `workers`. */
+  pool?: SliceRunner;
 }
 
 /**
@@ -199,12 +199,20 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
         };
         const stored = req.store?.get(key);
         if (stored) return finish(stored, true);
-        const task: SliceTask = { acquisition: acq, maskFromFile: req.maskFromFile, method, y, rows, cols };
+        const task: SliceTask = {
+          acquisition: acq,
+          maskFromFile: req.maskFromFile,
+          method,
+          y,
+          rows,
+          cols,
+          slice,
+        };
         req.signal?.throwIfAborted();
         const output = pool
           ? await pool.run(task, report, req.signal)
           : runSliceTask(task, report, req.signal);
-        await req.store?.put(key, output);
+        if (!output.stored) await req.store?.put(key, output);
         // Let the event loop breathe between slices (server progress, Ctrl-C).
         await new Promise((r) => setImmediate(r));
         return finish(output, false);

@@ -15,6 +15,8 @@ export interface SliceTask {
   y: Float32Array;
   rows: number;
   cols: number;
+  /** The slice's index in the request (names the task; the computation does not use it). */
+  slice: number;
 }
 
 export interface SliceOutput {
@@ -23,6 +25,8 @@ export interface SliceOutput {
   /** Per-pixel posterior std (score-based methods with samples > 1). */
   std?: Float32Array;
   seconds: number;
+  /** Already in the request's slice store (a queue worker put it there). */
+  stored?: boolean;
 }
 
 let cached: { key: string; mask?: Uint8Array; model: ForwardModel } | undefined;

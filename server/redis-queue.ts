@@ -1,0 +1,67 @@
+/**
+ * The job queue on Redis (BullMQ), chosen when REDIS_URL is set: jobs wait in Redis and survive a
+ * server restart there as well as on disk; each server process takes up to `concurrency` jobs.
+ * A job's slices run on queue workers (`scorerecon worker`, src/queue/slice-queue.ts).
+ */
+import { Queue, Worker } from "bullmq";
+import { redisConnection } from "../src/queue/slice-queue.js";
+import type { JobQueue } from "./jobs.js";
+
+const JOB_QUEUE = "scorerecon-jobs";
+
+export class RedisJobQueue implements JobQueue {
+  private readonly queue: Queue;
+  private readonly worker: Worker;
+  private readonly running = new Map<string, AbortController>();
+  private readonly connections: ReturnType<typeof redisConnection>[];
+
+  constructor(
+    url: string,
+    concurrency: number,
+    run: (id: string, signal: AbortSignal) => Promise<void>,
+    private readonly cancelledWhileQueued: (id: string) => void,
+  ) {
+    this.connections = [redisConnection(url), redisConnection(url)];
+    this.queue = new Queue(JOB_QUEUE, { connection: this.connections[0] });
+    this.worker = new Worker(
+      JOB_QUEUE,
+      async (job) => {
+        const controller = new AbortController();
+        this.running.set(job.data.id, controller);
+        try {
+          await run(job.data.id, controller.signal);
+        } finally {
+          this.running.delete(job.data.id);
+        }
+      },
+      { connection: this.connections[1], concurrency, lockDuration: 60_000 },
+    );
+  }
+
+  enqueue(id: string): void {
+    // The job id is the queue id: a job re-queued after a restart is not queued twice.
+    void this.queue.add("job", { id }, { jobId: id, removeOnComplete: true, removeOnFail: true });
+  }
+
+  cancel(id: string): boolean {
+    const c = this.running.get(id);
+    if (c) {
+      c.abort(new Error("cancelled"));
+      return true;
+    }
+    void this.queue.getJob(id).then(async (job) => {
+      if (job && (await job.isWaiting())) {
+        await job.remove();
+        this.cancelledWhileQueued(id);
+      }
+    });
+    return true;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.running.values()) c.abort(new Error("server stopping"));
+    await this.worker.close();
+    await this.queue.close();
+    for (const c of this.connections) c.disconnect();
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * Slice tasks on a Redis-backed BullMQ queue, so that worker processes on any number of machines
+ * reconstruct the slices of one job together. The submitting side (`QueuePool`) is a
+ * `SliceRunner` like the in-process worker-thread pool: the pipeline (src/recon) fans a job out
+ * into slice tasks and gathers them the same way in both cases.
+ *
+ * Results travel through the shared data folder, not through Redis: a worker puts each finished
+ * slice into the job's slice store (src/recon/slice-store.ts: written atomically, keyed by the
+ * measurements and settings) under the data folder it was given; store folders are named relative
+ * to that folder, so every machine may mount it where it likes. A task whose slice is already in
+ * the store is not computed again, so a retried task never writes a result twice.
+ *
+ * Failures: a worker that dies loses its lock; after `lockDuration` BullMQ's stalled-job check
+ * hands the task to another worker. A task that fails `attempts` times is failed with its error,
+ * and the job reports which slice failed. Cancellation removes the job's waiting tasks and is
+ * published on a Redis channel that every worker listens to; a worker running one of the job's
+ * tasks stops it between two iterations.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { isAbsolute, join, relative, resolve } from "node:path";
+import { Queue, QueueEvents, UnrecoverableError, Worker, type Job } from "bullmq";
+import { Redis } from "ioredis";
+import { UserError } from "../errors.js";
+import { SlicePool, type SliceRunner } from "../recon/pool.js";
+import { folderSliceStore, type SliceKey } from "../recon/slice-store.js";
+import type { SliceOutput, SliceTask } from "../recon/slice-task.js";
+
+export const SLICE_QUEUE = "scorerecon-slices";
+const CANCEL_CHANNEL = "scorerecon:cancel";
+
+interface TaskData {
+  /** The task with its typed arrays as base64. */
+  task: Omit<SliceTask, "y" | "maskFromFile"> & { y: string; mask?: string };
+  /** The slice store, relative to the workers' data folder. */
+  store: string;
+  /** Cancellation group: a job (or batch) id. */
+  group: string;
+}
+
+interface TaskResult {
+  seconds: number;
+}
+
+export interface QueueOptions {
+  /** Tries per task before it is failed (default 3). */
+  attempts?: number;
+  /** Milliseconds a worker's lock lasts without renewal; a dead worker's task moves after this. */
+  lockDuration?: number;
+}
+
+const b64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
+function fromB64<T>(s: string, make: (b: ArrayBuffer) => T): T {
+  const buf = Buffer.from(s, "base64");
+  return make(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+}
+
+function keyOf(t: SliceTask): SliceKey {
+  return { acquisition: t.acquisition, method: t.method, slice: t.slice, y: t.y };
+}
+
+/** A Redis connection for BullMQ (it needs maxRetriesPerRequest null for blocking calls). */
+export function redisConnection(url: string): Redis {
+  try {
+    return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+  } catch (e) {
+    throw new UserError(`--redis ${url}: ${(e as Error).message}`, "bad_flag", "--redis");
+  }
+}
+
+/** The store folder under the data folder; never outside it. */
+function storeFolder(dataDir: string, store: string): string {
+  const path = resolve(dataDir, store);
+  const rel = relative(resolve(dataDir), path);
+  if (!rel || rel.startsWith("..") || isAbsolute(rel))
+    throw new Error(`slice store ${store} is outside the data folder`);
+  return path;
+}
+
+/**
+ * Submits slice tasks to the queue and waits for them: a SliceRunner for `reconstruct`. One per
+ * job (or batch study): `store` is that job's slice-store folder relative to the data folder, and
+ * the same folder must be the store the pipeline is given.
+ */
+export class QueuePool implements SliceRunner {
+  private readonly queue: Queue;
+  private readonly events: QueueEvents;
+  private readonly publisher: Redis;
+  private readonly progress = new Map<string, (done: number, total: number) => void>();
+  /** BullMQ leaves connections it was given open: they are closed here. */
+  private readonly connections: Redis[] = [];
+
+  constructor(
+    private readonly redisUrl: string,
+    private readonly dataDir: string,
+    private readonly store: string,
+    /** Tasks in flight at once (the queue's workers bound the real parallelism). */
+    readonly size = 64,
+    private readonly group: string = randomUUID(),
+    private readonly options: QueueOptions = {},
+  ) {
+    const connect = () => {
+      const c = redisConnection(redisUrl);
+      this.connections.push(c);
+      return c;
+    };
+    this.queue = new Queue(SLICE_QUEUE, { connection: connect() });
+    this.events = new QueueEvents(SLICE_QUEUE, { connection: connect() });
+    this.publisher = connect();
+    this.events.on("progress", ({ jobId, data }) => {
+      const p = data as { done: number; total: number };
+      this.progress.get(jobId)?.(p.done, p.total);
+    });
+  }
+
+  async run(
+    task: SliceTask,
+    onIteration?: (done: number, total: number) => void,
+    signal?: AbortSignal,
+  ): Promise<SliceOutput> {
+    signal?.throwIfAborted();
+    const key = keyOf(task);
+    const storeDir = storeFolder(this.dataDir, this.store);
+    const data: TaskData = {
+      task: {
+        ...task,
+        y: b64(task.y),
+        mask: task.maskFromFile && b64(task.maskFromFile),
+        maskFromFile: undefined,
+      } as TaskData["task"],
+      store: this.store,
+      group: this.group,
+    };
+    // One id per task and settings: a task is never queued twice while it waits or runs.
+    const id = `${this.group}-${task.method.name}-${task.slice}-${createHash("sha1")
+      .update(JSON.stringify([task.acquisition, task.method]))
+      .digest("hex")
+      .slice(0, 12)}`;
+    await this.events.waitUntilReady();
+    if (onIteration) this.progress.set(id, onIteration);
+    const cancel = () => void this.cancel();
+    signal?.addEventListener("abort", cancel);
+    try {
+      const job = await this.queue.add("slice", data, {
+        jobId: id,
+        attempts: this.options.attempts ?? 3,
+        removeOnComplete: true,
+        removeOnFail: { age: 24 * 3600 },
+      });
+      try {
+        await job.waitUntilFinished(this.events);
+      } catch (e) {
+        if (signal?.aborted) throw signal.reason;
+        throw new Error(
+          `${task.method.name} slice ${task.slice} failed on a queue worker: ${(e as Error).message}`,
+        );
+      }
+      const out = folderSliceStore(storeDir).get(key);
+      if (!out)
+        throw new Error(`${task.method.name} slice ${task.slice}: the worker's result is not in ${storeDir}`);
+      return { ...out, stored: true };
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+      this.progress.delete(id);
+    }
+  }
+
+  /** Removes this group's waiting tasks and tells every worker to stop its running ones. */
+  async cancel(): Promise<void> {
+    for (const job of await this.queue.getJobs(["waiting", "delayed", "prioritized"]))
+      if ((job.data as TaskData).group === this.group) await job.remove().catch(() => {});
+    await this.publisher.publish(CANCEL_CHANNEL, this.group);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.queue.close(), this.events.close()]);
+    for (const c of this.connections) c.disconnect();
+  }
+}
+
+export interface SliceWorkerOptions extends QueueOptions {
+  redisUrl: string;
+  dataDir: string;
+  concurrency: number;
+  log?: (line: string) => void;
+}
+
+/**
+ * A queue worker: takes slice tasks, runs them in worker threads (so this process keeps renewing
+ * its locks while a slice computes), puts the results into the shared store. Returns a stopper.
+ */
+export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close(): Promise<void> }> {
+  const pool = new SlicePool(o.concurrency);
+  const running = new Map<string, { group: string; controller: AbortController }>();
+  /** Groups cancelled lately: a task of theirs that starts after the message is not run. */
+  const cancelled = new Set<string>();
+  const processor = async (job: Job<TaskData, TaskResult>): Promise<TaskResult> => {
+    const { task: t, store, group } = job.data;
+    const task: SliceTask = {
+      ...t,
+      y: fromB64(t.y, (b) => new Float32Array(b)),
+      ...(t.mask ? { maskFromFile: fromB64(t.mask, (b) => new Uint8Array(b)) } : {}),
+    };
+    const slices = folderSliceStore(storeFolder(o.dataDir, store));
+    const key = keyOf(task);
+    // Finished by an earlier attempt (a worker that died after writing): never computed twice.
+    const done = slices.get(key);
+    if (done) return { seconds: done.seconds };
+    // A cancelled task fails for good: no retry.
+    if (cancelled.has(group)) throw new UnrecoverableError("cancelled");
+    const controller = new AbortController();
+    running.set(job.id!, { group, controller });
+    let last = 0;
+    try {
+      const out = await pool.run(
+        task,
+        (d, total) => {
+          const now = Date.now();
+          if (d === total || now - last > 250) {
+            last = now;
+            void job.updateProgress({ done: d, total }).catch(() => {});
+          }
+        },
+        controller.signal,
+      );
+      await slices.put(key, out);
+      o.log?.(`${task.method.name} slice ${task.slice} done in ${out.seconds.toFixed(1)} s`);
+      return { seconds: out.seconds };
+    } catch (e) {
+      if (controller.signal.aborted) throw new UnrecoverableError("cancelled");
+      throw e;
+    } finally {
+      running.delete(job.id!);
+    }
+  };
+  const connection = redisConnection(o.redisUrl);
+  const worker = new Worker<TaskData, TaskResult>(SLICE_QUEUE, processor, {
+    connection,
+    concurrency: o.concurrency,
+    lockDuration: o.lockDuration ?? 30_000,
+    stalledInterval: Math.max(1000, Math.floor((o.lockDuration ?? 30_000) / 2)),
+    maxStalledCount: 3,
+  });
+  worker.on("failed", (job, err) => o.log?.(`task ${job?.id} failed: ${err.message}`));
+  const subscriber = redisConnection(o.redisUrl);
+  await subscriber.subscribe(CANCEL_CHANNEL);
+  subscriber.on("message", (_channel, group: string) => {
+    cancelled.add(group);
+    setTimeout(() => cancelled.delete(group), 10 * 60_000).unref();
+    for (const [id, r] of running)
+      if (r.group === group) {
+        r.controller.abort(new Error("cancelled"));
+        o.log?.(`task ${id} cancelled`);
+      }
+  });
+  await worker.waitUntilReady();
+  return {
+    async close() {
+      subscriber.disconnect();
+      await worker.close();
+      connection.disconnect();
+      await pool.close();
+    },
+  };
+}
+
+/** The store folder of a server job, relative to the data folder (see server/storage.ts). */
+export const jobStore = (jobId: string) => join("jobs", jobId, "slices");

@@ -1,0 +1,222 @@
+/**
+ * Scale-out against a real redis-server: a server job's slices run on two `scorerecon worker`
+ * processes and give the same bytes as the embedded pipeline; a worker killed mid-task has its
+ * task taken over; cancel stops both workers. Skipped, with a message, only where redis-server is
+ * not installed outside CI (.ci/run installs it).
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { createServer as netServer, type AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Queue } from "bullmq";
+import request from "supertest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generatePhantom } from "../../phantoms/index.js";
+import { makeVolume } from "../../src/image/volume.js";
+import { writeVolume } from "../../src/io/index.js";
+import { redisConnection, SLICE_QUEUE } from "../../src/queue/slice-queue.js";
+import { parseMethods } from "../../src/recon/methods.js";
+import { reconstruct } from "../../src/recon/reconstruct.js";
+import { createServer, type ScoreReconServer } from "../../server/app.js";
+
+const redisBin = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
+if (!redisBin && process.env.CI)
+  throw new Error("redis-server is missing: .ci/run installs the redis-server package");
+if (!redisBin)
+  console.warn(
+    "skipping the Redis queue tests: redis-server is not installed (apt-get install redis-server)",
+  );
+
+const bin = new URL("../../dist/src/cli/bin.js", import.meta.url).pathname;
+const root = mkdtempSync(join(tmpdir(), "scorerecon-queue-"));
+const N = 64;
+const SLICES = 8;
+let redis: ChildProcess;
+let url: string;
+const children: ChildProcess[] = [];
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = netServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+
+function startWorker(dataDir: string, log: string[]): ChildProcess {
+  const child = spawn(
+    process.execPath,
+    [bin, "worker", "--redis", url, "--data-dir", dataDir, "--concurrency", "1", "--lock-ms", "2000"],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  child.stderr!.on("data", (c: Buffer) => log.push(...c.toString().trim().split("\n")));
+  children.push(child);
+  return child;
+}
+
+const volume = () => {
+  const data = new Float32Array(SLICES * N * N);
+  for (let k = 0; k < SLICES; k++) data.set(generatePhantom("brain", N, 300 + k).data, k * N * N);
+  return makeVolume(SLICES, N, N, data, { modality: "MR" });
+};
+
+async function withServer<T>(
+  dataDir: string,
+  f: (s: ScoreReconServer, study: string) => Promise<T>,
+): Promise<T> {
+  const s = createServer({ dataDir, workers: 2, redisUrl: url });
+  await s.ready;
+  try {
+    const path = join(root, `study-${Math.random().toString(36).slice(2)}.nii.gz`);
+    await writeVolume(path, volume());
+    const up = await request(s.app).post("/api/studies").field("modality", "MR").attach("files", path);
+    expect(up.status).toBe(201);
+    return await f(s, up.body.id);
+  } finally {
+    await s.close();
+  }
+}
+
+async function waitFor<T>(
+  what: string,
+  f: () => Promise<T | undefined> | T | undefined,
+  ms = 120_000,
+): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await f();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const acquisition = {
+  modality: "mri" as const,
+  rows: N,
+  cols: N,
+  mask: { kind: "random" as const, acceleration: 4, centerFraction: 0.08, seed: 0 },
+  noiseSigma: 0,
+};
+
+beforeAll(async () => {
+  if (!redisBin) return;
+  const port = await freePort();
+  redis = spawn(
+    redisBin,
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+    {
+      stdio: "ignore",
+    },
+  );
+  url = `redis://127.0.0.1:${port}`;
+  const c = redisConnection(url);
+  c.on("error", () => {}); // refused until redis-server listens
+  await waitFor("redis", async () => (await c.ping().catch(() => "")) === "PONG" || undefined, 10_000);
+  c.disconnect();
+}, 20_000);
+
+afterAll(() => {
+  for (const c of children) c.kill("SIGKILL");
+  redis?.kill("SIGKILL");
+});
+
+describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
+  it("two worker processes complete an 8-slice job with the embedded run's bytes", async () => {
+    const dataDir = join(root, "data-identical");
+    const logs: string[][] = [[], []];
+    startWorker(dataDir, logs[0]);
+    startWorker(dataDir, logs[1]);
+    const spec = "zero-filled,tv:iterations=60,score:steps=4:seed=2";
+    const [queued, embedded] = await Promise.all([
+      withServer(dataDir, async (s, study) => {
+        const res = await request(s.app)
+          .post("/api/jobs")
+          .send({
+            study,
+            methods: [
+              { name: "zero-filled" },
+              { name: "tv", params: { iterations: 60 } },
+              { name: "score", params: { steps: 4, seed: 2 } },
+            ],
+          });
+        expect(res.status, JSON.stringify(res.body)).toBe(201);
+        const job = await waitFor("the job", () => {
+          const j = s.jobs.get(res.body.id)!;
+          return ["done", "failed", "cancelled"].includes(j.state) ? j : undefined;
+        });
+        expect(job.state, JSON.stringify(job.error)).toBe("done");
+        expect(job.progress.score.done).toBe(SLICES);
+        return Object.fromEntries(
+          ["zero-filled", "tv", "score"].map((m) => [m, s.storage.result(job.id, m)!.data]),
+        );
+      }),
+      reconstruct({ acquisition, methods: parseMethods(spec, "mri"), volume: volume() }),
+    ]);
+    for (const r of embedded.results)
+      expect(Buffer.from(queued[r.method].buffer).equals(Buffer.from(r.volume.data.buffer)), r.method).toBe(
+        true,
+      );
+    // Both workers took part.
+    for (const log of logs) expect(log.filter((l) => / slice \d+ done/.test(l)).length).toBeGreaterThan(0);
+    for (const c of children.splice(0)) c.kill("SIGTERM");
+  }, 180_000);
+
+  it("a worker killed mid-task has its task taken over: the job completes, no slice twice or corrupt", async () => {
+    const dataDir = join(root, "data-kill");
+    const logs: string[][] = [[], []];
+    const [a] = [startWorker(dataDir, logs[0]), startWorker(dataDir, logs[1])];
+    const queue = new Queue(SLICE_QUEUE, { connection: redisConnection(url) });
+    const methods = [{ name: "tv", params: { iterations: 1500 } }];
+    const spec = "tv:iterations=1500";
+    const done = await withServer(dataDir, async (s, study) => {
+      const res = await request(s.app).post("/api/jobs").send({ study, methods });
+      // Kill worker A while it computes a slice (both workers busy).
+      await waitFor("two active tasks", async () => ((await queue.getActiveCount()) >= 2 ? true : undefined));
+      a.kill("SIGKILL");
+      const job = await waitFor("the job", () => {
+        const j = s.jobs.get(res.body.id)!;
+        return ["done", "failed", "cancelled"].includes(j.state) ? j : undefined;
+      });
+      expect(job.state, JSON.stringify(job.error)).toBe("done");
+      const files = readdirSync(join(dataDir, "jobs", job.id, "slices"), { recursive: true }).map(String);
+      expect(files.filter((f) => f.endsWith(".json"))).toHaveLength(SLICES);
+      expect(files.filter((f) => f.endsWith(".npy"))).toHaveLength(SLICES);
+      return s.storage.result(job.id, "tv")!.data;
+    });
+    await queue.close();
+    const embedded = await reconstruct({ acquisition, methods: parseMethods(spec, "mri"), volume: volume() });
+    expect(Buffer.from(done.buffer).equals(Buffer.from(embedded.results[0].volume.data.buffer))).toBe(true);
+    for (const c of children.splice(0)) c.kill("SIGTERM");
+  }, 240_000);
+
+  it("cancel stops both workers' running tasks and the waiting ones", async () => {
+    const dataDir = join(root, "data-cancel");
+    const logs: string[][] = [[], []];
+    startWorker(dataDir, logs[0]);
+    startWorker(dataDir, logs[1]);
+    const queue = new Queue(SLICE_QUEUE, { connection: redisConnection(url) });
+    await withServer(dataDir, async (s, study) => {
+      const res = await request(s.app)
+        .post("/api/jobs")
+        .send({ study, methods: [{ name: "tv", params: { iterations: 1000000 } }] });
+      await waitFor("two active tasks", async () => ((await queue.getActiveCount()) >= 2 ? true : undefined));
+      expect((await request(s.app).delete(`/api/jobs/${res.body.id}`)).status).toBe(202);
+      const job = await waitFor("cancelled", () =>
+        s.jobs.get(res.body.id)!.state === "cancelled" ? true : undefined,
+      );
+      expect(job).toBe(true);
+      await waitFor(
+        "idle workers",
+        async () =>
+          (await queue.getActiveCount()) + (await queue.getWaitingCount()) === 0 ? true : undefined,
+        20_000,
+      );
+      for (const log of logs) expect(log.some((l) => /cancelled/.test(l))).toBe(true);
+      expect(existsSync(join(dataDir, "jobs", res.body.id, "slices"))).toBe(false);
+    });
+    await queue.close();
+    for (const c of children.splice(0)) c.kill("SIGTERM");
+  }, 120_000);
+});
