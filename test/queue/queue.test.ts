@@ -14,11 +14,12 @@ import request from "supertest";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
-import { writeVolume } from "../../src/io/index.js";
+import { readVolume, writeVolume } from "../../src/io/index.js";
 import { redisConnection, SLICE_QUEUE } from "../../src/queue/slice-queue.js";
 import { parseMethods } from "../../src/recon/methods.js";
 import { reconstruct } from "../../src/recon/reconstruct.js";
 import { createServer, type ScoreReconServer } from "../../server/app.js";
+import { runCli } from "../helpers.js";
 
 const redisBin = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
 if (!redisBin && process.env.CI)
@@ -190,6 +191,54 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
     expect(Buffer.from(done.buffer).equals(Buffer.from(embedded.results[0].volume.data.buffer))).toBe(true);
     for (const c of children.splice(0)) c.kill("SIGTERM");
   }, 240_000);
+
+  it("reconstruct --queue runs a batch on the workers with the local run's results", async () => {
+    const dataDir = join(root, "data-cli");
+    startWorker(dataDir, []);
+    startWorker(dataDir, []);
+    const path = join(root, "cli-study.nii.gz");
+    await writeVolume(path, volume());
+    const args = [
+      "reconstruct",
+      "--in",
+      path,
+      "--modality",
+      "mri",
+      "--method",
+      "zero-filled,tv:iterations=40",
+    ];
+    const local = await runCli(...args, "--out", join(root, "cli-local"));
+    expect(local.code, local.err).toBe(0);
+    const queued = await runCli(
+      ...args,
+      "--out",
+      join(dataDir, "out"),
+      "--queue",
+      url,
+      "--data-dir",
+      dataDir,
+    );
+    expect(queued.code, queued.err).toBe(0);
+    for (const m of ["zero-filled", "tv"]) {
+      const [a, b] = await Promise.all([
+        readVolume(join(root, "cli-local", `${m}.nii.gz`)),
+        readVolume(join(dataDir, "out", `${m}.nii.gz`)),
+      ]);
+      expect(Buffer.from(b.data.buffer).equals(Buffer.from(a.data.buffer)), m).toBe(true);
+    }
+    const outside = await runCli(
+      ...args,
+      "--out",
+      join(root, "elsewhere"),
+      "--queue",
+      url,
+      "--data-dir",
+      dataDir,
+    );
+    expect(outside.code).toBe(2);
+    expect(outside.err).toMatch(/--out must be inside --data-dir/);
+    for (const c of children.splice(0)) c.kill("SIGTERM");
+  }, 120_000);
 
   it("cancel stops both workers' running tasks and the waiting ones", async () => {
     const dataDir = join(root, "data-cancel");
