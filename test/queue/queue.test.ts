@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { readVolume, writeVolume } from "../../src/io/index.js";
-import { redisConnection, SLICE_QUEUE } from "../../src/queue/slice-queue.js";
+import { QueuePool, redisConnection, SLICE_QUEUE } from "../../src/queue/slice-queue.js";
 import { parseMethods } from "../../src/recon/methods.js";
 import { reconstruct } from "../../src/recon/reconstruct.js";
 import { createServer, type ScoreReconServer } from "../../server/app.js";
@@ -239,6 +239,26 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
     expect(outside.err).toMatch(/--out must be inside --data-dir/);
     for (const c of children.splice(0)) c.kill("SIGTERM");
   }, 120_000);
+
+  it("a task that keeps failing fails the run, naming the method, the slice and the reason", async () => {
+    const dataDir = join(root, "data-fail");
+    startWorker(dataDir, []);
+    const pool = new QueuePool(url, dataDir, "failing", 4, "fail-group", { attempts: 2 });
+    try {
+      const v = volume();
+      await expect(
+        reconstruct({
+          acquisition,
+          methods: parseMethods("score:model=/nonexistent-prior:steps=2", "mri"),
+          volume: makeVolume(1, N, N, v.data.slice(0, N * N), { modality: "MR" }),
+          pool,
+        }),
+      ).rejects.toThrow(/score slice 0 failed on a queue worker: .*prior \/nonexistent-prior does not exist/);
+    } finally {
+      await pool.close();
+      for (const c of children.splice(0)) c.kill("SIGTERM");
+    }
+  }, 60_000);
 
   it("cancel stops both workers' running tasks and the waiting ones", async () => {
     const dataDir = join(root, "data-cancel");
