@@ -41,7 +41,7 @@ function formHtml(series: Series): string {
       <label><span>score-based</span><input type="checkbox" name="method" value="score" checked /></label>
       ${field("Sampler", `<select name="sampler"><option value="score">dds (tuned defaults)</option><option value="dds">dds</option><option value="song">song (PC)</option><option value="langevin">langevin</option></select>`)}
       ${field("Steps", `<input type="number" name="steps" placeholder="default" min="2" step="1" />`)}
-      ${field("Samples", num("samples", 1, "1", "1"))}
+      ${field("Samples", `<input type="number" name="samples" placeholder="default" min="1" step="1" />`)}
       ${field(
         "Model",
         `<select name="model">${models
@@ -87,8 +87,9 @@ function specFrom(form: HTMLFormElement, series: Series) {
   const n = (k: string) => Number(data.get(k));
   const modality = String(data.get("modality"));
   const sampler = String(data.get("sampler"));
-  const scoreParams: Record<string, number> = { samples: n("samples") };
-  if (String(data.get("steps") ?? "").trim()) scoreParams.steps = n("steps");
+  // Empty fields keep the method's tuned defaults (which differ between MRI and CT).
+  const scoreParams: Record<string, number> = {};
+  for (const k of ["steps", "samples"]) if (String(data.get(k) ?? "").trim()) scoreParams[k] = n(k);
   const methods = data
     .getAll("method")
     .map((m) => (m === "score" ? { name: sampler, params: scoreParams } : { name: String(m), params: {} }));
