@@ -166,7 +166,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   });
   api.get("/jobs/:id/results/:method/download", async (req, res) => {
     const job = findJob(jobs, req.params.id);
-    const method = String(req.params.method);
+    const method = jobMethod(job, String(req.params.method));
     const v = job.state === "done" ? storage.result(job.id, method) : undefined;
     if (!v) throw notFound("result", method);
     const format = String(req.query.format ?? "nifti");
@@ -285,11 +285,16 @@ function sendSlice(
   res.json(encodeSlice(data, v.rows, v.cols, { dtype: format, window, units: v.units, spacing: v.spacing }));
 }
 
+/** A method of the job (or its `-std` map): the only names that reach the results folder. */
+function jobMethod(job: JobRecord, method: string): string {
+  if (!job.plan.methods.some((m) => m.name === method || `${m.name}-std` === method))
+    throw notFound("method", method);
+  return method;
+}
+
 function resultSlice(jobs: JobService, storage: Storage, req: Request) {
   const job = findJob(jobs, String(req.params.id));
-  const method = String(req.params.method);
-  const known = job.plan.methods.some((m) => m.name === method || `${m.name}-std` === method);
-  if (!known) throw notFound("method", method);
+  const method = jobMethod(job, String(req.params.method));
   const series = storage.volume(job.study, job.plan.seriesId);
   if (!series) throw notFound("study", job.study);
   const n = sliceIndex(String(req.params.n), series.slices);

@@ -265,6 +265,11 @@ describe("jobs", () => {
     expect(Math.abs(back.data[N * N + 2000] - rec[2000])).toBeLessThan(
       1e-2 * (Math.max(...rec) - Math.min(...rec)),
     );
+    // Method names reach the results folder only when they are the job's own.
+    const traversal = await request(s.app).get(
+      `/api/jobs/${id}/results/..%2F..%2F..%2Fstudies%2F${dicomStudy.id}%2Fseries%2F${dicomStudy.series[0].id}/download`,
+    );
+    expect(traversal.status).toBe(404);
     // A finished job cannot be cancelled.
     expect((await request(s.app).delete(`/api/jobs/${id}`)).status).toBe(409);
     expect((await request(s.app).get("/api/jobs")).body.jobs.some((j: any) => j.id === id)).toBe(true);
