@@ -48,11 +48,19 @@ export class SlicePool implements SliceRunner {
   private closed = false;
 
   constructor(size: number) {
-    for (let i = 0; i < size; i++)
-      this.slots.push({
-        worker: new Worker(compiledModule(new URL("./slice-worker.js", import.meta.url))),
-        busy: false,
-      });
+    for (let i = 0; i < size; i++) {
+      const slot: Slot = { worker: this.spawn(() => slot), busy: false };
+      this.slots.push(slot);
+    }
+  }
+
+  /** A worker thread; one that dies (out of memory, a crash) is replaced for the next task. */
+  private spawn(slot: () => Slot): Worker {
+    const worker = new Worker(compiledModule(new URL("./slice-worker.js", import.meta.url)));
+    worker.once("exit", () => {
+      if (!this.closed) slot().worker = this.spawn(slot);
+    });
+    return worker;
   }
 
   get size(): number {
