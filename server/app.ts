@@ -21,10 +21,11 @@ import { encodeNifti1 } from "../src/io/nifti.js";
 import { packageRoot } from "../src/package-root.js";
 import { readPriorInfo } from "../src/prior/checkpoint.js";
 import { describeAcquisition } from "../src/recon/acquisition.js";
+import { describeDerivation } from "../src/recon/methods.js";
 import { SlicePool } from "../src/recon/pool.js";
 import { jobStore, QueuePool } from "../src/queue/slice-queue.js";
 import { RedisJobQueue } from "./redis-queue.js";
-import { JobService, type JobEvent, type JobRecord } from "./jobs.js";
+import { FINAL_STATES, JobService, type JobEvent, type JobRecord } from "./jobs.js";
 import { OPENAPI } from "./openapi.js";
 import { encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
@@ -383,8 +384,7 @@ function streamEvents(jobs: JobService, job: JobRecord, req: Request, res: Respo
   if (jobs.isFinal(job)) return void res.end();
   const onEvent = (e: JobEvent) => {
     send(e.type, e);
-    if (e.type === "state" && e.state && ["done", "failed", "cancelled", "interrupted"].includes(e.state))
-      stop();
+    if (e.type === "state" && e.state && FINAL_STATES.includes(e.state)) stop();
   };
   const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
   const stop = () => {
@@ -399,13 +399,10 @@ function streamEvents(jobs: JobService, job: JobRecord, req: Request, res: Respo
 async function sendDicomZip(res: Response, v: Volume, method: string, job: JobRecord): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "scorerecon-dicom-"));
   try {
-    const settings = Object.entries(job.plan.methods.find((m) => m.name === method)?.params ?? {})
-      .filter(([k]) => k !== "model")
-      .map(([k, x]) => `${k}=${x}`)
-      .join(" ");
+    const request = job.plan.methods.find((m) => m.name === method) ?? { name: method, params: {} };
     await writeDicomSeries(dir, v, {
       description: `scorerecon ${method}`,
-      derivation: `scorerecon ${method}${settings ? ` (${settings})` : ""} from ${describeAcquisition(job.plan.acquisition)}`,
+      derivation: describeDerivation(request, job.plan.acquisition),
     });
     const zip = new yazl.ZipFile();
     for (const f of readdirSync(dir).sort()) zip.addFile(join(dir, f), `${method}/${f}`);

@@ -16,7 +16,7 @@ import type { ResolvedJob } from "./spec.js";
 import type { Storage } from "./storage.js";
 
 export type JobState = "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
-const FINAL: readonly JobState[] = ["done", "failed", "cancelled", "interrupted"];
+export const FINAL_STATES: readonly JobState[] = ["done", "failed", "cancelled", "interrupted"];
 
 export interface SliceMetrics extends Metrics {
   /** The slice's index in the series. */
@@ -210,7 +210,7 @@ export class JobService {
 
   private async run(id: string, signal: AbortSignal): Promise<void> {
     const job = this.storage.job(id);
-    if (!job || FINAL.includes(job.state)) return;
+    if (!job || FINAL_STATES.includes(job.state)) return;
     this.live.set(id, job);
     this.partial.set(id, new Map());
     job.state = "running";
@@ -308,6 +308,6 @@ export class JobService {
   }
 
   isFinal(job: JobRecord): boolean {
-    return FINAL.includes(job.state);
+    return FINAL_STATES.includes(job.state);
   }
 }

@@ -4,6 +4,8 @@
  * (real = stored x slope + intercept, DICOM PS3.3 C.11.1.1.2); `format=float32` sends the values
  * as they are. Pixels travel base64-encoded, little-endian, row-major.
  */
+import { fullRange } from "../src/io/png.js";
+
 export interface SlicePixels {
   rows: number;
   cols: number;
@@ -29,13 +31,7 @@ export function encodeSlice(
     spacing: readonly number[];
   },
 ): SlicePixels {
-  let min = Infinity,
-    max = -Infinity;
-  for (const v of data) {
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  if (!Number.isFinite(min)) min = max = 0;
+  const { min, max } = fullRange(data);
   const common = { rows, cols, min, max, window: o.window, units: o.units, spacing: o.spacing };
   if (o.dtype === "float32")
     return {

@@ -52,6 +52,7 @@ export class Storage {
   readonly jobsDir: string;
   readonly uploadsDir: string;
   private readonly volumes = new Map<string, Volume>();
+  private readonly studyRecords = new Map<string, StudyRecord>();
 
   constructor(readonly root: string) {
     this.studiesDir = join(root, "studies");
@@ -107,22 +108,23 @@ export class Storage {
     return record;
   }
 
+  /** Study records never change once written: read once, then from memory. */
   study(id: string): StudyRecord | undefined {
-    if (!UUID.test(id)) return undefined;
-    const path = join(this.studiesDir, id, "study.json");
-    return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as StudyRecord) : undefined;
+    const hit = this.studyRecords.get(id);
+    if (hit) return hit;
+    const s = readRecord<StudyRecord>(this.studiesDir, id, "study.json");
+    if (s) this.studyRecords.set(id, s);
+    return s;
   }
 
   studies(): StudyRecord[] {
-    return readdirSync(this.studiesDir)
-      .map((id) => this.study(id))
-      .filter((s): s is StudyRecord => !!s)
-      .sort((a, b) => a.created.localeCompare(b.created));
+    return listRecords(this.studiesDir, (id) => this.study(id));
   }
 
   deleteStudy(id: string): boolean {
     if (!this.study(id)) return false;
     for (const key of this.volumes.keys()) if (key.startsWith(id)) this.volumes.delete(key);
+    this.studyRecords.delete(id);
     // Renamed first, so that a crash mid-delete never leaves a half study that still lists.
     const doomed = join(this.uploadsDir, `${id}.deleted`);
     renameSync(join(this.studiesDir, id), doomed);
@@ -143,16 +145,11 @@ export class Storage {
   }
 
   job(id: string): JobRecord | undefined {
-    if (!UUID.test(id)) return undefined;
-    const path = join(this.jobsDir, id, "job.json");
-    return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as JobRecord) : undefined;
+    return readRecord<JobRecord>(this.jobsDir, id, "job.json");
   }
 
   jobs(): JobRecord[] {
-    return readdirSync(this.jobsDir)
-      .map((id) => this.job(id))
-      .filter((j): j is JobRecord => !!j)
-      .sort((a, b) => a.created.localeCompare(b.created));
+    return listRecords(this.jobsDir, (id) => this.job(id));
   }
 
   async saveJob(job: JobRecord): Promise<void> {
@@ -188,6 +185,21 @@ export class Storage {
     this.volumes.set(key, v);
     return v;
   }
+}
+
+/** `<dir>/<id>/<file>` as JSON; undefined for a malformed id or a missing record. */
+function readRecord<T>(dir: string, id: string, file: string): T | undefined {
+  if (!UUID.test(id)) return undefined;
+  const path = join(dir, id, file);
+  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as T) : undefined;
+}
+
+/** Every record under `dir`, oldest first. */
+function listRecords<T extends { created: string }>(dir: string, read: (id: string) => T | undefined): T[] {
+  return readdirSync(dir)
+    .map(read)
+    .filter((r): r is T => !!r)
+    .sort((a, b) => a.created.localeCompare(b.created));
 }
 
 function readStoredVolume(base: string): Volume {

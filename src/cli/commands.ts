@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { PHANTOM_KINDS, generatePhantom, type PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
 import { makeVolume, padOrCrop, sliceOf, type Volume } from "../image/volume.js";
+import { valueRange } from "../image/stats.js";
 import {
   isDicomPath,
   listDicomSeries,
@@ -137,12 +138,7 @@ export function registerCommands(program: Command): void {
         return;
       }
       const v = await readVolume(path);
-      let min = Infinity,
-        max = -Infinity;
-      for (const x of v.data) {
-        if (x < min) min = x;
-        if (x > max) max = x;
-      }
+      const { min, max } = valueRange(v.data);
       const info = {
         path,
         slices: v.slices,

@@ -9,6 +9,7 @@ import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import type { Command } from "commander";
 import { realisedAcceleration } from "../../operators/masks.js";
 import { UserError } from "../errors.js";
+import { valueRange } from "../image/stats.js";
 import { sliceOf, type Volume } from "../image/volume.js";
 import {
   isDicomPath,
@@ -20,7 +21,7 @@ import {
 } from "../io/index.js";
 import { writeDicomSeries } from "../io/dicom-write.js";
 import { describeAcquisition } from "../recon/acquisition.js";
-import { METHODS, parseMethods } from "../recon/methods.js";
+import { describeDerivation, METHODS, parseMethods } from "../recon/methods.js";
 import {
   reconstruct,
   type ProgressEvent,
@@ -358,23 +359,14 @@ export async function writeResults(
   mkdirSync(dir, { recursive: true });
   // One display window for every method (the reference's range) so the PNGs compare fairly.
   const windowFrom = reference ?? result.results[0].volume;
-  let min = Infinity,
-    max = -Infinity;
-  for (const v of windowFrom.data) {
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
+  const { min, max } = valueRange(windowFrom.data);
   const mid = Math.floor(windowFrom.slices / 2);
   if (reference) await writePng(join(dir, "reference.png"), sliceOf(reference, mid), { min, max });
   for (const r of result.results) {
     if (format === "dicom") {
-      const settings = Object.entries(r.params)
-        .map(([k, x]) => `${k}=${x}`)
-        .join(" ");
-      const derivation = `scorerecon ${r.method}${settings ? ` (${settings})` : ""} from ${describeAcquisition(result.acquisition)}`;
       await writeDicomSeries(join(dir, r.method), r.volume, {
         description: `scorerecon ${r.method}`,
-        derivation,
+        derivation: describeDerivation({ name: r.method, params: r.params }, result.acquisition),
         anonymise,
       });
     } else await writeVolume(join(dir, `${r.method}${ext}`), r.volume);

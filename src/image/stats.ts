@@ -3,3 +3,15 @@ export function percentile(values: ArrayLike<number>, p: number): number {
   const sorted = Float32Array.from(values).sort();
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
+
+/** The smallest and largest of the values (NaN skipped; Infinity and -Infinity when there are none). */
+export function valueRange(values: ArrayLike<number>): { min: number; max: number } {
+  let min = Infinity,
+    max = -Infinity;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return { min, max };
+}

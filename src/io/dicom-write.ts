@@ -10,6 +10,7 @@
  * - Without a source (NIfTI, phantoms): a Secondary Capture series (PS3.3 A.8.1) in a new study,
  *   with generated UIDs.
  */
+import { valueRange } from "../image/stats.js";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import dcmjs from "dcmjs";
@@ -65,12 +66,7 @@ export async function writeDicomSeries(dir: string, v: Volume, o: DerivedSeriesO
       AccessionNumber: "",
     });
   // int16 with a rescale that spans the data: value = stored * slope + intercept.
-  let lo = Infinity,
-    hi = -Infinity;
-  for (const x of v.data) {
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
+  const { min: lo, max: hi } = valueRange(v.data);
   const slope = hi > lo ? (hi - lo) / 65000 : 1;
   const intercept = (hi + lo) / 2;
   const n = v.rows * v.cols;

@@ -3,13 +3,14 @@
  * A method request is written `name` or `name:key=value:key=value` (e.g. `tv:lambda=0.003`).
  * Every method returns a real image in operator units (MRI: the magnitude).
  */
+import { basename } from "node:path";
 import { fbp, FBP_FILTERS, type FbpFilter, type ParallelBeamProjector } from "../../operators/ct.js";
 import { magnitude } from "../../operators/complex.js";
 import { finiteDifferences, stationaryHaar } from "../baselines/regularisers.js";
 import { pdhg } from "../baselines/pdhg.js";
 import { sirt } from "../baselines/sirt.js";
 import { UserError } from "../errors.js";
-import type { ForwardModel, Modality } from "./acquisition.js";
+import { describeAcquisition, type Acquisition, type ForwardModel, type Modality } from "./acquisition.js";
 import { scoreReconstruct, type ScoreSampler } from "./score-methods.js";
 
 export type ParamValue = number | string;
@@ -226,6 +227,19 @@ export function methodRequest(
     }
   }
   return { name, params };
+}
+
+/**
+ * What a derived series says of its making (DICOM DerivationDescription): the method, its
+ * settings and the acquisition. A prior is named by its folder, never by its full path; empty
+ * values are left out.
+ */
+export function describeDerivation(request: MethodRequest, acq: Acquisition): string {
+  const settings = Object.entries(request.params)
+    .filter(([, v]) => v !== "")
+    .map(([k, v]) => `${k}=${k === "model" ? basename(String(v)) : v}`)
+    .join(" ");
+  return `scorerecon ${request.name}${settings ? ` (${settings})` : ""} from ${describeAcquisition(acq)}`;
 }
 
 /** Parses `tv:lambda=0.003,fbp` into requests, checking names, keys and values. */

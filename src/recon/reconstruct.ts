@@ -14,6 +14,7 @@ import { realToComplex } from "../../operators/complex.js";
 import { addSinogramGaussianNoise, addSinogramPoissonNoise } from "../../operators/ct.js";
 import { addKspaceNoise } from "../../operators/mri.js";
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
+import { valueRange } from "../image/stats.js";
 import { nmse, psnr, ssim } from "../metrics/index.js";
 import { UserError } from "../errors.js";
 import { describeAcquisition, forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
@@ -119,13 +120,8 @@ export function simulateSlice(model: ForwardModel, x: Float32Array, seed: number
 }
 
 function volumeRange(v: Volume): number {
-  let lo = Infinity,
-    hi = -Infinity;
-  for (const x of v.data) {
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
-  return hi - lo;
+  const { min, max } = valueRange(v.data);
+  return max - min;
 }
 
 export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
