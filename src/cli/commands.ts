@@ -1,10 +1,10 @@
 /** The `scorerecon` subcommands. Each parses its flags, calls the library and prints. */
 import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Command } from "commander";
 import { PHANTOM_KINDS, generatePhantom, type PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
-import { makeVolume, padOrCrop, sliceOf, type Volume } from "../image/volume.js";
+import { makeVolume, padOrCrop, sliceOf } from "../image/volume.js";
 import { valueRange } from "../image/stats.js";
 import {
   isDicomPath,
@@ -17,7 +17,7 @@ import {
 } from "../io/index.js";
 import { describeAcquisition, forwardModel, type Acquisition } from "../recon/acquisition.js";
 import { parseMethods } from "../recon/methods.js";
-import { evalMarkdown, evaluate, STANDARD_SETTINGS } from "../recon/evaluate.js";
+import { evalMarkdown, evaluate, STANDARD_SETTINGS, type EvalInput } from "../recon/evaluate.js";
 import { inHounsfieldUnits, reconstruct, simulateSlice, toOperatorUnits } from "../recon/reconstruct.js";
 import {
   acquisitionFromFlags,
@@ -27,6 +27,7 @@ import {
   parseChoice,
   parseNumber,
   selectSlices,
+  sliceIndices,
   volumeIndex,
   withModel,
   type OperatorFlags,
@@ -208,17 +209,26 @@ export function registerCommands(program: Command): void {
       const n = parseNumber("--phantoms", o.phantoms, { min: 0, integer: true });
       const size = parseNumber("--size", o.size, { min: 8, integer: true });
       const seed0 = parseNumber("--phantom-seed", o.phantomSeed, { min: 0, integer: true });
-      const volumes: Volume[] = [];
-      for (const f of o.data ?? [])
-        volumes.push(padOrCrop(selectSlices(await readVolume(f), o.slices, f), size, size));
+      const inputs: EvalInput[] = [];
+      for (const f of o.data ?? []) {
+        const v = await readVolume(f);
+        inputs.push({
+          volume: padOrCrop(selectSlices(v, o.slices, f), size, size),
+          labels: sliceIndices(o.slices, v.slices, f).map((k) => `${basename(f)} slice ${k}`),
+        });
+      }
       for (let k = 0; k < n; k++)
         for (const kind of ["brain", "ct-body"] as const) {
           const p = generatePhantom(kind, size, seed0 + k);
-          volumes.push(
-            makeVolume(1, size, size, p.data, { modality: kind === "brain" ? "MR" : "CT", units: p.units }),
-          );
+          inputs.push({
+            volume: makeVolume(1, size, size, p.data, {
+              modality: kind === "brain" ? "MR" : "CT",
+              units: p.units,
+            }),
+            labels: [`${kind} phantom seed ${seed0 + k}`],
+          });
         }
-      if (volumes.length === 0)
+      if (inputs.length === 0)
         throw new UserError("nothing to evaluate: give --data files or --phantoms N", "bad_flag", "--data");
       const names = String(o.settings)
         .split(",")
@@ -239,7 +249,7 @@ export function registerCommands(program: Command): void {
       };
       const bar = progressBar(1000, "eval");
       const rows = await evaluate(
-        volumes,
+        inputs,
         settings,
         (m) => methods[m],
         (setting, e) =>
@@ -249,7 +259,7 @@ export function registerCommands(program: Command): void {
       mkdirSync(o.out, { recursive: true });
       const md = evalMarkdown(rows);
       await writeFileAtomic(join(o.out, "eval.md"), Buffer.from(md + "\n"));
-      await writeJsonAtomic(join(o.out, "eval.json"), { volumes: volumes.length, rows });
+      await writeJsonAtomic(join(o.out, "eval.json"), { volumes: inputs.length, rows });
       process.stdout.write(md + "\n");
     });
 

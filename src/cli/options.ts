@@ -122,11 +122,11 @@ export function parseNoise(modality: Modality, spec: string | undefined): CtNois
 }
 
 /**
- * Keeps the slices in `ranges` ("a:b", "a:b,c:d" or single slices "7,9"; zero-based, end
- * exclusive, as Python slices) of a volume; undefined keeps all.
+ * The zero-based slice indices that `ranges` names ("a:b", "a:b,c:d" or single slices "7,9";
+ * end exclusive, as Python slices); undefined names all `count`.
  */
-export function selectSlices(v: Volume, ranges: string | undefined, file: string): Volume {
-  if (!ranges) return v;
+export function sliceIndices(ranges: string | undefined, count: number, file: string): number[] {
+  if (!ranges) return Array.from({ length: count }, (_, k) => k);
   const keep: number[] = [];
   for (const part of ranges.split(",")) {
     const m = /^(\d+)(?::(\d+))?$/.exec(part.trim());
@@ -137,10 +137,17 @@ export function selectSlices(v: Volume, ranges: string | undefined, file: string
         "--slices",
       );
     const [a, b] = [Number(m[1]), m[2] === undefined ? Number(m[1]) + 1 : Number(m[2])];
-    if (a >= b || b > v.slices)
-      throw new UserError(`--slices ${part} is outside ${file}'s ${v.slices} slices`, "bad_flag", "--slices");
+    if (a >= b || b > count)
+      throw new UserError(`--slices ${part} is outside ${file}'s ${count} slices`, "bad_flag", "--slices");
     for (let k = a; k < b; k++) keep.push(k);
   }
+  return keep;
+}
+
+/** Keeps the slices in `ranges` (as `sliceIndices`) of a volume; undefined keeps all. */
+export function selectSlices(v: Volume, ranges: string | undefined, file: string): Volume {
+  if (!ranges) return v;
+  const keep = sliceIndices(ranges, v.slices, file);
   const n = v.rows * v.cols;
   const data = new Float32Array(keep.length * n);
   keep.forEach((k, i) => data.set(v.data.subarray(k * n, (k + 1) * n), i * n));

@@ -1,7 +1,7 @@
 /**
  * Benchmark tables: methods x settings over a set of ground-truth volumes, through the one
  * pipeline. Each cell is the mean and standard deviation over slices of PSNR, SSIM (Wang), NMSE
- * and seconds per slice.
+ * and seconds per slice; each row also keeps the per-image numbers, named by the inputs' labels.
  */
 import type { Volume } from "../image/volume.js";
 import { defaultDetectors, type Acquisition, type Modality } from "./acquisition.js";
@@ -46,6 +46,20 @@ export const STANDARD_SETTINGS: readonly Setting[] = [
   })),
 ];
 
+/** A ground-truth volume and a label for each of its slices (e.g. `ch2.nii.gz slice 84`). */
+export interface EvalInput {
+  volume: Volume;
+  labels: string[];
+}
+
+export interface EvalImage {
+  image: string;
+  psnr: number;
+  ssim: number;
+  nmse: number;
+  seconds: number;
+}
+
 export interface EvalRow {
   setting: string;
   method: string;
@@ -54,6 +68,7 @@ export interface EvalRow {
   ssim: [number, number];
   nmse: [number, number];
   seconds: [number, number];
+  images: EvalImage[];
 }
 
 const meanStd = (xs: number[]): [number, number] => {
@@ -62,7 +77,7 @@ const meanStd = (xs: number[]): [number, number] => {
 };
 
 export async function evaluate(
-  volumes: Volume[],
+  inputs: EvalInput[],
   settings: readonly Setting[],
   methodsFor: (m: Modality) => MethodRequest[],
   onProgress?: (setting: string, e: ProgressEvent) => void,
@@ -70,15 +85,12 @@ export async function evaluate(
   const rows: EvalRow[] = [];
   for (const setting of settings) {
     const methods = methodsFor(setting.modality);
-    const inputs = volumes.filter((v) =>
+    const mine = inputs.filter(({ volume: v }) =>
       setting.modality === "mri" ? v.modality !== "CT" : v.modality === "CT",
     );
-    if (methods.length === 0 || inputs.length === 0) continue;
-    const perMethod = new Map<
-      string,
-      { psnr: number[]; ssim: number[]; nmse: number[]; seconds: number[] }
-    >();
-    for (const volume of inputs) {
+    if (methods.length === 0 || mine.length === 0) continue;
+    const perMethod = new Map<string, EvalImage[]>();
+    for (const { volume, labels } of mine) {
       const r = await reconstruct({
         acquisition: setting.acquisition(volume.rows, volume.cols),
         methods,
@@ -86,26 +98,25 @@ export async function evaluate(
         onProgress: (e) => onProgress?.(setting.name, e),
       });
       for (const m of r.results) {
-        const acc = perMethod.get(m.method) ?? { psnr: [], ssim: [], nmse: [], seconds: [] };
-        for (const s of m.perSlice ?? []) {
-          acc.psnr.push(s.psnr);
-          acc.ssim.push(s.ssim);
-          acc.nmse.push(s.nmse);
-          acc.seconds.push(s.seconds);
-        }
-        perMethod.set(m.method, acc);
+        const images = perMethod.get(m.method) ?? [];
+        for (const { slice, psnr, ssim, nmse, seconds } of m.perSlice ?? [])
+          images.push({ image: labels[slice], psnr, ssim, nmse, seconds });
+        perMethod.set(m.method, images);
       }
     }
-    for (const [method, acc] of perMethod)
+    for (const [method, images] of perMethod) {
+      const stat = (key: "psnr" | "ssim" | "nmse" | "seconds") => meanStd(images.map((i) => i[key]));
       rows.push({
         setting: setting.name,
         method,
-        slices: acc.psnr.length,
-        psnr: meanStd(acc.psnr),
-        ssim: meanStd(acc.ssim),
-        nmse: meanStd(acc.nmse),
-        seconds: meanStd(acc.seconds),
+        slices: images.length,
+        psnr: stat("psnr"),
+        ssim: stat("ssim"),
+        nmse: stat("nmse"),
+        seconds: stat("seconds"),
+        images,
       });
+    }
   }
   return rows;
 }

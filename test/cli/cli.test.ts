@@ -320,6 +320,15 @@ describe("eval", () => {
       "ct-60-views/fbp",
     ]);
     expect(j.rows[0].slices).toBe(2);
+    // Every row keeps its per-image numbers, named, and its mean is theirs.
+    const tv = j.rows[1];
+    expect(tv.images.map((i: { image: string }) => i.image)).toEqual([
+      "brain phantom seed 1000000",
+      "brain phantom seed 1000001",
+    ]);
+    const psnrs = tv.images.map((i: { psnr: number }) => i.psnr);
+    expect(tv.psnr[0]).toBeCloseTo((psnrs[0] + psnrs[1]) / 2, 10);
+    expect(psnrs[0]).not.toBe(psnrs[1]);
     expect(readFileSync(join(out, "eval.md"), "utf8")).toMatch(/\| mri-8x \| tv \| 2 \|/);
     expect((await run("eval", "--settings", "mri-3x", "--phantoms", "1", "--out", out)).err).toMatch(
       /unknown setting 'mri-3x'/,
