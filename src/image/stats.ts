@@ -4,12 +4,13 @@ export function percentile(values: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
 }
 
-/** The smallest and largest of the values (NaN skipped; Infinity and -Infinity when there are none). */
+/** The smallest and largest finite values (Infinity and -Infinity when there are none). */
 export function valueRange(values: ArrayLike<number>): { min: number; max: number } {
   let min = Infinity,
     max = -Infinity;
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
+    if (!Number.isFinite(v)) continue;
     if (v < min) min = v;
     if (v > max) max = v;
   }

@@ -10,10 +10,10 @@
  * - Without a source (NIfTI, phantoms): a Secondary Capture series (PS3.3 A.8.1) in a new study,
  *   with generated UIDs.
  */
-import { valueRange } from "../image/stats.js";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import dcmjs from "dcmjs";
+import { valueRange } from "../image/stats.js";
 import type { Volume } from "../image/volume.js";
 import { writeFileAtomic } from "./atomic.js";
 

@@ -4,6 +4,7 @@
  */
 import { PNG } from "pngjs";
 import { UserError } from "../errors.js";
+import { valueRange } from "../image/stats.js";
 import type { Image2D } from "../image/volume.js";
 import { writeFileAtomic } from "./atomic.js";
 import { readInputFile } from "./files.js";
@@ -18,14 +19,8 @@ const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 /** The image's own min..max over its finite values ({0, 1} when it has none). */
 export function fullRange(data: Float32Array): DisplayWindow {
-  let min = Infinity,
-    max = -Infinity;
-  for (const v of data) {
-    if (!Number.isFinite(v)) continue;
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  return min <= max ? { min, max } : { min: 0, max: 1 };
+  const r = valueRange(data);
+  return r.min <= r.max ? r : { min: 0, max: 1 };
 }
 
 /**
