@@ -69,6 +69,12 @@ export function registerPriorCommands(program: Command): void {
     .option("--steps <S>", "training steps", "20000")
     .option("--batch <B>", "batch size", "8")
     .option("--channels <C>", "network base width", String(DEFAULT_UNET.channels))
+    .option(
+      "--channel-mult <list>",
+      "channel multiplier per U-Net level, e.g. 1,2,2,2 (one more level doubles the receptive field)",
+      DEFAULT_UNET.channelMult.join(","),
+    )
+    .option("--attention", "self-attention at the lowest resolution (NCSN++ AttnBlock)")
     .option("--sde <name>", "ve|vp|subvp", "ve")
     .option("--sigma-max <s>", "VE sigma_max", "50")
     .option("--lr <r>", "Adam learning rate", "2e-4")
@@ -98,6 +104,9 @@ export function registerPriorCommands(program: Command): void {
           "bad_flag",
           "--channels",
         );
+      const channelMult = String(o.channelMult)
+        .split(",")
+        .map((m) => parseNumber("--channel-mult", m.trim(), { min: 1, integer: true }));
       const sdeName = parseChoice("--sde", o.sde, ["ve", "vp", "subvp"] as const);
       const sde: SdeConfig =
         sdeName === "ve"
@@ -147,7 +156,13 @@ export function registerPriorCommands(program: Command): void {
           resume: !!o.resume,
           init: o.init,
           sde,
-          network: { ...DEFAULT_UNET, channels, scaleBySigma: sdeName === "ve" },
+          network: {
+            ...DEFAULT_UNET,
+            channels,
+            channelMult,
+            attention: !!o.attention,
+            scaleBySigma: sdeName === "ve",
+          },
           lr: parseNumber("--lr", o.lr, { min: 0 }),
           checkpointEvery: parseNumber("--checkpoint-every", o.checkpointEvery, { min: 1, integer: true }),
           seed: parseNumber("--seed", o.seed, { integer: true }),

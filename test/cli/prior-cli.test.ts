@@ -36,6 +36,9 @@ describe("scorerecon train and sample", () => {
       "2",
       "--channels",
       "8",
+      "--channel-mult",
+      "1,2,2,2",
+      "--attention",
       "--grid",
       "4",
       "--grid-steps",
@@ -51,6 +54,8 @@ describe("scorerecon train and sample", () => {
     for (const f of ["model.json", "weights.bin", "prior.json", "loss.csv", "loss.png", "samples.png"])
       expect(existsSync(join(model, f))).toBe(true);
     expect(readFileSync(join(model, "loss.csv"), "utf8").trim().split("\n")).toHaveLength(13);
+    const { network } = JSON.parse(readFileSync(join(model, "prior.json"), "utf8"));
+    expect(network).toMatchObject({ channels: 8, channelMult: [1, 2, 2, 2], attention: true });
     expect(JSON.parse(readFileSync(join(model, "prior.json"), "utf8")).data).toMatch(
       /3 slices from 1 files .* \+ brain phantoms/,
     );
@@ -92,5 +97,18 @@ describe("scorerecon train and sample", () => {
     );
     expect(c.code).toBe(2);
     expect(c.err).toMatch(/multiple of 4/);
+    const l = await run(
+      "train",
+      "--modality",
+      "ct",
+      "--phantom",
+      "ct-body",
+      "--channel-mult",
+      "1,x",
+      "--out",
+      join(tmpdir(), "z"),
+    );
+    expect(l.code).toBe(2);
+    expect(l.err).toMatch(/--channel-mult must be a number, got 'x'/);
   });
 });
