@@ -17,7 +17,7 @@ import { linePlot } from "../image/plot.js";
 import type { Volume } from "../image/volume.js";
 import { readVolume, writePng } from "../io/index.js";
 import { BACKENDS, initBackend } from "../prior/backend.js";
-import { loadPrior } from "../prior/checkpoint.js";
+import { readPriorInfo, loadPrior } from "../prior/checkpoint.js";
 import { samplePrior } from "../prior/sample.js";
 import type { SdeConfig } from "../prior/sde.js";
 import { trainPrior } from "../prior/train.js";
@@ -79,7 +79,10 @@ export function registerPriorCommands(program: Command): void {
     .option("--sigma-max <s>", "VE sigma_max", "50")
     .option("--lr <r>", "Adam learning rate", "2e-4")
     .option("--checkpoint-every <n>", "steps between checkpoints", "500")
-    .option("--init <model>", "fine-tune from an existing prior (e.g. a shipped one)")
+    .option(
+      "--init <model>",
+      "start from an existing prior's weights (e.g. a shipped one): its network unless --channels, --channel-mult or --attention say otherwise, then every parameter that fits is copied",
+    )
     .option("--seed <S>", "seed", "0")
     .option("--resume", "continue from the training state in --out")
     .option("--grid <count>", "unconditional samples in the grid written at the end (0: none)", "9")
@@ -89,7 +92,7 @@ export function registerPriorCommands(program: Command): void {
       "prior folder: model.json, weights.bin, prior.json, loss.csv, loss.png, samples.png",
     )
     .addOption(backendOption())
-    .action(async (o) => {
+    .action(async (o, cmd: Command) => {
       const modality = parseModality(o.modality);
       const phantom = o.phantom
         ? (parseChoice("--phantom", o.phantom, PHANTOM_KINDS) as PhantomKind)
@@ -156,13 +159,17 @@ export function registerPriorCommands(program: Command): void {
           resume: !!o.resume,
           init: o.init,
           sde,
-          network: {
-            ...DEFAULT_UNET,
-            channels,
-            channelMult,
-            attention: !!o.attention,
-            scaleBySigma: sdeName === "ve",
-          },
+          network:
+            o.init &&
+            ["channels", "channelMult", "attention"].every((f) => cmd.getOptionValueSource(f) !== "cli")
+              ? readPriorInfo(o.init).info.network
+              : {
+                  ...DEFAULT_UNET,
+                  channels,
+                  channelMult,
+                  attention: !!o.attention,
+                  scaleBySigma: sdeName === "ve",
+                },
           lr: parseNumber("--lr", o.lr, { min: 0 }),
           checkpointEvery: parseNumber("--checkpoint-every", o.checkpointEvery, { min: 1, integer: true }),
           seed: parseNumber("--seed", o.seed, { integer: true }),
@@ -184,7 +191,7 @@ export function registerPriorCommands(program: Command): void {
         bar.stop();
         await writeLossPlot(csv, join(o.out, "loss.png"));
         process.stdout.write(
-          `${r.interrupted ? "stopped" : "trained"} at step ${r.steps}, loss ${r.finalLoss?.toFixed(4)}, ${r.seconds.toFixed(0)} s; wrote ${o.out}/\n`,
+          `${r.interrupted ? "stopped" : "trained"} at step ${r.steps}, loss ${r.finalLoss?.toFixed(4)}, ${r.seconds.toFixed(0)} s${r.init ? ` (${r.init.copied} of ${r.init.of} parameter tensors from ${o.init})` : ""}; wrote ${o.out}/\n`,
         );
         const count = parseNumber("--grid", o.grid, { min: 0, integer: true });
         if (!r.interrupted && count > 0) {

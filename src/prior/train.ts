@@ -57,6 +57,8 @@ export interface TrainResult {
   seconds: number;
   /** true when stopped by the signal before `steps`. */
   interrupted: boolean;
+  /** With `init`: how many of the network's trainable parameter tensors came from that prior. */
+  init?: { copied: number; of: number };
 }
 
 export function normalisationFor(modality: "mri" | "ct", v: Volume): Normalisation {
@@ -135,10 +137,8 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       slices.push({ rows: v.rows, cols: v.cols, data: sliceOf({ ...v, data: norm }, k).data });
   }
   const sde = makeSde(o.sde);
-  let net: ScoreUNet;
-  if (o.init) {
-    net = loadPrior(o.init).net;
-  } else net = new ScoreUNet(o.network, sde, o.seed ?? 0);
+  const net = new ScoreUNet(o.network, sde, o.seed ?? 0);
+  const init = o.init ? initFrom(net, o.init) : undefined;
   const trainable = net.trainable();
   const vars = trainable.map(([, v]) => v);
   const ema = new Map<string, tf.Variable>();
@@ -257,7 +257,28 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
     finalLoss: last,
     seconds: seconds + (performance.now() - started) / 1000,
     interrupted,
+    ...(init ? { init } : {}),
   };
+}
+
+/**
+ * Starts from another prior's weights: every parameter of the same name and shape is copied, the
+ * rest keep their fresh initialisation — the same network fine-tuned, or a deeper one grown from a
+ * shallower one (its outer levels copied, the new inner levels learned).
+ */
+function initFrom(net: ScoreUNet, dir: string): { copied: number; of: number } {
+  const source = loadPrior(dir).net;
+  const trainable = new Set(net.trainable().map(([name]) => name));
+  let copied = 0;
+  for (const [name, v] of net.variables) {
+    const w = source.variables.get(name);
+    if (w && w.shape.join("x") === v.shape.join("x")) {
+      v.assign(w);
+      if (trainable.has(name)) copied++;
+    }
+  }
+  source.dispose();
+  return { copied, of: trainable.size };
 }
 
 /** Non-trainable parameters (the fixed Fourier frequencies) by name. */

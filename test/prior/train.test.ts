@@ -69,6 +69,35 @@ describe("denoising score matching training", () => {
     expect(r2).toMatchObject({ steps: 50, interrupted: false });
   });
 
+  it("--init grows a deeper network from a shallower prior: fitting parameters copied, new ones fresh", async () => {
+    const small = mkdtempSync(join(tmpdir(), "scorerecon-prior-"));
+    await trainPrior(tiny(small, 20));
+    const deep = mkdtempSync(join(tmpdir(), "scorerecon-prior-"));
+    const network = {
+      channels: 8,
+      channelMult: [1, 2, 2],
+      resBlocks: 1,
+      fourierScale: 16,
+      scaleBySigma: true,
+    };
+    // lr 0: the copied weights stay as they were, so the checkpoint shows what was copied.
+    const r = await trainPrior(tiny(deep, 1, { network, init: small, lr: 0 }));
+    const [sa, sb] = [loadPrior(small).net, loadPrior(deep).net];
+    const [a, b] = [sa.variables, sb.variables];
+    // Equal up to the EMA's rounding (0.99 w + 0.01 w).
+    const same = (name: string) => {
+      const x = a.get(name)!.dataSync();
+      const y = b.get(name)!.dataSync();
+      return x.every((v, i) => Math.abs(v - y[i]) < 1e-6);
+    };
+    expect(same("down0/res0/conv0/w")).toBe(true);
+    expect(same("up0/res0/conv0/w")).toBe(true);
+    expect(a.has("down2/res0/conv0/w")).toBe(false);
+    expect(b.has("down2/res0/conv0/w")).toBe(true);
+    // Every tensor of the shallow prior fits the deeper network; the new level's do not exist there.
+    expect(r.init).toEqual({ copied: sa.trainable().length, of: sb.trainable().length });
+  });
+
   it("a truncated, missing or mismatched checkpoint is a clear error", async () => {
     const out = mkdtempSync(join(tmpdir(), "scorerecon-prior-"));
     await trainPrior(tiny(out, 2));
