@@ -59,6 +59,29 @@ describe("scorerecon train and sample", () => {
     expect(JSON.parse(readFileSync(join(model, "prior.json"), "utf8")).data).toMatch(
       /3 slices from 1 files .* \+ brain phantoms/,
     );
+    // --init with no network flags fine-tunes the same network: every tensor is copied.
+    const f = await run(
+      "train",
+      "--modality",
+      "mri",
+      "--phantom",
+      "brain",
+      "--size",
+      "16",
+      "--steps",
+      "2",
+      "--batch",
+      "2",
+      "--grid",
+      "0",
+      "--init",
+      model,
+      "--out",
+      join(dir, "tuned"),
+    );
+    expect(f.code).toBe(0);
+    const [, copied, of] = f.out.match(/\((\d+) of (\d+) parameter tensors from /)!;
+    expect(copied).toBe(of);
     const s = await run(
       "sample",
       "--model",
