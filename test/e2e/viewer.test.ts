@@ -29,7 +29,7 @@ if (!available)
 const root = mkdtempSync(join(tmpdir(), "scorerecon-e2e-"));
 const shots = process.env.SCORERECON_SCREENSHOTS ?? join(root, "screenshots");
 mkdirSync(shots, { recursive: true });
-const N = 64;
+const N = 96;
 
 let browser: Browser;
 const servers: { s: ScoreReconServer; http: Server }[] = [];
@@ -100,7 +100,7 @@ describe.skipIf(!available)("viewer (Chromium)", () => {
     );
     expect(await page.locator("#error").isHidden()).toBe(true);
 
-    // Four viewports: ground truth, TV, score and the score's difference map, 64x64, not blank.
+    // Four viewports: ground truth, TV, score and the score's difference map, N x N, not blank.
     const before = await cellData(page);
     expect(before.map((c) => c.imageId.replace(/^.*\/(studies|results)\//, "$1/"))).toEqual([
       expect.stringMatching(/^studies\/.*\/slices\/0$/),

@@ -31,7 +31,7 @@ if (!redisBin)
 
 const bin = new URL("../../dist/src/cli/bin.js", import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), "scorerecon-queue-"));
-const N = 64;
+const N = 96;
 const SLICES = 8;
 let redis: ChildProcess;
 let url: string;

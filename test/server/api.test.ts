@@ -16,7 +16,7 @@ import { readVolume, writeVolume } from "../../src/io/index.js";
 import { createServer, listen, type ScoreReconServer } from "../../server/app.js";
 
 const root = mkdtempSync(join(tmpdir(), "scorerecon-api-"));
-const N = 64;
+const N = 96;
 
 function phantomVolume(slices: number, kind: "brain" | "ct-body" = "brain"): Volume {
   const data = new Float32Array(slices * N * N);
