@@ -111,6 +111,20 @@ export function registerPriorCommands(program: Command): void {
         .split(",")
         .map((m) => parseNumber("--channel-mult", m.trim(), { min: 1, integer: true }));
       const sdeName = parseChoice("--sde", o.sde, ["ve", "vp", "subvp"] as const);
+      // --init with no network flag keeps that prior's network (fine-tuning).
+      const networkGiven = ["channels", "channelMult", "attention"].some(
+        (f) => cmd.getOptionValueSource(f) === "cli",
+      );
+      const network =
+        o.init && !networkGiven
+          ? readPriorInfo(o.init).info.network
+          : {
+              ...DEFAULT_UNET,
+              channels,
+              channelMult,
+              attention: !!o.attention,
+              scaleBySigma: sdeName === "ve",
+            };
       const sde: SdeConfig =
         sdeName === "ve"
           ? { name: "ve", sigmaMin: 0.01, sigmaMax: parseNumber("--sigma-max", o.sigmaMax, { min: 0.1 }) }
@@ -159,17 +173,7 @@ export function registerPriorCommands(program: Command): void {
           resume: !!o.resume,
           init: o.init,
           sde,
-          network:
-            o.init &&
-            ["channels", "channelMult", "attention"].every((f) => cmd.getOptionValueSource(f) !== "cli")
-              ? readPriorInfo(o.init).info.network
-              : {
-                  ...DEFAULT_UNET,
-                  channels,
-                  channelMult,
-                  attention: !!o.attention,
-                  scaleBySigma: sdeName === "ve",
-                },
+          network,
           lr: parseNumber("--lr", o.lr, { min: 0 }),
           checkpointEvery: parseNumber("--checkpoint-every", o.checkpointEvery, { min: 1, integer: true }),
           seed: parseNumber("--seed", o.seed, { integer: true }),

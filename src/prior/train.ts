@@ -268,17 +268,16 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
  */
 function initFrom(net: ScoreUNet, dir: string): { copied: number; of: number } {
   const source = loadPrior(dir).net;
-  const trainable = new Set(net.trainable().map(([name]) => name));
   let copied = 0;
   for (const [name, v] of net.variables) {
     const w = source.variables.get(name);
     if (w && w.shape.join("x") === v.shape.join("x")) {
       v.assign(w);
-      if (trainable.has(name)) copied++;
+      if (v.trainable) copied++;
     }
   }
   source.dispose();
-  return { copied, of: trainable.size };
+  return { copied, of: net.trainable().length };
 }
 
 /** Non-trainable parameters (the fixed Fourier frequencies) by name. */
