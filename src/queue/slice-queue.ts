@@ -86,6 +86,10 @@ export class QueuePool implements SliceRunner {
   private readonly events: QueueEvents;
   private readonly publisher: Redis;
   private readonly progress = new Map<string, (done: number, total: number) => void>();
+  /** The tasks being waited for, by id: each one's settling function. */
+  private readonly waiting = new Map<string, (error?: Error) => void>();
+  /** Signals whose abort cancels this pool's tasks. */
+  private readonly watched = new WeakSet<AbortSignal>();
   /** BullMQ leaves connections it was given open: they are closed here. */
   private readonly connections: Redis[] = [];
 
@@ -110,6 +114,8 @@ export class QueuePool implements SliceRunner {
       const p = data as { done: number; total: number };
       this.progress.get(jobId)?.(p.done, p.total);
     });
+    this.events.on("completed", ({ jobId }) => this.waiting.get(jobId)?.());
+    this.events.on("failed", ({ jobId, failedReason }) => this.waiting.get(jobId)?.(new Error(failedReason)));
   }
 
   async run(
@@ -137,31 +143,59 @@ export class QueuePool implements SliceRunner {
       .slice(0, 12)}`;
     await this.events.waitUntilReady();
     if (onIteration) this.progress.set(id, onIteration);
-    const cancel = () => void this.cancel();
-    signal?.addEventListener("abort", cancel);
+    // One listener per job's signal, not one per task: a job has many tasks in flight.
+    if (signal && !this.watched.has(signal)) {
+      this.watched.add(signal);
+      signal.addEventListener("abort", () => void this.cancel().catch(() => {}), { once: true });
+    }
     try {
-      const job = await this.queue.add("slice", data, {
+      await this.queue.add("slice", data, {
         jobId: id,
         attempts: this.options.attempts ?? 3,
         removeOnComplete: true,
         removeOnFail: { age: 24 * 3600 },
       });
+      const stored = () => folderSliceStore(storeDir).get(key);
       try {
-        await job.waitUntilFinished(this.events);
+        await this.finished(id, () => stored() !== undefined);
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         throw new Error(
           `${task.method.name} slice ${task.slice} failed on a queue worker: ${(e as Error).message}`,
         );
       }
-      const out = folderSliceStore(storeDir).get(key);
+      const out = stored();
       if (!out)
         throw new Error(`${task.method.name} slice ${task.slice}: the worker's result is not in ${storeDir}`);
       return { ...out, stored: true };
     } finally {
-      signal?.removeEventListener("abort", cancel);
       this.progress.delete(id);
     }
+  }
+
+  /**
+   * Waits for a queued task: its completed or failed event, or, should an event be missed (the
+   * event reader starts listening a few round trips after it is ready; a reconnection), a look
+   * at the task every second. A completed task is removed from the queue: a task that is gone is
+   * done when its result is stored, else it was removed (cancelled).
+   */
+  private finished(id: string, stored: () => boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const finish = (error?: Error) => {
+        clearInterval(timer);
+        this.waiting.delete(id);
+        if (error) reject(error);
+        else resolve();
+      };
+      this.waiting.set(id, finish);
+      const look = async () => {
+        const state = await this.queue.getJobState(id);
+        if (state === "completed" || (state === "unknown" && stored())) finish();
+        else if (state === "failed") finish(new Error((await this.queue.getJob(id))?.failedReason));
+        else if (state === "unknown") finish(new Error("the task was removed from the queue"));
+      };
+      const timer = setInterval(() => void look().catch(() => {}), 1000);
+    });
   }
 
   /** Removes this group's waiting tasks and tells every worker to stop its running ones. */
@@ -172,6 +206,7 @@ export class QueuePool implements SliceRunner {
   }
 
   async close(): Promise<void> {
+    for (const finish of this.waiting.values()) finish(new Error("the queue connection was closed"));
     await Promise.all([this.queue.close(), this.events.close()]);
     for (const c of this.connections) c.disconnect();
   }
