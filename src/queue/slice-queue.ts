@@ -155,18 +155,20 @@ export class QueuePool implements SliceRunner {
         removeOnComplete: true,
         removeOnFail: { age: 24 * 3600 },
       });
-      const stored = () => folderSliceStore(storeDir).get(key);
       try {
-        await this.finished(id, () => stored() !== undefined);
+        await this.finished(id);
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         throw new Error(
           `${task.method.name} slice ${task.slice} failed on a queue worker: ${(e as Error).message}`,
         );
       }
-      const out = stored();
-      if (!out)
+      // Completed, or gone from the queue: completed and removed, or removed by a cancel.
+      const out = folderSliceStore(storeDir).get(key);
+      if (!out) {
+        if (signal?.aborted) throw signal.reason;
         throw new Error(`${task.method.name} slice ${task.slice}: the worker's result is not in ${storeDir}`);
+      }
       return { ...out, stored: true };
     } finally {
       this.progress.delete(id);
@@ -176,10 +178,10 @@ export class QueuePool implements SliceRunner {
   /**
    * Waits for a queued task: its completed or failed event, or, should an event be missed (the
    * event reader starts listening a few round trips after it is ready; a reconnection), a look
-   * at the task every second. A completed task is removed from the queue: a task that is gone is
-   * done when its result is stored, else it was removed (cancelled).
+   * at the task every second. A task that is gone from the queue has settled too (completed tasks
+   * are removed; so are a cancelled job's waiting ones): the caller looks for its result.
    */
-  private finished(id: string, stored: () => boolean): Promise<void> {
+  private finished(id: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const finish = (error?: Error) => {
         clearInterval(timer);
@@ -190,9 +192,8 @@ export class QueuePool implements SliceRunner {
       this.waiting.set(id, finish);
       const look = async () => {
         const state = await this.queue.getJobState(id);
-        if (state === "completed" || (state === "unknown" && stored())) finish();
+        if (state === "completed" || state === "unknown") finish();
         else if (state === "failed") finish(new Error((await this.queue.getJob(id))?.failedReason));
-        else if (state === "unknown") finish(new Error("the task was removed from the queue"));
       };
       const timer = setInterval(() => void look().catch(() => {}), 1000);
     });

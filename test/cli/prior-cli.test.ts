@@ -54,11 +54,9 @@ describe("scorerecon train and sample", () => {
     for (const f of ["model.json", "weights.bin", "prior.json", "loss.csv", "loss.png", "samples.png"])
       expect(existsSync(join(model, f))).toBe(true);
     expect(readFileSync(join(model, "loss.csv"), "utf8").trim().split("\n")).toHaveLength(13);
-    const { network } = JSON.parse(readFileSync(join(model, "prior.json"), "utf8"));
-    expect(network).toMatchObject({ channels: 8, channelMult: [1, 2, 2, 2], attention: true });
-    expect(JSON.parse(readFileSync(join(model, "prior.json"), "utf8")).data).toMatch(
-      /3 slices from 1 files .* \+ brain phantoms/,
-    );
+    const info = JSON.parse(readFileSync(join(model, "prior.json"), "utf8"));
+    expect(info.network).toMatchObject({ channels: 8, channelMult: [1, 2, 2, 2], attention: true });
+    expect(info.data).toMatch(/3 slices from 1 files .* \+ brain phantoms/);
     // --init with no network flags fine-tunes the same network: every tensor is copied.
     const f = await run(
       "train",
