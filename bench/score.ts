@@ -31,16 +31,11 @@ async function main() {
     const acquisition: Acquisition = setting.acquisition(size, size);
     const methods = parseMethods("score", setting.modality);
     const { steps, samples } = methods[0].params;
+    // dds evaluates the network once per step (on a batch of `samples`); the TV start is not one.
+    const nfe = Number(steps) * slices;
     for (const workers of [1, 2]) {
-      let nfe = 0;
       const t0 = performance.now();
-      const r = await reconstruct({
-        acquisition,
-        methods,
-        volume,
-        workers,
-        onProgress: (e) => void (e.finished ? 0 : (nfe += 1)),
-      });
+      const r = await reconstruct({ acquisition, methods, volume, workers });
       const wall = (performance.now() - t0) / 1000;
       const perSlice = r.results[0].seconds / slices;
       console.log(

@@ -54,6 +54,7 @@ export function scoreReconstruct(
   sampler: ScoreSampler,
   ctx: MethodContext,
   p: Params,
+  start?: Float32Array,
 ): Float32Array | { image: Float32Array; std: Float32Array } {
   const prior = priorFor(ctx, String(p.model ?? ""));
   const acq = ctx.model.acquisition;
@@ -80,7 +81,9 @@ export function scoreReconstruct(
   const common = {
     samples: Number(p.samples),
     steps: Number(p.steps),
-    seed: Number(p.seed),
+    // Each slice its own noise (seed + slice, as the simulated measurement noise), so the slices of
+    // a volume are independent draws and their mean does not hang on one realisation.
+    seed: Number(p.seed) + ctx.slice,
     onStep: ctx.onIteration,
     signal: ctx.signal,
   };
@@ -91,6 +94,7 @@ export function scoreReconstruct(
           cgIterations: Number(p.cg),
           eta: Number(p.eta),
           sigmaStart: Number(p.sigmaStart) || undefined,
+          start: start?.map((v) => v / scale),
         })
       : sampler === "song"
         ? songSample(net.sde, score, problem, {

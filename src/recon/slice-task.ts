@@ -15,7 +15,7 @@ export interface SliceTask {
   y: Float32Array;
   rows: number;
   cols: number;
-  /** The slice's index in the request (names the task; the computation does not use it). */
+  /** The slice's index in the request (names the task; score-based methods seed slice k with seed + k). */
   slice: number;
 }
 
@@ -49,7 +49,7 @@ export function runSliceTask(
   const model = modelFor(task.acquisition, task.maskFromFile);
   const t0 = performance.now();
   const out = findMethod(task.method.name).run(
-    { model, y: task.y, rows: task.rows, cols: task.cols, onIteration, signal },
+    { model, y: task.y, rows: task.rows, cols: task.cols, slice: task.slice, onIteration, signal },
     task.method.params,
   );
   const seconds = (performance.now() - t0) / 1000;

@@ -77,16 +77,19 @@ export interface DdsOptions extends ConditionalOptions {
    * already fix the coarse image, and the highest noise levels are skipped. Default: from T.
    */
   sigmaStart?: number;
+  /** The estimate the sampler starts from with sigmaStart (default: the least-squares A^+ y). */
+  start?: Float32Array;
 }
 
 export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsOptions): tf.Tensor {
   if (sde.config.name !== "ve") throw new RangeError("dds is implemented for the VE SDE");
   const ve = sde as VeSde;
+  const eps = o.eps ?? 1e-3;
+  // A start below the prior's smallest noise level starts at that level (t = eps).
   const tStart =
     o.sigmaStart && o.sigmaStart < ve.sigmaMax
-      ? Math.log(o.sigmaStart / ve.sigmaMin) / Math.log(ve.sigmaMax / ve.sigmaMin)
+      ? Math.max(eps, Math.log(o.sigmaStart / ve.sigmaMin) / Math.log(ve.sigmaMax / ve.sigmaMin))
       : sde.T;
-  const eps = o.eps ?? 1e-3;
   const ts = Array.from({ length: o.steps }, (_, i) => tStart - (i * (tStart - eps)) / (o.steps - 1));
   const noise = noiseSource(o.seed ?? 0);
   const aty = p.op.adjoint(p.y);
@@ -94,7 +97,7 @@ export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsO
   const eta = o.eta ?? 1;
   let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(ts[0]));
   if (tStart < sde.T) {
-    const start = conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg);
+    const start = o.start ?? conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg);
     const shifted = tf.add(x, tf.tensor4d(start, [1, p.rows, p.cols, 1]));
     x.dispose();
     x = shifted;

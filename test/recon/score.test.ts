@@ -82,6 +82,48 @@ describe("score-based reconstruction methods", () => {
     expect(single.results[0].uncertainty).toBeUndefined();
   });
 
+  it("start=tv runs TV first, counted as one step of the sampler's progress", async () => {
+    const totals = new Set<number>();
+    await reconstruct({
+      acquisition: {
+        modality: "mri",
+        rows: 24,
+        cols: 24,
+        mask: { kind: "random", acceleration: 4, centerFraction: 0.1, seed: 3 },
+        noiseSigma: 0,
+      },
+      methods: parseMethods(
+        `score:model=${prior}:steps=3:start=tv,dds:model=${prior}:steps=3:start=ls`,
+        "mri",
+      ),
+      volume: makeVolume(1, 24, 24, randomEllipses(24, 7)),
+      onProgress: (e) => {
+        if (!e.finished) totals.add(e.method === "score" ? e.total : -e.total);
+      },
+    });
+    expect(totals).toEqual(new Set([4, -3]));
+  });
+
+  it("each slice of a volume draws its own noise (seed + slice), reproducibly", async () => {
+    const one = randomEllipses(24, 8);
+    const run = () =>
+      reconstruct({
+        acquisition: {
+          modality: "mri",
+          rows: 24,
+          cols: 24,
+          mask: { kind: "random", acceleration: 4, centerFraction: 0.1, seed: 0 },
+          noiseSigma: 0,
+        },
+        methods: parseMethods(`score:model=${prior}:steps=4:seed=5`, "mri"),
+        volume: makeVolume(2, 24, 24, new Float32Array([...one, ...one])),
+      });
+    const [a, b] = [await run(), await run()];
+    const [s0, s1] = [a.results[0].volume.data.subarray(0, 576), a.results[0].volume.data.subarray(576)];
+    expect(Array.from(s1)).not.toEqual(Array.from(s0));
+    expect(Array.from(b.results[0].volume.data)).toEqual(Array.from(a.results[0].volume.data));
+  });
+
   it("a prior of the wrong modality is a clear error", async () => {
     const volume = makeVolume(1, 24, 24, randomEllipses(24, 4));
     await expect(

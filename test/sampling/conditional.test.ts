@@ -147,3 +147,20 @@ describe("conditional samplers with the exact score of a Gaussian prior", () => 
     },
   );
 });
+
+describe("dds from an estimate (sigmaStart)", () => {
+  it("starts from the given estimate, or from the least-squares image A^+ y without one", () => {
+    const { p } = problem(12, 0, 13, true);
+    const measured = new Set(Array.from({ length: 12 }, (_, k) => Math.floor((k * n) / 12)));
+    // Just above sigma_min the sampler keeps its start where nothing is measured.
+    const run = (start?: Float32Array) =>
+      moments(ddsSample(sde, score, p, { samples: 50, steps: 5, sigmaStart: 0.011, start, seed: 4 })).mean;
+    const fromEstimate = run(new Float32Array(n).fill(0.9));
+    const fromLeastSquares = run();
+    for (let j = 0; j < n; j++) {
+      if (measured.has(j)) continue;
+      expect(Math.abs(fromEstimate[j] - 0.9)).toBeLessThan(0.02);
+      expect(Math.abs(fromLeastSquares[j])).toBeLessThan(0.02);
+    }
+  });
+});
