@@ -76,7 +76,7 @@ describe("score-based reconstruction methods", () => {
     expect(u.data.some((v) => v > 0)).toBe(true);
     const single = await reconstruct({
       acquisition: r.acquisition,
-      methods: parseMethods(`dds:model=${prior}:steps=6`, "mri"),
+      methods: parseMethods(`dds:model=${prior}:steps=6:samples=1`, "mri"),
       volume,
     });
     expect(single.results[0].uncertainty).toBeUndefined();
