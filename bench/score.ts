@@ -2,7 +2,7 @@
  * `npm run bench:score`: the default `score` method on 256x256 slices, end to end through the
  * pipeline (simulation excluded): seconds per slice, network evaluations per second, and slices
  * per minute with 1 and 2 worker threads. Numbers only; nothing passes or fails on time.
- * Usage: node dist/bench/score.js [--slices 2]
+ * Usage: node dist/bench/score.js [--slices 2] [--method score:steps=25]
  */
 import { generatePhantom } from "../phantoms/index.js";
 import { makeVolume } from "../src/image/volume.js";
@@ -29,7 +29,7 @@ async function main() {
       data.set(generatePhantom(kind, size, 3_000_000 + k).data, k * size * size);
     const volume = makeVolume(slices, size, size, data, { modality: kind === "brain" ? "MR" : "CT" });
     const acquisition: Acquisition = setting.acquisition(size, size);
-    const methods = parseMethods("score", setting.modality);
+    const methods = parseMethods(arg("method", "score"), setting.modality);
     const { steps, samples } = methods[0].params;
     // dds evaluates the network once per step (on a batch of `samples`); the TV start is not one.
     const nfe = Number(steps) * slices;
@@ -39,7 +39,7 @@ async function main() {
       const wall = (performance.now() - t0) / 1000;
       const perSlice = r.results[0].seconds / slices;
       console.log(
-        `${name} score (${backend}, steps ${steps}, samples ${samples}), ${slices} slices, ${workers} worker(s): ` +
+        `${name} ${methods[0].name} (${backend}, steps ${steps}, samples ${samples}), ${slices} slices, ${workers} worker(s): ` +
           `${perSlice.toFixed(1)} s/slice of compute, ${(wall / slices).toFixed(1)} s/slice wall, ` +
           `${((60 * slices) / wall).toFixed(2)} slices/min, ${(nfe / r.results[0].seconds).toFixed(2)} network evaluations/s ` +
           `(batch of ${samples}), PSNR ${r.results[0].metrics!.psnr.toFixed(2)} dB`,

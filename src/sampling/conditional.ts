@@ -72,9 +72,9 @@ export interface DdsOptions extends ConditionalOptions {
   cgIterations?: number;
   eta?: number;
   /**
-   * Start at this noise level from the least-squares estimate A^+ y plus noise instead of from
-   * the prior at T ("come closer, diffuse faster", Chung, Sim & Ye, CVPR 2022): the measurements
-   * already fix the coarse image, and the highest noise levels are skipped. Default: from T.
+   * Start at this noise level from an estimate (`start`) plus noise instead of from the prior at
+   * T ("come closer, diffuse faster", Chung, Sim & Ye, CVPR 2022): the estimate already fixes the
+   * coarse image, and the highest noise levels are skipped. Default: from T.
    */
   sigmaStart?: number;
   /** The estimate the sampler starts from with sigmaStart (default: the least-squares A^+ y). */
