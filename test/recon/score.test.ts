@@ -7,10 +7,24 @@ import { randomEllipses } from "../../phantoms/ellipses.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { initBackend } from "../../src/prior/backend.js";
 import { trainPrior } from "../../src/prior/train.js";
+import type { Acquisition } from "../../src/recon/acquisition.js";
 import { parseMethods } from "../../src/recon/methods.js";
 import { reconstruct } from "../../src/recon/reconstruct.js";
 
 let prior: string;
+/** Noise-free single-coil MRI with a random column mask on square images. */
+const mriAcquisition = (
+  size: number,
+  acceleration: number,
+  centerFraction: number,
+  seed: number,
+): Acquisition => ({
+  modality: "mri",
+  rows: size,
+  cols: size,
+  mask: { kind: "random", acceleration, centerFraction, seed },
+  noiseSigma: 0,
+});
 beforeAll(async () => {
   await initBackend("wasm");
   prior = mkdtempSync(join(tmpdir(), "scorerecon-score-"));
@@ -39,13 +53,7 @@ describe("score-based reconstruction methods", () => {
       "mri",
     );
     const r = await reconstruct({
-      acquisition: {
-        modality: "mri",
-        rows: 24,
-        cols: 24,
-        mask: { kind: "random", acceleration: 2, centerFraction: 0.2, seed: 1 },
-        noiseSigma: 0,
-      },
+      acquisition: mriAcquisition(24, 2, 0.2, 1),
       methods,
       volume,
     });
@@ -60,13 +68,7 @@ describe("score-based reconstruction methods", () => {
   it("samples=K returns the posterior mean and a per-pixel standard deviation map", async () => {
     const volume = makeVolume(1, 24, 24, randomEllipses(24, 5));
     const r = await reconstruct({
-      acquisition: {
-        modality: "mri",
-        rows: 24,
-        cols: 24,
-        mask: { kind: "random", acceleration: 3, centerFraction: 0.1, seed: 2 },
-        noiseSigma: 0,
-      },
+      acquisition: mriAcquisition(24, 3, 0.1, 2),
       methods: parseMethods(`dds:model=${prior}:steps=6:samples=3`, "mri"),
       volume,
     });
@@ -85,13 +87,7 @@ describe("score-based reconstruction methods", () => {
   it("start=tv runs TV first, counted as one step of the sampler's progress", async () => {
     const totals = new Set<number>();
     await reconstruct({
-      acquisition: {
-        modality: "mri",
-        rows: 24,
-        cols: 24,
-        mask: { kind: "random", acceleration: 4, centerFraction: 0.1, seed: 3 },
-        noiseSigma: 0,
-      },
+      acquisition: mriAcquisition(24, 4, 0.1, 3),
       methods: parseMethods(
         `score:model=${prior}:steps=3:start=tv,dds:model=${prior}:steps=3:start=ls`,
         "mri",
@@ -108,13 +104,7 @@ describe("score-based reconstruction methods", () => {
     const one = randomEllipses(24, 8);
     const run = () =>
       reconstruct({
-        acquisition: {
-          modality: "mri",
-          rows: 24,
-          cols: 24,
-          mask: { kind: "random", acceleration: 4, centerFraction: 0.1, seed: 0 },
-          noiseSigma: 0,
-        },
+        acquisition: mriAcquisition(24, 4, 0.1, 0),
         methods: parseMethods(`score:model=${prior}:steps=4:seed=5`, "mri"),
         volume: makeVolume(2, 24, 24, new Float32Array([...one, ...one])),
       });
@@ -139,13 +129,7 @@ describe("score-based reconstruction methods", () => {
     const volume = makeVolume(1, 12, 12, randomEllipses(12, 4));
     await expect(
       reconstruct({
-        acquisition: {
-          modality: "mri",
-          rows: 12,
-          cols: 12,
-          mask: { kind: "random", acceleration: 2, centerFraction: 0.2, seed: 0 },
-          noiseSigma: 0,
-        },
+        acquisition: mriAcquisition(12, 2, 0.2, 0),
         methods: parseMethods(`score:model=${prior}:steps=4`, "mri"),
         volume,
       }),
@@ -172,13 +156,7 @@ describe("score-based reconstruction methods", () => {
     );
     const run = (workers: number) =>
       reconstruct({
-        acquisition: {
-          modality: "mri",
-          rows: 24,
-          cols: 24,
-          mask: { kind: "random", acceleration: 2, centerFraction: 0.2, seed: 0 },
-          noiseSigma: 0,
-        },
+        acquisition: mriAcquisition(24, 2, 0.2, 0),
         methods: parseMethods(`score:model=${prior}:steps=6:seed=3`, "mri"),
         volume,
         workers,
