@@ -13,7 +13,7 @@ describe("method requests", () => {
       tvLambda: 0.005,
     });
     expect(parseMethods("score", "ct")[0].params).toMatchObject({
-      steps: 80,
+      steps: 60,
       samples: 2,
       eta: 1,
       sigmaStart: 0.25,
