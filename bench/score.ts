@@ -2,7 +2,7 @@
  * `npm run bench:score`: the default `score` method on 256x256 slices, end to end through the
  * pipeline (simulation excluded): seconds per slice, network evaluations per second, and slices
  * per minute with 1 and 2 worker threads. Numbers only; nothing passes or fails on time.
- * Usage: node dist/bench/score.js [--slices 2] [--method score:steps=25]
+ * Usage: node dist/bench/score.js [--slices 2] [--method score:steps=25] [--settings mri-4x,ct-60-views]
  */
 import { generatePhantom } from "../phantoms/index.js";
 import { makeVolume } from "../src/image/volume.js";
@@ -21,8 +21,14 @@ async function main() {
   const backend = await initBackend("auto", console.log);
   const slices = Number(arg("slices", "2"));
   const size = 256;
-  for (const name of ["mri-4x", "ct-23-views"]) {
-    const setting = STANDARD_SETTINGS.find((s) => s.name === name)!;
+  for (const name of arg("settings", "mri-4x,ct-23-views").split(",")) {
+    const setting = STANDARD_SETTINGS.find((s) => s.name === name);
+    if (!setting) {
+      console.error(
+        `bench: unknown setting '${name}' (known: ${STANDARD_SETTINGS.map((s) => s.name).join(", ")})`,
+      );
+      process.exit(2);
+    }
     const kind = setting.modality === "mri" ? "brain" : "ct-body";
     const data = new Float32Array(slices * size * size);
     for (let k = 0; k < slices; k++)
