@@ -109,19 +109,22 @@ function scoreMethod(
     ...(modalityDefaults ? { modalityDefaults } : {}),
     needsPrior: true,
     run: (ctx, p) => {
-      if (p.start !== "tv" || !Number(p.sigmaStart)) return scoreReconstruct(sampler, ctx, p);
-      // Start from the TV reconstruction (one step of the progress), then sample from sigmaStart.
+      if (p.start !== "tv") return scoreReconstruct(sampler, ctx, p);
+      // The TV reconstruction (one step of the progress), made when the sampler starts from it.
       const total = Number(p.steps) + 1;
-      const start = regularised("tv")(
-        { ...ctx, onIteration: undefined },
-        { lambda: p.tvLambda, iterations: TV_DEFAULTS.iterations },
-      );
-      ctx.onIteration?.(1, total);
+      const tvStart = () => {
+        const x = regularised("tv")(
+          { ...ctx, onIteration: undefined },
+          { lambda: p.tvLambda, iterations: TV_DEFAULTS.iterations },
+        );
+        ctx.onIteration?.(1, total);
+        return x;
+      };
       return scoreReconstruct(
         sampler,
         { ...ctx, onIteration: (done) => ctx.onIteration?.(done + 1, total) },
         p,
-        start,
+        tvStart,
       );
     },
   };

@@ -54,7 +54,7 @@ export function scoreReconstruct(
   sampler: ScoreSampler,
   ctx: MethodContext,
   p: Params,
-  start?: Float32Array,
+  start?: () => Float32Array,
 ): Float32Array | { image: Float32Array; std: Float32Array } {
   const prior = priorFor(ctx, String(p.model ?? ""));
   const acq = ctx.model.acquisition;
@@ -94,7 +94,7 @@ export function scoreReconstruct(
           cgIterations: Number(p.cg),
           eta: Number(p.eta),
           sigmaStart: Number(p.sigmaStart) || undefined,
-          start: start?.map((v) => v / scale),
+          start: start && (() => start().map((v) => v / scale)),
         })
       : sampler === "song"
         ? songSample(net.sde, score, problem, {

@@ -77,8 +77,11 @@ export interface DdsOptions extends ConditionalOptions {
    * coarse image, and the highest noise levels are skipped. Default: from T.
    */
   sigmaStart?: number;
-  /** The estimate the sampler starts from with sigmaStart (default: the least-squares A^+ y). */
-  start?: Float32Array;
+  /**
+   * Makes the estimate the sampler starts from; called only when it starts below sigma_max
+   * (default: the least-squares A^+ y).
+   */
+  start?: () => Float32Array;
 }
 
 export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsOptions): tf.Tensor {
@@ -97,7 +100,7 @@ export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsO
   const eta = o.eta ?? 1;
   let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(ts[0]));
   if (tStart < sde.T) {
-    const start = o.start ?? conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg);
+    const start = o.start?.() ?? conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg);
     const shifted = tf.add(x, tf.tensor4d(start, [1, p.rows, p.cols, 1]));
     x.dispose();
     x = shifted;

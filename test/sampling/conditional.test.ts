@@ -153,9 +153,9 @@ describe("dds from an estimate (sigmaStart)", () => {
     const { p } = problem(12, 0, 13, true);
     const measured = new Set(Array.from({ length: 12 }, (_, k) => Math.floor((k * n) / 12)));
     // Just above sigma_min the sampler keeps its start where nothing is measured.
-    const run = (start?: Float32Array) =>
+    const run = (start?: () => Float32Array) =>
       moments(ddsSample(sde, score, p, { samples: 50, steps: 5, sigmaStart: 0.011, start, seed: 4 })).mean;
-    const fromEstimate = run(new Float32Array(n).fill(0.9));
+    const fromEstimate = run(() => new Float32Array(n).fill(0.9));
     const fromLeastSquares = run();
     for (let j = 0; j < n; j++) {
       if (measured.has(j)) continue;
