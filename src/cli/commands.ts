@@ -23,6 +23,7 @@ import {
   acquisitionFromFlags,
   addOperatorFlags,
   maskFor,
+  checkOutputFolder,
   modalityFor,
   parseChoice,
   parseNumber,
@@ -114,7 +115,7 @@ export function registerCommands(program: Command): void {
       seed,
     });
     process.stdout.write(
-      `${describeAcquisition(acq)}\nwrote ${paths.data}${model.mask ? `, ${paths.mask}` : ""}, ${paths.sidecar}\n`,
+      `${describeAcquisition(acq)}\nwrote ${paths.data}${/\.cfl$/i.test(paths.data) ? `, ${paths.data.slice(0, -4)}.hdr` : ""}${model.mask ? `, ${paths.mask}` : ""}, ${paths.sidecar}\n`,
     );
   });
 
@@ -123,7 +124,8 @@ export function registerCommands(program: Command): void {
   program
     .command("info")
     .description("describe an image or array file: dimensions, spacing, modality, units, value range")
-    .argument("<path>", "a .nii[.gz], .npy, .cfl or .png file")
+    .argument("<path>", "a .nii[.gz], .npy, .cfl or .png file, or a DICOM file or folder")
+    .option("--volume <K>", "the volume of a 4-D NIfTI to describe (zero-based)")
     .option("--json", "print JSON")
     .action(async (path: string, o) => {
       if (isDicomPath(path)) {
@@ -138,7 +140,7 @@ export function registerCommands(program: Command): void {
         }
         return;
       }
-      const v = await readVolume(path);
+      const v = await readVolume(path, { volumeIndex: volumeIndex(o.volume) });
       const { min, max } = valueRange(v.data);
       const info = {
         path,
@@ -209,6 +211,7 @@ export function registerCommands(program: Command): void {
       const n = parseNumber("--phantoms", o.phantoms, { min: 0, integer: true });
       const size = parseNumber("--size", o.size, { min: 8, integer: true });
       const seed0 = parseNumber("--phantom-seed", o.phantomSeed, { min: 0, integer: true });
+      checkOutputFolder("--out", o.out);
       const inputs: EvalInput[] = [];
       for (const f of o.data ?? []) {
         const v = await readVolume(f);
@@ -270,6 +273,7 @@ export function registerCommands(program: Command): void {
     )
     .option("--out <dir>", "output folder", "scorerecon-demo")
     .action(async (o) => {
+      checkOutputFolder("--out", o.out);
       const phantom = generatePhantom("shepp-logan", 256, 0);
       const volume = makeVolume(1, 256, 256, phantom.data);
       const studies: [string, Acquisition, string][] = [

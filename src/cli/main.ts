@@ -19,8 +19,11 @@ export async function main(argv: string[]): Promise<number> {
       "Score-based reconstruction of undersampled MRI and sparse-view CT, with classical baselines",
     )
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-    .showHelpAfterError("(run with --help for usage)");
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s),
+      // Commander's own errors (unknown option, missing value) in one line, like every other error.
+      outputError: (s, write) => write(`scorerecon: ${s.trim()} (run with --help for usage)\n`),
+    });
   registerCommands(program);
   registerPriorCommands(program);
   registerServe(program);

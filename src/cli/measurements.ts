@@ -53,6 +53,12 @@ export async function readMeasurements(
   path: string,
   flags: OperatorFlags & { modality?: string; size?: string },
 ): Promise<Measurements> {
+  if (!/\.(npy|cfl)$/i.test(path) && existsSync(path))
+    throw new UserError(
+      `${path} is not a measurement file: give MEAS.npy or MEAS.cfl (an image to reconstruct from goes to --in)`,
+      "bad_measurements",
+      "--measurements",
+    );
   const paths = measurementPaths(path);
   const arr = await readNpyArray(paths.data);
   const sidecar: Sidecar | undefined = existsSync(paths.sidecar) ? parseSidecar(paths.sidecar) : undefined;
@@ -89,6 +95,7 @@ export async function readMeasurements(
         "--measurements",
       );
     let mask: Uint8Array;
+    let source = flags.maskFile ?? paths.mask;
     if (flags.maskFile) mask = await readMask(flags.maskFile, a, b);
     else if (existsSync(paths.mask)) mask = await readMask(paths.mask, a, b);
     else {
@@ -96,13 +103,14 @@ export async function readMeasurements(
       mask = new Uint8Array(a * b);
       for (const y of data)
         for (let i = 0; i < a * b; i++) if (y[2 * i] !== 0 || y[2 * i + 1] !== 0) mask[i] = 1;
+      source = `the non-zero samples of ${paths.data}`;
     }
     const like = makeVolume(slices, a, b, undefined, {
       modality: "MR",
       spacing: sidecar?.spacing,
       units: sidecar?.units,
     });
-    return { acquisition: { ...acq, mask: { file: flags.maskFile ?? paths.mask } }, data, like, mask };
+    return { acquisition: { ...acq, mask: { file: source } }, data, like, mask };
   }
   if (arr.complex)
     throw new UserError(

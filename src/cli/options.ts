@@ -1,4 +1,6 @@
 /** Flag parsing shared by the commands: every bad value becomes a one-line UserError naming the flag. */
+import { existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { Option, type Command } from "commander";
 import { MASK_KINDS, type MaskKind } from "../../operators/masks.js";
 import type { Volume } from "../image/volume.js";
@@ -20,6 +22,25 @@ export function parseNumber(
   if (opts.min !== undefined && v < opts.min)
     throw new UserError(`${flag} must be >= ${opts.min}, got '${value}'`, "bad_flag", flag);
   return v;
+}
+
+/**
+ * Checks, before any work is done, that `dir` can be an output folder: it, or the nearest part of
+ * its path that exists, is a folder and not a file.
+ */
+export function checkOutputFolder(flag: string, dir: string): void {
+  for (let p = resolve(dir); ; p = dirname(p)) {
+    if (existsSync(p)) {
+      if (!statSync(p).isDirectory())
+        throw new UserError(
+          `${flag} ${dir}: ${p === resolve(dir) ? "a file of that name is in the way" : `${p} is a file, not a folder`}`,
+          "bad_flag",
+          flag,
+        );
+      return;
+    }
+    if (dirname(p) === p) return;
+  }
 }
 
 export function parseChoice<T extends string>(flag: string, value: string, choices: readonly T[]): T {

@@ -20,9 +20,9 @@ import { BACKENDS, initBackend } from "../prior/backend.js";
 import { readPriorInfo, loadPrior } from "../prior/checkpoint.js";
 import { samplePrior } from "../prior/sample.js";
 import type { SdeConfig } from "../prior/sde.js";
-import { trainPrior } from "../prior/train.js";
+import { requireTrainingData, trainPrior } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";
-import { parseChoice, parseModality, parseNumber, selectSlices } from "./options.js";
+import { checkOutputFolder, parseChoice, parseModality, parseNumber, selectSlices } from "./options.js";
 import { progressBar } from "./progress.js";
 
 const IMAGE_FILE = /\.(nii|nii\.gz|npy|png)$/i;
@@ -136,6 +136,8 @@ export function registerPriorCommands(program: Command): void {
           "bad_input",
           "--data",
         );
+      requireTrainingData(files.length, phantom);
+      checkOutputFolder("--out", o.out);
       const volumes: Volume[] = [];
       for (const f of files) volumes.push(selectSlices(await readVolume(f), o.slices, f));
       const backend = await initBackend(o.backend, log);
@@ -195,7 +197,7 @@ export function registerPriorCommands(program: Command): void {
         bar.stop();
         await writeLossPlot(csv, join(o.out, "loss.png"));
         process.stdout.write(
-          `${r.interrupted ? "stopped" : "trained"} at step ${r.steps}, loss ${r.finalLoss?.toFixed(4)}, ${r.seconds.toFixed(0)} s${r.init ? ` (${r.init.copied} of ${r.init.of} parameter tensors from ${o.init})` : ""}; wrote ${o.out}/\n`,
+          `${r.interrupted ? "stopped" : "trained"} at step ${r.steps}, loss ${r.finalLoss?.toFixed(4)}, ${r.seconds.toFixed(0)} s${r.init ? ` (${r.init.copied} of ${r.init.of} parameter tensors from ${o.init})` : ""}; wrote ${join(o.out, "/")}\n`,
         );
         const count = parseNumber("--grid", o.grid, { min: 0, integer: true });
         if (!r.interrupted && count > 0) {
@@ -232,6 +234,12 @@ export function registerPriorCommands(program: Command): void {
     .requiredOption("--out <grid.png>", "output PNG grid (window [0, 1] of the prior's normalised units)")
     .addOption(backendOption())
     .action(async (o) => {
+      if (!/\.png$/i.test(o.out))
+        throw new UserError(
+          `--out must name a .png file (the sample grid), got '${o.out}'`,
+          "bad_flag",
+          "--out",
+        );
       await initBackend(o.backend, log);
       const prior = loadPrior(o.model);
       const steps = parseNumber("--steps", o.steps, { min: 2, integer: true });

@@ -7,8 +7,12 @@ import cliProgress from "cli-progress";
 export interface Progress {
   /** `total` changes the bar's total (a batch learns its size as it goes). */
   update(done: number, label?: string, total?: number): void;
+  /** Writes text to stdout; on a terminal shared with the bars, above them instead of through them. */
+  print(text: string): void;
   stop(): void;
 }
+
+const print = (text: string) => void process.stdout.write(text);
 
 const format = (title: string) =>
   `${title.padEnd(11)} [{bar}] {percentage}% | {value}/{total} | {label} | ETA {eta_formatted}`;
@@ -21,9 +25,17 @@ export function progressBar(total: number, title: string, enabled = process.stde
 
 /** Several bars drawn together (e.g. overall and current slice); one stop() clears them all. */
 export function progressBars(titles: string[], enabled = process.stderr.isTTY === true): Progress[] {
-  if (!enabled) return titles.map(() => ({ update() {}, stop() {} }));
+  if (!enabled) return titles.map(() => ({ update() {}, print, stop() {} }));
   const multi = new cliProgress.MultiBar(
-    { stream: process.stderr, hideCursor: true, clearOnComplete: true, etaBuffer: 50 },
+    {
+      stream: process.stderr,
+      hideCursor: true,
+      clearOnComplete: true,
+      etaBuffer: 50,
+      // Before the first progress the rate is unknown: "--", not cli-progress's "NFs".
+      formatTime: (t, options, round) =>
+        typeof t === "number" ? cliProgress.Format.TimeFormat(t, options, round) : "--",
+    },
     cliProgress.Presets.shades_classic,
   );
   return titles.map((title) => {
@@ -32,6 +44,11 @@ export function progressBars(titles: string[], enabled = process.stderr.isTTY ==
       update: (done, label = "", t) => {
         if (t !== undefined && t !== bar.getTotal()) bar.setTotal(t);
         bar.update(done, { label });
+      },
+      print: (text) => {
+        if (!process.stdout.isTTY) return print(text);
+        multi.log(text);
+        multi.update(); // draws the text now: a stop() right after must not drop it
       },
       stop: () => multi.stop(),
     };

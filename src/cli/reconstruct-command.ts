@@ -33,6 +33,7 @@ import {
   acquisitionFromFlags,
   addOperatorFlags,
   maskFor,
+  checkOutputFolder,
   modalityFor,
   parseChoice,
   parseNumber,
@@ -145,6 +146,7 @@ export function registerReconstruct(program: Command): void {
       throw new UserError("give exactly one of --in IMAGE... or --measurements MEAS", "bad_flag", "--in");
     const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
     const workers = parseNumber("--workers", o.workers, { min: 1, integer: true });
+    checkOutputFolder("--out", o.out);
     const { studies, batch } = o.in
       ? expandStudies(o.in as string[])
       : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };
@@ -169,9 +171,9 @@ export function registerReconstruct(program: Command): void {
         await writeFileAtomic(join(out, "metrics.csv"), Buffer.from(metricsCsv([summary])));
         summaries.push(summary);
         if (!o.json)
-          process.stdout.write(
+          bars[0].print(
             `${batch ? `${label}: ` : ""}${summary.settings.description}\n${metricsTable(result)}\n` +
-              `${resumed ? `${resumed} slice result(s) resumed from an earlier run\n` : ""}wrote ${out}/\n`,
+              `${resumed ? `${resumed} slice result(s) resumed from an earlier run\n` : ""}wrote ${join(out, "/")}\n`,
           );
       }
     } finally {
@@ -283,7 +285,9 @@ interface StudySummary {
     psnr: number | null;
     ssim: number | null;
     nmse: number | null;
+    /** The method's time over all slices, and per slice. */
     seconds: number;
+    secondsPerSlice: number;
   }[];
   perSlice: Record<string, { slice: number; psnr: number; ssim: number; nmse: number; seconds: number }[]>;
 }
@@ -305,12 +309,13 @@ function studySummary(study: string, result: ReconResult): StudySummary {
       ssim: r.metrics?.ssim ?? null,
       nmse: r.metrics?.nmse ?? null,
       seconds: r.seconds,
+      secondsPerSlice: r.seconds / r.volume.slices,
     })),
     perSlice: Object.fromEntries(result.results.map((r) => [r.method, r.perSlice ?? []])),
   };
 }
 
-/** One row per study and method (slice "mean") and one per slice. */
+/** One row per study and method (slice "mean", its seconds the mean per slice) and one per slice. */
 export function metricsCsv(studies: StudySummary[]): string {
   const num = (v: number | null | undefined, d: number) =>
     v === null || v === undefined ? "" : v.toFixed(d);
@@ -326,7 +331,7 @@ export function metricsCsv(studies: StudySummary[]): string {
           num(r.psnr, 4),
           num(r.ssim, 5),
           num(r.nmse, 6),
-          num(r.seconds, 3),
+          num(r.secondsPerSlice, 3),
         ].join(","),
       );
       for (const p of s.perSlice[r.method] ?? [])

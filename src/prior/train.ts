@@ -118,13 +118,18 @@ function makeBatch(
   return tf.tensor4d(out, [b, s, s, 1]);
 }
 
-export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
-  if (o.volumes.length === 0 && !o.phantom)
+/** Training needs images or a phantom kind to draw from. */
+export function requireTrainingData(images: number, phantom?: string): void {
+  if (images === 0 && !phantom)
     throw new UserError(
       "no training data: give --data files or folders, or --phantom KIND",
       "bad_flag",
       "--data",
     );
+}
+
+export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
+  requireTrainingData(o.volumes.length, o.phantom);
   const normalisation = o.volumes[0]
     ? normalisationFor(o.modality, o.volumes[0])
     : o.phantom === "ct-body"

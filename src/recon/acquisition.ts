@@ -65,7 +65,7 @@ export function describeAcquisition(acq: Acquisition): string {
   if (acq.modality === "mri") {
     const m =
       "file" in acq.mask
-        ? `mask file ${acq.mask.file}`
+        ? `mask from ${acq.mask.file}`
         : `${acq.mask.kind} mask ${acq.mask.acceleration}x, centre ${acq.mask.centerFraction}, seed ${acq.mask.seed}`;
     return `MRI single-coil Cartesian ${acq.rows}x${acq.cols}, ${m}${acq.noiseSigma > 0 ? `, k-space noise sigma ${acq.noiseSigma}` : ""}`;
   }

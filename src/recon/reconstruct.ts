@@ -22,6 +22,7 @@ import { findMethod, type MethodRequest } from "./methods.js";
 import { initBackend } from "../prior/backend.js";
 import { SlicePool, type SliceRunner } from "./pool.js";
 import type { SliceKey, SliceStore } from "./slice-store.js";
+import { checkPrior } from "./score-methods.js";
 import { runSliceTask, type SliceOutput, type SliceTask } from "./slice-task.js";
 
 export interface Metrics {
@@ -129,12 +130,14 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   const like = req.volume ?? req.measurements?.like;
   if (!like) throw new RangeError("reconstruct needs a volume or measurements");
   const model = forwardModel(acq, req.maskFromFile);
-  const workers = Math.max(1, Math.floor(req.workers ?? 1));
-  if (!req.pool && workers === 1 && req.methods.some((m) => findMethod(m.name).needsPrior))
-    await initBackend();
   const rows = like.rows,
     cols = like.cols,
     slices = like.slices;
+  // A wrong prior (modality, image size) fails before any slice is reconstructed.
+  const priors = req.methods.filter((m) => findMethod(m.name).needsPrior);
+  for (const m of priors) checkPrior(String(m.params.model ?? ""), acq.modality, rows, cols);
+  const workers = Math.max(1, Math.floor(req.workers ?? 1));
+  if (!req.pool && workers === 1 && priors.length) await initBackend();
   const seed = req.seed ?? 0;
   const hu = inHounsfieldUnits(like, acq);
   const measurements: Float32Array[] = [];

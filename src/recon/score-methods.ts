@@ -15,7 +15,7 @@ import { realInputView } from "../../operators/solvers.js";
 import { UserError } from "../errors.js";
 import { percentile } from "../image/stats.js";
 import { tf } from "../prior/backend.js";
-import { loadPrior, type LoadedPrior } from "../prior/checkpoint.js";
+import { loadPrior, readPriorInfo, type LoadedPrior } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
 import type { MethodContext, Params } from "./methods.js";
 
@@ -23,28 +23,38 @@ export function defaultPriorPath(modality: "mri" | "ct"): string {
   return join(packageRoot(), "models", modality);
 }
 
+/**
+ * The prior folder a score-based method uses (`path`, or the shipped one for the modality),
+ * checked against the data from its prior.json alone: the pipeline calls this before any slice
+ * is reconstructed, so a wrong prior fails at once.
+ */
+export function checkPrior(path: string, modality: "mri" | "ct", rows: number, cols: number): string {
+  const dir = path || defaultPriorPath(modality);
+  const { info } = readPriorInfo(dir);
+  if (info.modality !== modality)
+    throw new UserError(
+      `prior ${dir} is a ${info.modality.toUpperCase()} prior; this is ${modality.toUpperCase()} data (give --model with a ${modality.toUpperCase()} prior)`,
+      "bad_model",
+      "--model",
+    );
+  const size = info.imageSize;
+  if (rows < size || cols < size)
+    throw new UserError(
+      `prior ${dir} was trained on ${size}x${size} images; this image is ${rows}x${cols}, smaller than anything it has seen (give --model with a prior trained at this size or smaller)`,
+      "bad_model",
+      "--model",
+    );
+  return dir;
+}
+
 const priors = new Map<string, LoadedPrior>();
 function priorFor(ctx: MethodContext, path: string): LoadedPrior {
-  const modality = ctx.model.acquisition.modality;
-  const dir = path || defaultPriorPath(modality);
+  const dir = checkPrior(path, ctx.model.acquisition.modality, ctx.rows, ctx.cols);
   let prior = priors.get(dir);
   if (!prior) {
     prior = loadPrior(dir);
     priors.set(dir, prior);
   }
-  if (prior.info.modality !== modality)
-    throw new UserError(
-      `prior ${dir} is a ${prior.info.modality.toUpperCase()} prior; this is ${modality.toUpperCase()} data (give --model with a ${modality.toUpperCase()} prior)`,
-      "bad_model",
-      "--model",
-    );
-  const size = prior.info.imageSize;
-  if (ctx.rows < size || ctx.cols < size)
-    throw new UserError(
-      `prior ${dir} was trained on ${size}x${size} images; this image is ${ctx.rows}x${ctx.cols}, smaller than anything it has seen (give --model with a prior trained at this size or smaller)`,
-      "bad_model",
-      "--model",
-    );
   return prior;
 }
 

@@ -107,6 +107,13 @@ describe("reconstruct on a folder of studies", () => {
     expect(csv[0]).toBe("study,method,slice,psnr,ssim,nmse,seconds");
     expect(csv).toHaveLength(1 + 3 * 2 * (1 + 4));
     expect(csv.filter((l) => /^study2,tv,mean,/.test(l))).toHaveLength(1);
+    // The mean row's seconds are the mean of the slices' (not their sum).
+    const tvRows = csv.filter((l) => l.startsWith("study2,tv,")).map((l) => l.split(","));
+    const perSlice = tvRows.filter((r) => r[2] !== "mean").map((r) => Number(r[6]));
+    expect(Number(tvRows.find((r) => r[2] === "mean")![6])).toBeCloseTo(
+      perSlice.reduce((a, b) => a + b) / perSlice.length,
+      2,
+    );
     const json = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8"));
     expect(json.studies.map((s: { study: string }) => s.study)).toEqual(["study1", "study2", "study3"]);
     expect(json.studies[1].perSlice.tv).toHaveLength(4);

@@ -113,6 +113,23 @@ describe("scorerecon CLI", () => {
     );
     expect(r.code).toBe(0);
     expect(JSON.parse(r.out).results[0].psnr).toBeNull();
+    expect(JSON.parse(r.out).settings.description).toMatch(/mask from .*k\.mask\.npy/);
+    // Without a mask file beside it, the mask is the non-zero samples, and says so.
+    writeFileSync(join(dir, "k2.npy"), readFileSync(meas));
+    const r2 = await run(
+      "reconstruct",
+      "--measurements",
+      join(dir, "k2.npy"),
+      "--modality",
+      "mri",
+      "--method",
+      "zero-filled",
+      "--out",
+      join(dir, "pro2"),
+      "--json",
+    );
+    expect(r2.code).toBe(0);
+    expect(JSON.parse(r2.out).settings.description).toMatch(/mask from the non-zero samples of .*k2\.npy/);
   });
 
   it("--mask-file reproduces a given mask exactly (image-sized .npy and one-line .npy)", async () => {
@@ -206,6 +223,21 @@ describe("scorerecon CLI", () => {
       ["reconstruct", "--in", "PHANTOM", "--modality", "pet", "--method", "tv", "--out", "X"],
       /--modality must be one of mri, ct/,
     ],
+    [
+      ["reconstruct", "--in", "PHANTOM", "--modality", "mri", "--method", "tv", "--out", "X", "--bogus"],
+      /^scorerecon: error: unknown option '--bogus' \(run with --help for usage\)$/m,
+    ],
+    [
+      ["reconstruct", "--in", "PHANTOM", "--modality", "mri", "--method", "tv", "--out", "TEXT"],
+      /--out .*text\.npy: a file of that name is in the way/,
+    ],
+    [["eval", "--phantoms", "1", "--out", "TEXT/sub"], /--out .*: .*text\.npy is a file, not a folder/],
+    [["train", "--modality", "mri", "--steps", "2", "--out", "X"], /no training data/],
+    [["sample", "--model", "nowhere", "--out", "X"], /--out must name a .png file/],
+    [
+      ["reconstruct", "--measurements", "NIFTI", "--modality", "mri", "--method", "tv", "--out", "X"],
+      /p\.nii\.gz is not a measurement file/,
+    ],
   ])("bad input %# gives one line and exit code 2", async (args, message) => {
     writeFileSync(join(dir, "text.npy"), "hello, not an array\n");
     await writeNpy(join(dir, "badmask.npy"), [3, 5], new Uint8Array(15).fill(1), "uint8");
@@ -213,9 +245,10 @@ describe("scorerecon CLI", () => {
       PHANTOM: join(dir, "p.npy"),
       TEXT: join(dir, "text.npy"),
       BADMASK: join(dir, "badmask.npy"),
+      NIFTI: join(dir, "p.nii.gz"),
       X: join(dir, "bad-out"),
     };
-    const r = await run(...args.map((a) => map[a] ?? a));
+    const r = await run(...args.map((a) => map[a] ?? a.replace(/^TEXT\//, `${map.TEXT}/`)));
     expect(r.code).toBe(2);
     expect(r.err).toMatch(message);
     expect(r.err.trim().split("\n")).toHaveLength(1);
@@ -288,6 +321,9 @@ describe("info, convert, --slices and --format", () => {
     );
     expect((await run("convert", "--in", fourD, "--volume", "3", "--out", join(dir, "v.npy"))).code).toBe(0);
     expect(readNpy(join(dir, "v.npy")).shape).toEqual([2, 3, 3]);
+    const info4 = await run("info", fourD, "--volume", "3", "--json");
+    expect(info4.code).toBe(0);
+    expect(JSON.parse(info4.out)).toMatchObject({ slices: 2, rows: 3, cols: 3 });
     const bad = await run("convert", "--in", nii, "--slices", "2:9", "--out", join(dir, "x.npy"));
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/--slices 2:9 is outside .*3 slices/);

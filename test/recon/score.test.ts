@@ -125,15 +125,24 @@ describe("score-based reconstruction methods", () => {
     ).rejects.toThrow(/is a MRI prior; this is CT data/);
   });
 
-  it("a prior trained on larger images than the input is a clear error", async () => {
-    const volume = makeVolume(1, 12, 12, randomEllipses(12, 4));
+  it("a prior trained on larger images than the input is a clear error, before any slice runs", async () => {
+    const volume = makeVolume(
+      2,
+      12,
+      12,
+      new Float32Array([...randomEllipses(12, 4), ...randomEllipses(12, 5)]),
+    );
+    const events: unknown[] = [];
     await expect(
       reconstruct({
         acquisition: mriAcquisition(12, 2, 0.2, 0),
-        methods: parseMethods(`score:model=${prior}:steps=4`, "mri"),
+        methods: parseMethods(`tv,score:model=${prior}:steps=4`, "mri"),
         volume,
+        onProgress: (e) => events.push(e),
       }),
     ).rejects.toThrow(/trained on 16x16 images; this image is 12x12/);
+    // The classical method listed first did not run either.
+    expect(events).toEqual([]);
   });
 
   it("measurements of the wrong shape for the operator are a clear error", async () => {
