@@ -152,6 +152,9 @@ export function registerReconstruct(program: Command): void {
       : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };
     const bars = progressBars(["studies", "slice"]);
     const summaries: StudySummary[] = [];
+    // In a batch, a study that is bad input (unreadable, wrong size for the prior, ...) is reported
+    // and skipped: the others still run and the summary is still written.
+    const failed: { study: string; error: string }[] = [];
     try {
       for (const [i, study] of studies.entries()) {
         const out = batch ? join(o.out, study.name) : o.out;
@@ -164,7 +167,15 @@ export function registerReconstruct(program: Command): void {
             1000,
           );
         };
-        const { result, reference, resumed } = await runStudy(study, out, o, workers, onProgress);
+        let run: Awaited<ReturnType<typeof runStudy>>;
+        try {
+          run = await runStudy(study, out, o, workers, onProgress);
+        } catch (err) {
+          if (!batch || !(err instanceof UserError)) throw err;
+          failed.push({ study: study.name, error: err.message });
+          continue;
+        }
+        const { result, reference, resumed } = run;
         await writeResults(out, result, reference, format, !!o.anonymise);
         const summary = studySummary(study.name, result);
         await writeJsonAtomic(join(out, "metrics.json"), summary);
@@ -180,7 +191,7 @@ export function registerReconstruct(program: Command): void {
       for (const b of bars) b.stop();
     }
     if (batch) {
-      await writeJsonAtomic(join(o.out, "metrics.json"), { studies: summaries });
+      await writeJsonAtomic(join(o.out, "metrics.json"), { studies: summaries, failed });
       await writeFileAtomic(join(o.out, "metrics.csv"), Buffer.from(metricsCsv(summaries)));
       if (!o.json)
         process.stdout.write(`summary: ${join(o.out, "metrics.csv")}, ${join(o.out, "metrics.json")}\n`);
@@ -188,9 +199,15 @@ export function registerReconstruct(program: Command): void {
     if (o.json) {
       const brief = (s: StudySummary) => ({ ...s, perSlice: undefined });
       process.stdout.write(
-        JSON.stringify(batch ? { studies: summaries.map(brief) } : brief(summaries[0])) + "\n",
+        JSON.stringify(batch ? { studies: summaries.map(brief), failed } : brief(summaries[0])) + "\n",
       );
     }
+    if (failed.length)
+      throw new UserError(
+        `${failed.length} of ${studies.length} studies failed (the others are written): ${failed.map((f) => `${f.study}: ${f.error}`).join("; ")}`,
+        "bad_input",
+        "--in",
+      );
   });
 }
 

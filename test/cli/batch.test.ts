@@ -3,7 +3,15 @@
  * the same results as the calling thread.
  */
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -162,5 +170,34 @@ describe("reconstruct on a folder of studies", () => {
       expect(r.err).toMatch(message);
       expect(r.err.trim().split("\n")).toHaveLength(1);
     }
+  });
+  it("reports a bad study, reconstructs the others and still writes the summary", async () => {
+    const folder = join(dir, "mixed");
+    mkdirSync(folder);
+    for (const name of ["a", "c"])
+      expect(
+        (await runCli("phantom", "--kind", "brain", "--size", "32", "--out", join(folder, `${name}.nii.gz`)))
+          .code,
+      ).toBe(0);
+    writeFileSync(join(folder, "b.npy"), "not an array\n");
+    const out = join(dir, "mixed-out");
+    const r = await runCli(
+      "reconstruct",
+      "--in",
+      folder,
+      "--modality",
+      "mri",
+      "--method",
+      "zero-filled",
+      "--out",
+      out,
+    );
+    expect(r.code).toBe(2);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(r.err).toMatch(/1 of 3 studies failed .*b: .*not a NumPy .npy file/);
+    for (const name of ["a", "c"]) expect(existsSync(join(out, name, "zero-filled.nii.gz"))).toBe(true);
+    const json = JSON.parse(readFileSync(join(out, "metrics.json"), "utf8"));
+    expect(json.studies.map((s: { study: string }) => s.study)).toEqual(["a", "c"]);
+    expect(json.failed).toEqual([{ study: "b", error: expect.stringMatching(/not a NumPy/) }]);
   });
 });
