@@ -75,7 +75,8 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   const jobs = redisUrl
     ? new JobService(
         storage,
-        (id) => new QueuePool(redisUrl, o.dataDir, jobStore(id), 64, id),
+        // Redis was checked at the start (serve); a job started during an outage waits for it.
+        (id) => new QueuePool(redisUrl, o.dataDir, jobStore(id), 64, id, { field: false }),
         workers,
         (run, cancelled) => new RedisJobQueue(redisUrl, workers, run, cancelled),
       )

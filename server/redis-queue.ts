@@ -4,7 +4,7 @@
  * A job's slices run on queue workers (`scorerecon worker`, src/queue/slice-queue.ts).
  */
 import { Queue, Worker } from "bullmq";
-import { redisConnection } from "../src/queue/slice-queue.js";
+import { redisConnection, redisOutages, watchRedisErrors } from "../src/queue/slice-queue.js";
 import type { JobQueue } from "./jobs.js";
 
 const JOB_QUEUE = "scorerecon-jobs";
@@ -16,7 +16,7 @@ export class RedisJobQueue implements JobQueue {
   private readonly connections: ReturnType<typeof redisConnection>[];
 
   constructor(
-    url: string,
+    private readonly url: string,
     concurrency: number,
     run: (id: string, signal: AbortSignal) => Promise<void>,
     private readonly cancelledWhileQueued: (id: string) => void,
@@ -36,6 +36,9 @@ export class RedisJobQueue implements JobQueue {
       },
       { connection: this.connections[1], concurrency, lockDuration: 60_000 },
     );
+    // One log line per outage, not a stack trace per retry (src/queue/slice-queue.ts).
+    watchRedisErrors(this.queue, url);
+    watchRedisErrors(this.worker, url);
   }
 
   enqueue(id: string): void {
@@ -60,7 +63,8 @@ export class RedisJobQueue implements JobQueue {
 
   async close(): Promise<void> {
     for (const c of this.running.values()) c.abort(new Error("server stopping"));
-    await this.worker.close();
+    // Without Redis a graceful close waits for it forever: the running jobs' locks expire instead.
+    await this.worker.close(redisOutages(this.url).outage);
     await this.queue.close();
     for (const c of this.connections) c.disconnect();
   }

@@ -1,8 +1,13 @@
 /** `scorerecon serve`: the HTTP API (server/) and the viewer, on one port. */
+import { accessSync, constants, statSync } from "node:fs";
+import { createServer as httpServer, type Server } from "node:http";
 import { homedir } from "node:os";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import type { Command } from "commander";
+import { UserError } from "../errors.js";
 import { parseNumber } from "./options.js";
+
+const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
 export function registerServe(program: Command): void {
   program
@@ -14,41 +19,130 @@ export function registerServe(program: Command): void {
     .option("--workers <N>", "reconstruction worker threads (default: the machine's cores)")
     .option("--demo", "preload a demo study (brain phantom) and a comparison job")
     .action(async (o) => {
-      const port = parseNumber("--port", o.port, { min: 0, integer: true });
+      // Every check before anything is created or started.
+      const port = parsePort(o.port);
       const workers = o.workers ? parseNumber("--workers", o.workers, { min: 1, integer: true }) : undefined;
-      // The server is loaded only by this command: the other commands start without Express.
-      const { createServer, listen } = await import("../../server/app.js");
-      const { ensureDemo } = await import("../../server/demo.js");
+      checkDataDir(o.dataDir, false);
       const token = process.env.SCORERECON_TOKEN || undefined;
       const redisUrl = process.env.REDIS_URL || undefined;
-      const s = createServer({
-        dataDir: o.dataDir,
-        workers,
-        token,
-        redisUrl,
-        log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
-      });
-      await s.ready;
-      const server = await listen(s, port, o.host);
+      const { checkRedis, redisOutages } = await import("../queue/slice-queue.js");
+      if (redisUrl) {
+        await checkRedis(redisUrl, "REDIS_URL");
+        redisOutages(redisUrl).log = log;
+      }
+      // The port is taken before the data folder is opened: a second server on a port in use
+      // fails here, before it re-queues the jobs of a data folder that another server may use.
+      const server = await bind(port, o.host);
+      // The server is loaded only by this command: the other commands start without Express.
+      let s: import("../../server/app.js").ScoreReconServer;
+      try {
+        const { createServer } = await import("../../server/app.js");
+        s = createServer({ dataDir: o.dataDir, workers, token, redisUrl, log });
+      } catch (e) {
+        server.close();
+        throw e;
+      }
+      server.on("request", s.app);
+      const shutdown = async () => {
+        server.close();
+        server.closeAllConnections();
+        await s.close();
+      };
+      let stopping = false;
+      const stop = () => {
+        // A second Ctrl-C does not wait for the first one's clean stop.
+        if (stopping) return void process.exit(1);
+        stopping = true;
+        process.stdout.write("scorerecon server: stopping (running jobs resume at the next start)\n");
+        void shutdown().then(() => process.exit(0));
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+      let demo: { study: string; job: string } | undefined;
+      try {
+        await s.ready;
+        if (o.demo) {
+          const { ensureDemo } = await import("../../server/demo.js");
+          demo = await ensureDemo(s);
+        }
+      } catch (e) {
+        // Nothing is left listening or running behind the error message.
+        await shutdown().catch(() => {});
+        throw e;
+      }
       const address = server.address();
       const bound = typeof address === "object" && address ? address.port : port;
       const url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${bound}/`;
       process.stdout.write(
         `scorerecon server: open ${url} (API ${url}api, data in ${o.dataDir}${token ? ", bearer token required" : ""}${redisUrl ? ", jobs on the Redis queue" : ""})\n`,
       );
-      if (o.demo) {
-        const demo = await ensureDemo(s);
-        process.stdout.write(`demo study ${demo.study}, demo job ${demo.job}\n`);
-      }
-      const stop = () => {
-        process.stdout.write("scorerecon server: stopping (running jobs resume at the next start)\n");
-        server.close();
-        server.closeAllConnections();
-        void s.close().then(() => process.exit(0));
-      };
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      if (demo) process.stdout.write(`demo study ${demo.study}, demo job ${demo.job}\n`);
     });
+}
+
+function parsePort(value: string): number {
+  const port = parseNumber("--port", value, { min: 0, integer: true });
+  if (port > 65535) throw new UserError(`--port must be <= 65535, got '${value}'`, "bad_flag", "--port");
+  return port;
+}
+
+/** Listens on port and host; a port in use or not allowed, or a host not here, is a UserError. */
+function bind(port: number, host: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = httpServer();
+    server.once("error", (e: NodeJS.ErrnoException) => {
+      server.close();
+      const reason: Record<string, [string, string]> = {
+        EADDRINUSE: ["--port", "address already in use"],
+        EACCES: ["--port", "permission denied (ports below 1024 need privileges)"],
+        EADDRNOTAVAIL: ["--host", "not an address of this machine"],
+        ENOTFOUND: ["--host", "unknown host"],
+        EAI_AGAIN: ["--host", "unknown host"],
+      };
+      const r = e.code ? reason[e.code] : undefined;
+      if (!r) return reject(e);
+      const [flag, why] = r;
+      reject(new UserError(`${flag} ${flag === "--port" ? port : host}: ${why}`, "bad_flag", flag));
+    });
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+/**
+ * The data folder: a folder, readable and writable. The worker's must exist (it is the shared
+ * folder the server writes); the server's is created when missing, so there the nearest existing
+ * part of its path must be a folder.
+ */
+function checkDataDir(dir: string, mustExist: boolean): void {
+  const fail = (why: string) => {
+    throw new UserError(`--data-dir ${dir}: ${why}`, "bad_flag", "--data-dir");
+  };
+  let p = resolve(dir);
+  for (;;) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" && !mustExist && dirname(p) !== p) {
+        p = dirname(p);
+        continue;
+      }
+      if (code === "ENOENT")
+        fail("no such folder (the worker reads the shared data folder: mount or create it)");
+      if (code === "ENOTDIR") fail("a part of the path is a file, not a folder");
+      if (code === "EACCES") fail("permission denied");
+      throw e;
+    }
+    if (!isDir)
+      fail(p === resolve(dir) ? "not a folder (a file of that name exists)" : `${p} is a file, not a folder`);
+    try {
+      accessSync(p, constants.R_OK | constants.W_OK | constants.X_OK);
+    } catch {
+      fail(p === resolve(dir) ? "not writable" : `cannot be created in ${p} (not writable)`);
+    }
+    return;
+  }
 }
 
 export function registerWorker(program: Command): void {
@@ -66,19 +160,28 @@ export function registerWorker(program: Command): void {
     .action(async (o) => {
       const concurrency = parseNumber("--concurrency", o.concurrency, { min: 1, integer: true });
       const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, integer: true });
-      const { startSliceWorker } = await import("../queue/slice-queue.js");
+      checkDataDir(o.dataDir, true);
+      const { redactRedisUrl, startSliceWorker } = await import("../queue/slice-queue.js");
+      // Redis is checked first (one line and exit 2 when it cannot be reached); a later outage is
+      // one log line, and BullMQ reconnects.
       const worker = await startSliceWorker({
         redisUrl: o.redis,
+        field: "--redis",
         dataDir: o.dataDir,
         concurrency,
         lockDuration,
-        log: (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`),
+        log,
       });
       process.stdout.write(
-        `scorerecon worker: ${concurrency} slice(s) at once from ${o.redis}, data in ${o.dataDir}\n`,
+        `scorerecon worker: ${concurrency} slice(s) at once from ${redactRedisUrl(o.redis)}, data in ${o.dataDir}\n`,
       );
-      const stop = () => void worker.close().then(() => process.exit(0));
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
+      let stopping = false;
+      const stop = () => {
+        if (stopping) return void process.exit(1);
+        stopping = true;
+        void worker.close().then(() => process.exit(0));
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
     });
 }

@@ -46,6 +46,12 @@ export interface QueueOptions {
   attempts?: number;
   /** Milliseconds a worker's lock lasts without renewal; a dead worker's task moves after this. */
   lockDuration?: number;
+  /**
+   * The flag or variable that gave the Redis URL, for the error when Redis cannot be reached at
+   * the start (`checkRedis`); `false`: no check, wait for Redis as BullMQ does (a server that
+   * checked it at its own start). Default "--queue" for a pool, "--redis" for a worker.
+   */
+  field?: string | false;
 }
 
 const b64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
@@ -58,12 +64,145 @@ function keyOf(t: SliceTask): SliceKey {
   return { acquisition: t.acquisition, method: t.method, slice: t.slice, y: t.y };
 }
 
+/** The URL with its password, if any, hidden: for messages and logs. */
+export function redactRedisUrl(url: string): string {
+  return url.replace(/^(rediss?:\/\/[^:@/]*:)[^@/]*@/i, "$1***@");
+}
+
+/**
+ * Lost and regained connections to one Redis server, for every connection of this process to it
+ * (queues, workers, subscribers): one line when the first of them fails, one when all are back,
+ * never one per retry. ioredis prints a stack trace for every failed retry of a connection without
+ * an `error` listener, and BullMQ one for every error of a queue or worker without one:
+ * `redisConnection` and `watchRedisErrors` attach theirs.
+ */
+export class RedisOutages {
+  /** Where the lines go; a command sets its own (the worker's and the server's log). */
+  log: (line: string) => void = (line) => process.stderr.write(`scorerecon: ${line}\n`);
+  private readonly down = new Set<object>();
+  private announced = false;
+
+  /** Whether a loss was reported and Redis is not back yet. */
+  get outage(): boolean {
+    return this.announced;
+  }
+
+  constructor(private readonly url: string) {}
+
+  /** A connection of ours failed (it retries on its own). */
+  lost(connection: object, error: Error): void {
+    this.down.add(connection);
+    this.report(error);
+  }
+
+  /** A connection of ours is ready (again): once none is still failing, the outage is over. */
+  back(connection: object): void {
+    this.down.delete(connection);
+    if (this.down.size || !this.announced) return;
+    this.announced = false;
+    this.log(`Redis ${redactRedisUrl(this.url)}: connected again`);
+  }
+
+  /** A connection of ours was closed: it no longer counts, failing or not. */
+  ended(connection: object): void {
+    if (this.down.delete(connection) && !this.down.size) this.announced = false;
+  }
+
+  /** An error from a queue or worker: connection errors while a loss is reported are not repeated. */
+  report(error: Error): void {
+    if (this.announced) return;
+    if (isConnectionError(error)) {
+      this.announced = true;
+      this.log(`Redis ${redactRedisUrl(this.url)}: connection lost (${error.message}); retrying`);
+    } else this.log(`Redis ${redactRedisUrl(this.url)}: ${error.message}`);
+  }
+}
+
+const outages = new Map<string, RedisOutages>();
+
+/** The outage reporter of one Redis URL, shared by all of this process's connections to it. */
+export function redisOutages(url: string): RedisOutages {
+  let o = outages.get(url);
+  if (!o) outages.set(url, (o = new RedisOutages(url)));
+  return o;
+}
+
+function isConnectionError(e: Error): boolean {
+  const code = (e as { code?: string }).code ?? "";
+  return (
+    /^(ECONNREFUSED|ECONNRESET|ENOTFOUND|EAI_AGAIN|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE)$/.test(code) ||
+    /Connection is closed|connect ETIMEDOUT|Stream isn't writeable/i.test(e.message)
+  );
+}
+
+/** Sends a queue's, a worker's or a queue-event reader's errors to the URL's outage reporter. */
+export function watchRedisErrors(
+  emitter: { on(event: "error", f: (e: Error) => void): unknown },
+  url: string,
+) {
+  const outage = redisOutages(url);
+  emitter.on("error", (e) => outage.report(e));
+}
+
+const REDIS_URL = /^rediss?:\/\//i;
+
 /** A Redis connection for BullMQ (it needs maxRetriesPerRequest null for blocking calls). */
-export function redisConnection(url: string): Redis {
+export function redisConnection(url: string, field = "--redis"): Redis {
+  if (!REDIS_URL.test(url) && !url.startsWith("/"))
+    throw new UserError(`${field} ${url}: not a Redis URL (redis://host:port)`, "bad_flag", field);
+  let c: Redis;
   try {
-    return new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
+    c = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
   } catch (e) {
-    throw new UserError(`--redis ${url}: ${(e as Error).message}`, "bad_flag", "--redis");
+    throw new UserError(`${field} ${redactRedisUrl(url)}: ${(e as Error).message}`, "bad_flag", field);
+  }
+  const outage = redisOutages(url);
+  c.on("error", (e: Error) => outage.lost(c, e));
+  c.on("ready", () => outage.back(c));
+  c.on("end", () => outage.ended(c));
+  return c;
+}
+
+/**
+ * Connects to Redis once, with no retry, and sends a PING: a Redis that cannot be reached (refused,
+ * unknown host, no answer within `timeoutMs`, a password wanted) is a UserError naming `field`,
+ * the flag or variable that gave the URL. The connection is closed either way.
+ */
+export async function checkRedis(url: string, field = "--redis", timeoutMs = 3000): Promise<void> {
+  if (!REDIS_URL.test(url) && !url.startsWith("/"))
+    throw new UserError(`${field} ${url}: not a Redis URL (redis://host:port)`, "bad_flag", field);
+  const where = `${field} ${redactRedisUrl(url)}`;
+  let c: Redis;
+  try {
+    c = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+      // A server that never answers does not close its end either: do not wait for it.
+      disconnectTimeout: 100,
+    });
+  } catch (e) {
+    throw new UserError(`${where}: ${(e as Error).message}`, "bad_flag", field);
+  }
+  let failure: Error | undefined;
+  c.on("error", (e: Error) => (failure ??= e));
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      c.connect().then(() => c.ping()),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs / 1000} s`)), timeoutMs);
+      }),
+    ]);
+  } catch (e) {
+    const reason = (failure ?? (e as Error)).message;
+    throw new UserError(`${where}: cannot reach Redis (${reason})`, "redis_unreachable", field);
+  } finally {
+    clearTimeout(timer);
+    // A connection that failed has ended; disconnecting it again would keep the process 2 s.
+    if (c.status !== "end") c.disconnect();
   }
 }
 
@@ -82,9 +221,9 @@ function storeFolder(dataDir: string, store: string): string {
  * the same folder must be the store the pipeline is given.
  */
 export class QueuePool implements SliceRunner {
-  private readonly queue: Queue;
-  private readonly events: QueueEvents;
-  private readonly publisher: Redis;
+  /** The queue, its event reader and a publisher: made at the first task, once Redis answered. */
+  private started?: Promise<{ queue: Queue; events: QueueEvents; publisher: Redis }>;
+  private closed = false;
   private readonly progress = new Map<string, (done: number, total: number) => void>();
   /** The tasks being waited for, by id: each one's settling function. */
   private readonly waiting = new Map<string, (error?: Error) => void>();
@@ -101,21 +240,32 @@ export class QueuePool implements SliceRunner {
     readonly size = 64,
     private readonly group: string = randomUUID(),
     private readonly options: QueueOptions = {},
-  ) {
-    const connect = () => {
-      const c = redisConnection(redisUrl);
-      this.connections.push(c);
-      return c;
-    };
-    this.queue = new Queue(SLICE_QUEUE, { connection: connect() });
-    this.events = new QueueEvents(SLICE_QUEUE, { connection: connect() });
-    this.publisher = connect();
-    this.events.on("progress", ({ jobId, data }) => {
-      const p = data as { done: number; total: number };
-      this.progress.get(jobId)?.(p.done, p.total);
-    });
-    this.events.on("completed", ({ jobId }) => this.waiting.get(jobId)?.());
-    this.events.on("failed", ({ jobId, failedReason }) => this.waiting.get(jobId)?.(new Error(failedReason)));
+  ) {}
+
+  private start() {
+    this.started ??= (async () => {
+      const field = this.options.field ?? "--queue";
+      if (field !== false) await checkRedis(this.redisUrl, field);
+      if (this.closed) throw new Error("the queue connection was closed");
+      const connect = () => {
+        const c = redisConnection(this.redisUrl, field || undefined);
+        this.connections.push(c);
+        return c;
+      };
+      const queue = new Queue(SLICE_QUEUE, { connection: connect() });
+      const events = new QueueEvents(SLICE_QUEUE, { connection: connect() });
+      const publisher = connect();
+      watchRedisErrors(queue, this.redisUrl);
+      watchRedisErrors(events, this.redisUrl);
+      events.on("progress", ({ jobId, data }) => {
+        const p = data as { done: number; total: number };
+        this.progress.get(jobId)?.(p.done, p.total);
+      });
+      events.on("completed", ({ jobId }) => this.waiting.get(jobId)?.());
+      events.on("failed", ({ jobId, failedReason }) => this.waiting.get(jobId)?.(new Error(failedReason)));
+      return { queue, events, publisher };
+    })();
+    return this.started;
   }
 
   async run(
@@ -141,7 +291,8 @@ export class QueuePool implements SliceRunner {
       .update(JSON.stringify([task.acquisition, task.method]))
       .digest("hex")
       .slice(0, 12)}`;
-    await this.events.waitUntilReady();
+    const { queue, events } = await this.start();
+    await events.waitUntilReady();
     if (onIteration) this.progress.set(id, onIteration);
     // One listener per job's signal, not one per task: a job has many tasks in flight.
     if (signal && !this.watched.has(signal)) {
@@ -149,14 +300,14 @@ export class QueuePool implements SliceRunner {
       signal.addEventListener("abort", () => void this.cancel().catch(() => {}), { once: true });
     }
     try {
-      await this.queue.add("slice", data, {
+      await queue.add("slice", data, {
         jobId: id,
         attempts: this.options.attempts ?? 3,
         removeOnComplete: true,
         removeOnFail: { age: 24 * 3600 },
       });
       try {
-        await this.finished(id);
+        await this.finished(queue, id);
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         throw new Error(
@@ -181,7 +332,7 @@ export class QueuePool implements SliceRunner {
    * at the task every second. A task that is gone from the queue has settled too (completed tasks
    * are removed; so are a cancelled job's waiting ones): the caller looks for its result.
    */
-  private finished(id: string): Promise<void> {
+  private finished(queue: Queue, id: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const finish = (error?: Error) => {
         clearInterval(timer);
@@ -191,9 +342,9 @@ export class QueuePool implements SliceRunner {
       };
       this.waiting.set(id, finish);
       const look = async () => {
-        const state = await this.queue.getJobState(id);
+        const state = await queue.getJobState(id);
         if (state === "completed" || state === "unknown") finish();
-        else if (state === "failed") finish(new Error((await this.queue.getJob(id))?.failedReason));
+        else if (state === "failed") finish(new Error((await queue.getJob(id))?.failedReason));
       };
       const timer = setInterval(() => void look().catch(() => {}), 1000);
     });
@@ -201,14 +352,23 @@ export class QueuePool implements SliceRunner {
 
   /** Removes this group's waiting tasks and tells every worker to stop its running ones. */
   async cancel(): Promise<void> {
-    for (const job of await this.queue.getJobs(["waiting", "delayed", "prioritized"]))
+    if (!this.started) return;
+    const { queue, publisher } = await this.started;
+    for (const job of await queue.getJobs(["waiting", "delayed", "prioritized"]))
       if ((job.data as TaskData).group === this.group) await job.remove().catch(() => {});
-    await this.publisher.publish(CANCEL_CHANNEL, this.group);
+    await publisher.publish(CANCEL_CHANNEL, this.group);
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     for (const finish of this.waiting.values()) finish(new Error("the queue connection was closed"));
-    await Promise.all([this.queue.close(), this.events.close()]);
+    const started = await this.started?.catch(() => undefined);
+    if (started) {
+      const closing = Promise.all([started.queue.close(), started.events.close()]);
+      // Without Redis, BullMQ's close waits for it (the event reader's disconnect never ends).
+      if (redisOutages(this.redisUrl).outage) void closing.catch(() => {});
+      else await closing;
+    }
     for (const c of this.connections) c.disconnect();
   }
 }
@@ -217,6 +377,7 @@ export interface SliceWorkerOptions extends QueueOptions {
   redisUrl: string;
   dataDir: string;
   concurrency: number;
+  /** Task lines, and one line per Redis outage. */
   log?: (line: string) => void;
 }
 
@@ -225,6 +386,9 @@ export interface SliceWorkerOptions extends QueueOptions {
  * its locks while a slice computes), puts the results into the shared store. Returns a stopper.
  */
 export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close(): Promise<void> }> {
+  const field = o.field ?? "--redis";
+  if (field !== false) await checkRedis(o.redisUrl, field);
+  if (o.log) redisOutages(o.redisUrl).log = o.log;
   const pool = new SlicePool(o.concurrency);
   const running = new Map<string, { group: string; controller: AbortController }>();
   /** Groups cancelled lately: a task of theirs that starts after the message is not run. */
@@ -268,7 +432,7 @@ export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close()
       running.delete(job.id!);
     }
   };
-  const connection = redisConnection(o.redisUrl);
+  const connection = redisConnection(o.redisUrl, field || undefined);
   const worker = new Worker<TaskData, TaskResult>(SLICE_QUEUE, processor, {
     connection,
     concurrency: o.concurrency,
@@ -277,7 +441,8 @@ export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close()
     maxStalledCount: 3,
   });
   worker.on("failed", (job, err) => o.log?.(`task ${job?.id} failed: ${err.message}`));
-  const subscriber = redisConnection(o.redisUrl);
+  watchRedisErrors(worker, o.redisUrl);
+  const subscriber = redisConnection(o.redisUrl, field || undefined);
   await subscriber.subscribe(CANCEL_CHANNEL);
   subscriber.on("message", (_channel, group: string) => {
     cancelled.add(group);
@@ -292,7 +457,9 @@ export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close()
   return {
     async close() {
       subscriber.disconnect();
-      await worker.close();
+      // Without Redis a graceful close would wait for it forever (QUIT, the running tasks' results):
+      // the tasks are left to their locks, which expire, and another worker takes them.
+      await worker.close(redisOutages(o.redisUrl).outage);
       connection.disconnect();
       await pool.close();
     },

@@ -6,7 +6,7 @@
  * not installed outside CI (.ci/run installs it).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
 import { createServer as netServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { readVolume, writeVolume } from "../../src/io/index.js";
-import { QueuePool, redisConnection, SLICE_QUEUE } from "../../src/queue/slice-queue.js";
+import { QueuePool, redisConnection, redisOutages, SLICE_QUEUE } from "../../src/queue/slice-queue.js";
 import { parseMethods } from "../../src/recon/methods.js";
 import { reconstruct } from "../../src/recon/reconstruct.js";
 import { createServer, type ScoreReconServer } from "../../server/app.js";
@@ -70,6 +70,8 @@ async function withWorkers<T>(
   n: number,
   f: (workers: ChildProcess[], logs: string[][]) => Promise<T>,
 ): Promise<T> {
+  // The shared folder exists before the workers start (a worker refuses a missing one).
+  mkdirSync(dataDir, { recursive: true });
   const logs = Array.from({ length: n }, (): string[] => []);
   const workers = logs.map((log) => startWorker(dataDir, log));
   try {
@@ -145,6 +147,7 @@ beforeAll(async () => {
     },
   );
   url = `redis://127.0.0.1:${port}`;
+  redisOutages(url).log = () => {}; // "connection lost" until redis-server listens
   queueConnection = redisConnection(url);
   queueConnection.on("error", () => {}); // refused until redis-server listens
   await waitFor(
