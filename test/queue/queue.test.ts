@@ -6,7 +6,7 @@
  * not installed outside CI (.ci/run installs it).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
 import { createServer as netServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +34,7 @@ if (!redisBin)
 const bin = new URL("../../dist/src/cli/bin.js", import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), "scorerecon-queue-"));
 const N = 96;
+const shippedMri = new URL("../../models/mri", import.meta.url).pathname;
 const SLICES = 8;
 let redis: ChildProcess;
 let url: string;
@@ -281,6 +282,11 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
 
   it("a task that keeps failing fails the run, naming the method, the slice and the reason", async () => {
     const dataDir = join(root, "data-fail");
+    // A prior whose description passes the pipeline's check but whose weights are missing: the
+    // task fails on the worker, when it loads the prior.
+    const broken = join(root, "broken-prior");
+    mkdirSync(broken);
+    for (const f of ["model.json", "prior.json"]) copyFileSync(join(shippedMri, f), join(broken, f));
     await withWorkers(dataDir, 1, async () => {
       const pool = new QueuePool(url, dataDir, "failing", 4, "fail-group", { attempts: 2 });
       try {
@@ -288,13 +294,11 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
         await expect(
           reconstruct({
             acquisition,
-            methods: parseMethods("score:model=/nonexistent-prior:steps=2", "mri"),
+            methods: parseMethods(`score:model=${broken}:steps=2`, "mri"),
             volume: makeVolume(1, N, N, v.data.slice(0, N * N), { modality: "MR" }),
             pool,
           }),
-        ).rejects.toThrow(
-          /score slice 0 failed on a queue worker: .*prior \/nonexistent-prior does not exist/,
-        );
+        ).rejects.toThrow(/score slice 0 failed on a queue worker: .*broken-prior has no weights\.bin/);
       } finally {
         await pool.close();
       }
