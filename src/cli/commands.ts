@@ -23,7 +23,7 @@ import {
   acquisitionFromFlags,
   addOperatorFlags,
   maskFor,
-  checkOutputFolder,
+  checkFolder,
   modalityFor,
   parseChoice,
   parseNumber,
@@ -211,7 +211,7 @@ export function registerCommands(program: Command): void {
       const n = parseNumber("--phantoms", o.phantoms, { min: 0, integer: true });
       const size = parseNumber("--size", o.size, { min: 8, integer: true });
       const seed0 = parseNumber("--phantom-seed", o.phantomSeed, { min: 0, integer: true });
-      checkOutputFolder("--out", o.out);
+      checkFolder("--out", o.out);
       const inputs: EvalInput[] = [];
       for (const f of o.data ?? []) {
         const v = await readVolume(f);
@@ -273,7 +273,7 @@ export function registerCommands(program: Command): void {
     )
     .option("--out <dir>", "output folder", "scorerecon-demo")
     .action(async (o) => {
-      checkOutputFolder("--out", o.out);
+      checkFolder("--out", o.out);
       const phantom = generatePhantom("shepp-logan", 256, 0);
       const volume = makeVolume(1, 256, 256, phantom.data);
       const studies: [string, Acquisition, string][] = [

@@ -1,5 +1,5 @@
 /** Flag parsing shared by the commands: every bad value becomes a one-line UserError naming the flag. */
-import { existsSync, statSync } from "node:fs";
+import { accessSync, constants, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Option, type Command } from "commander";
 import { MASK_KINDS, type MaskKind } from "../../operators/masks.js";
@@ -12,7 +12,7 @@ import { defaultDetectors, type Acquisition, type CtNoise, type Modality } from 
 export function parseNumber(
   flag: string,
   value: string | undefined,
-  opts: { min?: number; integer?: boolean } = {},
+  opts: { min?: number; max?: number; integer?: boolean } = {},
 ): number {
   const v = Number(value);
   if (value === undefined || value.trim() === "" || !Number.isFinite(v))
@@ -21,25 +21,43 @@ export function parseNumber(
     throw new UserError(`${flag} must be an integer, got '${value}'`, "bad_flag", flag);
   if (opts.min !== undefined && v < opts.min)
     throw new UserError(`${flag} must be >= ${opts.min}, got '${value}'`, "bad_flag", flag);
+  if (opts.max !== undefined && v > opts.max)
+    throw new UserError(`${flag} must be <= ${opts.max}, got '${value}'`, "bad_flag", flag);
   return v;
 }
 
 /**
- * Checks, before any work is done, that `dir` can be an output folder: it, or the nearest part of
- * its path that exists, is a folder and not a file.
+ * Checks, before any work is done, that `dir` can be a folder to write in: it is a writable
+ * folder, or, unless it must exist, the nearest part of its path that exists is one (where it
+ * will be created).
  */
-export function checkOutputFolder(flag: string, dir: string): void {
-  for (let p = resolve(dir); ; p = dirname(p)) {
-    if (existsSync(p)) {
-      if (!statSync(p).isDirectory())
-        throw new UserError(
-          `${flag} ${dir}: ${p === resolve(dir) ? "a file of that name is in the way" : `${p} is a file, not a folder`}`,
-          "bad_flag",
-          flag,
-        );
-      return;
+export function checkFolder(flag: string, dir: string, mustExist = false): void {
+  const fail = (why: string): never => {
+    throw new UserError(`${flag} ${dir}: ${why}`, "bad_flag", flag);
+  };
+  const target = resolve(dir);
+  for (let p = target; ; p = dirname(p)) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === "ENOENT" && !mustExist && dirname(p) !== p) continue;
+      if (code === "ENOENT") return fail("no such folder");
+      if (code === "ENOTDIR") return fail("a part of the path is a file, not a folder");
+      if (code === "EACCES") return fail("permission denied");
+      throw e;
     }
-    if (dirname(p) === p) return;
+    if (!isDir)
+      fail(
+        p === target ? "not a folder (a file of that name is in the way)" : `${p} is a file, not a folder`,
+      );
+    try {
+      accessSync(p, constants.W_OK | constants.X_OK);
+    } catch {
+      fail(p === target ? "not writable" : `cannot be created in ${p} (not writable)`);
+    }
+    return;
   }
 }
 

@@ -22,7 +22,7 @@ import { samplePrior } from "../prior/sample.js";
 import type { SdeConfig } from "../prior/sde.js";
 import { requireTrainingData, trainPrior } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";
-import { checkOutputFolder, parseChoice, parseModality, parseNumber, selectSlices } from "./options.js";
+import { checkFolder, parseChoice, parseModality, parseNumber, selectSlices } from "./options.js";
 import { progressBar } from "./progress.js";
 
 const IMAGE_FILE = /\.(nii|nii\.gz|npy|png)$/i;
@@ -137,7 +137,7 @@ export function registerPriorCommands(program: Command): void {
           "--data",
         );
       requireTrainingData(files.length, phantom);
-      checkOutputFolder("--out", o.out);
+      checkFolder("--out", o.out);
       const volumes: Volume[] = [];
       for (const f of files) volumes.push(selectSlices(await readVolume(f), o.slices, f));
       const backend = await initBackend(o.backend, log);

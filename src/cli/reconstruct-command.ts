@@ -33,7 +33,7 @@ import {
   acquisitionFromFlags,
   addOperatorFlags,
   maskFor,
-  checkOutputFolder,
+  checkFolder,
   modalityFor,
   parseChoice,
   parseNumber,
@@ -146,7 +146,7 @@ export function registerReconstruct(program: Command): void {
       throw new UserError("give exactly one of --in IMAGE... or --measurements MEAS", "bad_flag", "--in");
     const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
     const workers = parseNumber("--workers", o.workers, { min: 1, integer: true });
-    checkOutputFolder("--out", o.out);
+    checkFolder("--out", o.out);
     const { studies, batch } = o.in
       ? expandStudies(o.in as string[])
       : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };

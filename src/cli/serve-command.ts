@@ -1,11 +1,10 @@
 /** `scorerecon serve`: the HTTP API (server/) and the viewer, on one port. */
-import { accessSync, constants, statSync } from "node:fs";
 import { createServer as httpServer, type Server } from "node:http";
 import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
-import { parseNumber } from "./options.js";
+import { checkFolder, parseNumber } from "./options.js";
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
@@ -20,9 +19,10 @@ export function registerServe(program: Command): void {
     .option("--demo", "preload a demo study (brain phantom) and a comparison job")
     .action(async (o) => {
       // Every check before anything is created or started.
-      const port = parsePort(o.port);
+      const port = parseNumber("--port", o.port, { min: 0, max: 65535, integer: true });
       const workers = o.workers ? parseNumber("--workers", o.workers, { min: 1, integer: true }) : undefined;
-      checkDataDir(o.dataDir, false);
+      // The server creates its data folder when missing; the worker reads the shared one.
+      checkFolder("--data-dir", o.dataDir);
       const token = process.env.SCORERECON_TOKEN || undefined;
       const redisUrl = process.env.REDIS_URL || undefined;
       const { checkRedis, redisOutages } = await import("../queue/slice-queue.js");
@@ -80,12 +80,6 @@ export function registerServe(program: Command): void {
     });
 }
 
-function parsePort(value: string): number {
-  const port = parseNumber("--port", value, { min: 0, integer: true });
-  if (port > 65535) throw new UserError(`--port must be <= 65535, got '${value}'`, "bad_flag", "--port");
-  return port;
-}
-
 /** Listens on port and host; a port in use or not allowed, or a host not here, is a UserError. */
 function bind(port: number, host: string): Promise<Server> {
   return new Promise((resolve, reject) => {
@@ -108,43 +102,6 @@ function bind(port: number, host: string): Promise<Server> {
   });
 }
 
-/**
- * The data folder: a folder, readable and writable. The worker's must exist (it is the shared
- * folder the server writes); the server's is created when missing, so there the nearest existing
- * part of its path must be a folder.
- */
-function checkDataDir(dir: string, mustExist: boolean): void {
-  const fail = (why: string) => {
-    throw new UserError(`--data-dir ${dir}: ${why}`, "bad_flag", "--data-dir");
-  };
-  let p = resolve(dir);
-  for (;;) {
-    let isDir: boolean;
-    try {
-      isDir = statSync(p).isDirectory();
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code === "ENOENT" && !mustExist && dirname(p) !== p) {
-        p = dirname(p);
-        continue;
-      }
-      if (code === "ENOENT")
-        fail("no such folder (the worker reads the shared data folder: mount or create it)");
-      if (code === "ENOTDIR") fail("a part of the path is a file, not a folder");
-      if (code === "EACCES") fail("permission denied");
-      throw e;
-    }
-    if (!isDir)
-      fail(p === resolve(dir) ? "not a folder (a file of that name exists)" : `${p} is a file, not a folder`);
-    try {
-      accessSync(p, constants.R_OK | constants.W_OK | constants.X_OK);
-    } catch {
-      fail(p === resolve(dir) ? "not writable" : `cannot be created in ${p} (not writable)`);
-    }
-    return;
-  }
-}
-
 export function registerWorker(program: Command): void {
   program
     .command("worker")
@@ -160,7 +117,7 @@ export function registerWorker(program: Command): void {
     .action(async (o) => {
       const concurrency = parseNumber("--concurrency", o.concurrency, { min: 1, integer: true });
       const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, integer: true });
-      checkDataDir(o.dataDir, true);
+      checkFolder("--data-dir", o.dataDir, true);
       const { redactRedisUrl, startSliceWorker } = await import("../queue/slice-queue.js");
       // Redis is checked first (one line and exit 2 when it cannot be reached); a later outage is
       // one log line, and BullMQ reconnects.

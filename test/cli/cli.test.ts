@@ -229,9 +229,12 @@ describe("scorerecon CLI", () => {
     ],
     [
       ["reconstruct", "--in", "PHANTOM", "--modality", "mri", "--method", "tv", "--out", "TEXT"],
-      /--out .*text\.npy: a file of that name is in the way/,
+      /--out .*text\.npy: not a folder \(a file of that name is in the way\)/,
     ],
-    [["eval", "--phantoms", "1", "--out", "TEXT/sub"], /--out .*: .*text\.npy is a file, not a folder/],
+    [
+      ["eval", "--phantoms", "1", "--out", "TEXT/sub"],
+      /--out .*text\.npy\/sub: a part of the path is a file, not a folder/,
+    ],
     [["train", "--modality", "mri", "--steps", "2", "--out", "X"], /no training data/],
     [["sample", "--model", "nowhere", "--out", "X"], /--out must name a .png file/],
     [
