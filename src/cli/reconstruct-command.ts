@@ -36,6 +36,7 @@ import {
   checkFolder,
   modalityFor,
   parseChoice,
+  parseModality,
   parseNumber,
   selectSlices,
   volumeIndex,
@@ -147,6 +148,9 @@ export function registerReconstruct(program: Command): void {
     const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
     const workers = parseNumber("--workers", o.workers, { min: 1, integer: true });
     checkFolder("--out", o.out);
+    // What holds for every study fails once, here, not once per study of a batch.
+    if (o.modality) parseMethods(o.method, parseModality(o.modality));
+    if (o.queue) await checkQueue(o.queue, o.dataDir, o.out);
     const { studies, batch } = o.in
       ? expandStudies(o.in as string[])
       : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };
@@ -273,23 +277,29 @@ async function runStudy(
   return { result, reference, resumed };
 }
 
-/** With --queue: the slices go to queue workers, which write them into the study's store. */
-async function queuePool(url: string, dataDir: string | undefined, storeDir: string) {
+/** With --queue: a shared --data-dir holding --out, and a Redis that answers. */
+async function checkQueue(url: string, dataDir: string | undefined, out: string) {
   if (!dataDir)
     throw new UserError(
       "--queue needs --data-dir, the shared folder the workers see",
       "bad_flag",
       "--data-dir",
     );
-  const rel = relative(resolve(dataDir), resolve(storeDir));
+  const rel = relative(resolve(dataDir), resolve(out));
   if (rel.startsWith("..") || isAbsolute(rel))
     throw new UserError(
       `--out must be inside --data-dir ${dataDir}, where the workers write`,
       "bad_flag",
       "--out",
     );
+  const { checkRedis } = await import("../queue/slice-queue.js");
+  await checkRedis(url, "--queue");
+}
+
+/** With --queue: the slices go to queue workers, which write them into the study's store. */
+async function queuePool(url: string, dataDir: string, storeDir: string) {
   const { QueuePool } = await import("../queue/slice-queue.js");
-  return new QueuePool(url, dataDir, rel);
+  return new QueuePool(url, dataDir, relative(resolve(dataDir), resolve(storeDir)));
 }
 
 interface StudySummary {

@@ -149,22 +149,24 @@ describe("reconstruct on a folder of studies", () => {
     expect(Buffer.from(b.data.buffer).equals(Buffer.from(a.data.buffer))).toBe(true);
   }, 120_000);
 
-  it("refuses a missing input, an empty folder and a bad --workers with one line", async () => {
+  it("refuses a missing input, an empty folder and bad flags with one line, once for the batch", async () => {
     mkdirSync(join(dir, "empty"));
     for (const [extra, message] of [
       [["--in", join(dir, "nope")], /nope: no such file/],
       [["--in", join(dir, "empty")], /empty: no studies in this folder/],
       [["--in", studies, "--workers", "0"], /--workers must be >= 1/],
+      [["--in", studies, "--method", "magic"], /^scorerecon: error: unknown method 'magic'/],
+      [["--in", studies, "--queue", "redis://127.0.0.1:1"], /^scorerecon: error: --queue needs --data-dir/],
     ] as const) {
       const r = await runCli(
         "reconstruct",
-        ...extra,
         "--modality",
         "mri",
         "--method",
         "tv",
         "--out",
         join(dir, "x"),
+        ...extra,
       );
       expect(r.code).toBe(2);
       expect(r.err).toMatch(message);
