@@ -75,8 +75,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   const jobs = redisUrl
     ? new JobService(
         storage,
-        // Redis was checked at the start (serve); a job started during an outage waits for it.
-        (id) => new QueuePool(redisUrl, o.dataDir, jobStore(id), 64, id, { field: false }),
+        (id) => new QueuePool(redisUrl, o.dataDir, jobStore(id), 64, id),
         workers,
         (run, cancelled) => new RedisJobQueue(redisUrl, workers, run, cancelled),
       )

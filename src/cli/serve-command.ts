@@ -118,12 +118,12 @@ export function registerWorker(program: Command): void {
       const concurrency = parseNumber("--concurrency", o.concurrency, { min: 1, integer: true });
       const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, integer: true });
       checkFolder("--data-dir", o.dataDir, true);
-      const { redactRedisUrl, startSliceWorker } = await import("../queue/slice-queue.js");
+      const { checkRedis, redactRedisUrl, startSliceWorker } = await import("../queue/slice-queue.js");
       // Redis is checked first (one line and exit 2 when it cannot be reached); a later outage is
       // one log line, and BullMQ reconnects.
+      await checkRedis(o.redis, "--redis");
       const worker = await startSliceWorker({
         redisUrl: o.redis,
-        field: "--redis",
         dataDir: o.dataDir,
         concurrency,
         lockDuration,

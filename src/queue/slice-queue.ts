@@ -46,12 +46,6 @@ export interface QueueOptions {
   attempts?: number;
   /** Milliseconds a worker's lock lasts without renewal; a dead worker's task moves after this. */
   lockDuration?: number;
-  /**
-   * The flag or variable that gave the Redis URL, for the error when Redis cannot be reached at
-   * the start (`checkRedis`); `false`: no check, wait for Redis as BullMQ does (a server that
-   * checked it at its own start). Default "--queue" for a pool, "--redis" for a worker.
-   */
-  field?: string | false;
 }
 
 const b64 = (a: ArrayBufferView) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString("base64");
@@ -146,16 +140,13 @@ export function watchRedisErrors(
 
 const REDIS_URL = /^rediss?:\/\//i;
 
-/** A Redis connection for BullMQ (it needs maxRetriesPerRequest null for blocking calls). */
-export function redisConnection(url: string, field = "--redis"): Redis {
-  if (!REDIS_URL.test(url) && !url.startsWith("/"))
-    throw new UserError(`${field} ${url}: not a Redis URL (redis://host:port)`, "bad_flag", field);
-  let c: Redis;
-  try {
-    c = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
-  } catch (e) {
-    throw new UserError(`${field} ${redactRedisUrl(url)}: ${(e as Error).message}`, "bad_flag", field);
-  }
+/**
+ * A Redis connection for BullMQ (it needs maxRetriesPerRequest null for blocking calls). The
+ * commands check the URL first (`checkRedis`); here an unreachable Redis is retried, its outages
+ * reported once.
+ */
+export function redisConnection(url: string): Redis {
+  const c = new Redis(url, { maxRetriesPerRequest: null, lazyConnect: false });
   const outage = redisOutages(url);
   c.on("error", (e: Error) => outage.lost(c, e));
   c.on("ready", () => outage.back(c));
@@ -164,11 +155,12 @@ export function redisConnection(url: string, field = "--redis"): Redis {
 }
 
 /**
- * Connects to Redis once, with no retry, and sends a PING: a Redis that cannot be reached (refused,
- * unknown host, no answer within `timeoutMs`, a password wanted) is a UserError naming `field`,
- * the flag or variable that gave the URL. The connection is closed either way.
+ * Connects to Redis once, with no retry, and sends a PING: a URL that is not one, or a Redis that
+ * cannot be reached (refused, unknown host, no answer within `timeoutMs`, a password wanted) is a
+ * UserError naming `field`, the flag or variable that gave the URL. The connection is closed
+ * either way. The commands call it before they start (serve, worker, reconstruct --queue).
  */
-export async function checkRedis(url: string, field = "--redis", timeoutMs = 3000): Promise<void> {
+export async function checkRedis(url: string, field: string, timeoutMs = 3000): Promise<void> {
   if (!REDIS_URL.test(url) && !url.startsWith("/"))
     throw new UserError(`${field} ${url}: not a Redis URL (redis://host:port)`, "bad_flag", field);
   const where = `${field} ${redactRedisUrl(url)}`;
@@ -221,9 +213,9 @@ function storeFolder(dataDir: string, store: string): string {
  * the same folder must be the store the pipeline is given.
  */
 export class QueuePool implements SliceRunner {
-  /** The queue, its event reader and a publisher: made at the first task, once Redis answered. */
-  private started?: Promise<{ queue: Queue; events: QueueEvents; publisher: Redis }>;
-  private closed = false;
+  private readonly queue: Queue;
+  private readonly events: QueueEvents;
+  private readonly publisher: Redis;
   private readonly progress = new Map<string, (done: number, total: number) => void>();
   /** The tasks being waited for, by id: each one's settling function. */
   private readonly waiting = new Map<string, (error?: Error) => void>();
@@ -240,32 +232,23 @@ export class QueuePool implements SliceRunner {
     readonly size = 64,
     private readonly group: string = randomUUID(),
     private readonly options: QueueOptions = {},
-  ) {}
-
-  private start() {
-    this.started ??= (async () => {
-      const field = this.options.field ?? "--queue";
-      if (field !== false) await checkRedis(this.redisUrl, field);
-      if (this.closed) throw new Error("the queue connection was closed");
-      const connect = () => {
-        const c = redisConnection(this.redisUrl, field || undefined);
-        this.connections.push(c);
-        return c;
-      };
-      const queue = new Queue(SLICE_QUEUE, { connection: connect() });
-      const events = new QueueEvents(SLICE_QUEUE, { connection: connect() });
-      const publisher = connect();
-      watchRedisErrors(queue, this.redisUrl);
-      watchRedisErrors(events, this.redisUrl);
-      events.on("progress", ({ jobId, data }) => {
-        const p = data as { done: number; total: number };
-        this.progress.get(jobId)?.(p.done, p.total);
-      });
-      events.on("completed", ({ jobId }) => this.waiting.get(jobId)?.());
-      events.on("failed", ({ jobId, failedReason }) => this.waiting.get(jobId)?.(new Error(failedReason)));
-      return { queue, events, publisher };
-    })();
-    return this.started;
+  ) {
+    const connect = () => {
+      const c = redisConnection(redisUrl);
+      this.connections.push(c);
+      return c;
+    };
+    this.queue = new Queue(SLICE_QUEUE, { connection: connect() });
+    this.events = new QueueEvents(SLICE_QUEUE, { connection: connect() });
+    this.publisher = connect();
+    watchRedisErrors(this.queue, redisUrl);
+    watchRedisErrors(this.events, redisUrl);
+    this.events.on("progress", ({ jobId, data }) => {
+      const p = data as { done: number; total: number };
+      this.progress.get(jobId)?.(p.done, p.total);
+    });
+    this.events.on("completed", ({ jobId }) => this.waiting.get(jobId)?.());
+    this.events.on("failed", ({ jobId, failedReason }) => this.waiting.get(jobId)?.(new Error(failedReason)));
   }
 
   async run(
@@ -291,8 +274,7 @@ export class QueuePool implements SliceRunner {
       .update(JSON.stringify([task.acquisition, task.method]))
       .digest("hex")
       .slice(0, 12)}`;
-    const { queue, events } = await this.start();
-    await events.waitUntilReady();
+    await this.events.waitUntilReady();
     if (onIteration) this.progress.set(id, onIteration);
     // One listener per job's signal, not one per task: a job has many tasks in flight.
     if (signal && !this.watched.has(signal)) {
@@ -300,14 +282,14 @@ export class QueuePool implements SliceRunner {
       signal.addEventListener("abort", () => void this.cancel().catch(() => {}), { once: true });
     }
     try {
-      await queue.add("slice", data, {
+      await this.queue.add("slice", data, {
         jobId: id,
         attempts: this.options.attempts ?? 3,
         removeOnComplete: true,
         removeOnFail: { age: 24 * 3600 },
       });
       try {
-        await this.finished(queue, id);
+        await this.finished(id);
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         throw new Error(
@@ -332,7 +314,7 @@ export class QueuePool implements SliceRunner {
    * at the task every second. A task that is gone from the queue has settled too (completed tasks
    * are removed; so are a cancelled job's waiting ones): the caller looks for its result.
    */
-  private finished(queue: Queue, id: string): Promise<void> {
+  private finished(id: string): Promise<void> {
     return new Promise((resolve, reject) => {
       const finish = (error?: Error) => {
         clearInterval(timer);
@@ -342,9 +324,9 @@ export class QueuePool implements SliceRunner {
       };
       this.waiting.set(id, finish);
       const look = async () => {
-        const state = await queue.getJobState(id);
+        const state = await this.queue.getJobState(id);
         if (state === "completed" || state === "unknown") finish();
-        else if (state === "failed") finish(new Error((await queue.getJob(id))?.failedReason));
+        else if (state === "failed") finish(new Error((await this.queue.getJob(id))?.failedReason));
       };
       const timer = setInterval(() => void look().catch(() => {}), 1000);
     });
@@ -352,23 +334,17 @@ export class QueuePool implements SliceRunner {
 
   /** Removes this group's waiting tasks and tells every worker to stop its running ones. */
   async cancel(): Promise<void> {
-    if (!this.started) return;
-    const { queue, publisher } = await this.started;
-    for (const job of await queue.getJobs(["waiting", "delayed", "prioritized"]))
+    for (const job of await this.queue.getJobs(["waiting", "delayed", "prioritized"]))
       if ((job.data as TaskData).group === this.group) await job.remove().catch(() => {});
-    await publisher.publish(CANCEL_CHANNEL, this.group);
+    await this.publisher.publish(CANCEL_CHANNEL, this.group);
   }
 
   async close(): Promise<void> {
-    this.closed = true;
     for (const finish of this.waiting.values()) finish(new Error("the queue connection was closed"));
-    const started = await this.started?.catch(() => undefined);
-    if (started) {
-      const closing = Promise.all([started.queue.close(), started.events.close()]);
-      // Without Redis, BullMQ's close waits for it (the event reader's disconnect never ends).
-      if (redisOutages(this.redisUrl).outage) void closing.catch(() => {});
-      else await closing;
-    }
+    const closing = Promise.all([this.queue.close(), this.events.close()]);
+    // Without Redis, BullMQ's close waits for it (the event reader's disconnect never ends).
+    if (redisOutages(this.redisUrl).outage) void closing.catch(() => {});
+    else await closing;
     for (const c of this.connections) c.disconnect();
   }
 }
@@ -386,8 +362,6 @@ export interface SliceWorkerOptions extends QueueOptions {
  * its locks while a slice computes), puts the results into the shared store. Returns a stopper.
  */
 export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close(): Promise<void> }> {
-  const field = o.field ?? "--redis";
-  if (field !== false) await checkRedis(o.redisUrl, field);
   if (o.log) redisOutages(o.redisUrl).log = o.log;
   const pool = new SlicePool(o.concurrency);
   const running = new Map<string, { group: string; controller: AbortController }>();
@@ -432,7 +406,7 @@ export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close()
       running.delete(job.id!);
     }
   };
-  const connection = redisConnection(o.redisUrl, field || undefined);
+  const connection = redisConnection(o.redisUrl);
   const worker = new Worker<TaskData, TaskResult>(SLICE_QUEUE, processor, {
     connection,
     concurrency: o.concurrency,
@@ -442,7 +416,7 @@ export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close()
   });
   worker.on("failed", (job, err) => o.log?.(`task ${job?.id} failed: ${err.message}`));
   watchRedisErrors(worker, o.redisUrl);
-  const subscriber = redisConnection(o.redisUrl, field || undefined);
+  const subscriber = redisConnection(o.redisUrl);
   await subscriber.subscribe(CANCEL_CHANNEL);
   subscriber.on("message", (_channel, group: string) => {
     cancelled.add(group);

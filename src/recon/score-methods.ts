@@ -15,7 +15,7 @@ import { realInputView } from "../../operators/solvers.js";
 import { UserError } from "../errors.js";
 import { percentile } from "../image/stats.js";
 import { tf } from "../prior/backend.js";
-import { loadPrior, readPriorInfo, type LoadedPrior } from "../prior/checkpoint.js";
+import { loadPrior, readPriorInfo, type LoadedPrior, type PriorInfo } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
 import type { MethodContext, Params } from "./methods.js";
 
@@ -28,9 +28,12 @@ export function defaultPriorPath(modality: "mri" | "ct"): string {
  * checked against the data from its prior.json alone: the pipeline calls this before any slice
  * is reconstructed, so a wrong prior fails at once.
  */
-export function checkPrior(path: string, modality: "mri" | "ct", rows: number, cols: number): string {
+export function checkPrior(path: string, modality: "mri" | "ct", rows: number, cols: number): void {
   const dir = path || defaultPriorPath(modality);
-  const { info } = readPriorInfo(dir);
+  checkFits(dir, readPriorInfo(dir).info, modality, rows, cols);
+}
+
+function checkFits(dir: string, info: PriorInfo, modality: "mri" | "ct", rows: number, cols: number): void {
   if (info.modality !== modality)
     throw new UserError(
       `prior ${dir} is a ${info.modality.toUpperCase()} prior; this is ${modality.toUpperCase()} data (give --model with a ${modality.toUpperCase()} prior)`,
@@ -44,17 +47,18 @@ export function checkPrior(path: string, modality: "mri" | "ct", rows: number, c
       "bad_model",
       "--model",
     );
-  return dir;
 }
 
 const priors = new Map<string, LoadedPrior>();
 function priorFor(ctx: MethodContext, path: string): LoadedPrior {
-  const dir = checkPrior(path, ctx.model.acquisition.modality, ctx.rows, ctx.cols);
+  const modality = ctx.model.acquisition.modality;
+  const dir = path || defaultPriorPath(modality);
   let prior = priors.get(dir);
   if (!prior) {
     prior = loadPrior(dir);
     priors.set(dir, prior);
   }
+  checkFits(dir, prior.info, modality, ctx.rows, ctx.cols);
   return prior;
 }
 
