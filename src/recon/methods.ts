@@ -30,7 +30,7 @@ export interface MethodContext {
 export interface ReconMethod {
   name: string;
   modalities: readonly Modality[];
-  /** One line for `--help` and the README. */
+  /** One line for `--help` and docs/methods.md. */
   summary: string;
   defaults: Params;
   /** Defaults that differ for one modality (tuned per modality), over `defaults`. */
