@@ -45,7 +45,12 @@ declare module "cornerstone-core" {
   export function resize(element: HTMLElement, fitToWindow?: boolean): void;
   export function reset(element: HTMLElement): void;
   export function getEnabledElement(element: HTMLElement): { canvas: HTMLCanvasElement; image?: Image };
-  export const colors: { getColormap(id: string): unknown };
+  export interface Colormap {
+    getNumberOfColors(): number;
+    /** RGBA, 0..255. */
+    getColor(index: number): number[];
+  }
+  export const colors: { getColormap(id: string): Colormap };
   export const imageCache: { purgeCache(): void };
 }
 
