@@ -369,6 +369,7 @@ describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", (
       await page.goto(`${url}#job=${id}`);
       await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "running");
       gate.release(0);
+      await page.waitForFunction(() => document.querySelectorAll(".cell.missing").length === 0);
       gate.fail(1, "the results disk is full");
       await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "failed");
       // The viewer re-reads the failed job: once that is over, the reason must still be shown.
@@ -433,13 +434,26 @@ describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", (
       "zero-filled",
       "zero-filled error",
     ]);
-
-    // Ranges read as the form writes them: end-exclusive [from, to).
-    expect(await page.textContent(`#job-list li[data-job="${jobA}"]`)).toContain("slices [0, 1)");
-    expect(await page.textContent(`#job-list li[data-job="${jobB}"]`)).toContain("slices [1, 3)");
-    expect(await page.textContent("#slice-label")).toBe("slice 1 of [1, 3)");
     await page.close();
   }, 120_000);
+
+  it("writes slice ranges as the form takes them: end-exclusive [from, to)", async () => {
+    const page = await newPage();
+    await page.goto(`${url}#job=${jobB}`);
+    await waitForCells(page, "/slices/1$");
+    expect(await page.textContent(`#job-list li[data-job="${jobA}"]`)).toContain("slices [0, 1)");
+    expect(await page.textContent(`#job-list li[data-job="${jobB}"]`)).toContain("slices [1, 3)");
+    expect(await page.getAttribute(`#job-list li[data-job="${jobB}"]`, "title")).toBe(
+      "slices [1, 3) · 2 slices",
+    );
+    expect(await page.textContent("#slice-label")).toBe("slice 1 of [1, 3)");
+    // The form: "from" and "to (excl.)", with the range they make written the same way.
+    await page.click("#study-list li[data-series]");
+    await page.fill('input[name="sliceStart"]', "1");
+    await page.fill('input[name="sliceEnd"]', "3");
+    expect(await page.textContent("#slice-range")).toBe("slices [1, 3) · 2 slices");
+    await page.close();
+  }, 60_000);
 
   it("the 1x2 layout resizes the canvases at once, without R", async () => {
     const page = await newPage();
@@ -545,6 +559,7 @@ describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", (
         timeout: 10_000,
       });
       expect(await page.textContent('.cell[data-index="1"] .voi')).toMatch(/not finished/);
+      expect(failures).toEqual([]);
       gate.release(0);
       await waitForCells(page, "/slices/0$");
       // Slice 1 is not finished: scrolling there shows the ground truth and says so for the rest.

@@ -39,6 +39,7 @@ declare module "cornerstone-core" {
     scheme: string,
     loader: (imageId: string) => { promise: Promise<Image>; cancelFn?: () => void },
   ): void;
+  export function getDefaultViewportForImage(element: HTMLElement, image: Image): Viewport;
   export function getViewport(element: HTMLElement): Viewport | undefined;
   export function setViewport(element: HTMLElement, viewport: Viewport): void;
   export function getImage(element: HTMLElement): Image | undefined;

@@ -190,12 +190,25 @@ function unitsOf(job: Job): string {
   return units === "arbitrary" ? "a.u." : (units ?? "");
 }
 
+/**
+ * A whole viewport for a new image: fitted, at the image's own window, with this colour map or
+ * none. (Cornerstone merges a viewport given to displayImage into the element's last one, so
+ * zoom, pan and colour map would otherwise carry over from the previous image.)
+ */
+function freshViewport(c: Cell, image: cornerstone.Image, colormap?: string): cornerstone.Viewport {
+  return {
+    ...cornerstone.getDefaultViewportForImage(c.element, image),
+    voi: { windowWidth: image.windowWidth, windowCenter: image.windowCenter },
+    colormap,
+  };
+}
+
 /** Nothing of this job to show in the viewport (yet): black, a note, out of the synchronizers. */
 function blank(c: Cell, note: string): void {
   c.ticket++;
   for (const s of syncs) s.remove(c.element);
   c.shown = undefined;
-  cornerstone.displayImage(c.element, BLANK);
+  cornerstone.displayImage(c.element, BLANK, freshViewport(c, BLANK));
   c.root.classList.add("missing");
   Object.assign(c.root.dataset, { imageId: "", rows: "", cols: "", ww: "", wc: "", scale: "" });
   c.root.querySelector(".voi")!.textContent = note;
@@ -229,12 +242,7 @@ async function show(c: Cell, source: string, fresh = false): Promise<void> {
     cornerstone.displayImage(c.element, image, cornerstone.getViewport(c.element));
   } else {
     for (const s of syncs) s.remove(c.element);
-    const vp: Partial<cornerstone.Viewport> = {
-      voi: { windowWidth: image.windowWidth, windowCenter: image.windowCenter },
-    };
-    const scale = scaleOf(source);
-    if (scale) vp.colormap = scale.colormap;
-    cornerstone.displayImage(c.element, image, vp);
+    cornerstone.displayImage(c.element, image, freshViewport(c, image, scaleOf(source)?.colormap));
     cornerstone.resize(c.element, true);
     if (isDiff(source)) diffBase.set(c.element, image.windowWidth);
     else baseWidth.set(c.element, image.windowWidth);
@@ -244,7 +252,7 @@ async function show(c: Cell, source: string, fresh = false): Promise<void> {
   if (!keep) for (const s of syncs) s.add(c.element);
 }
 
-/** Every viewport that waits for a slice that has now finished. */
+/** Every viewport that waits for a slice that has now finished (finished slices never change). */
 function showNewlyFinished(): void {
   for (const c of cells)
     if (open && c.source && !c.shown && open.finished.has(c.source, currentSlice)) void show(c, c.source);
@@ -274,7 +282,7 @@ export async function openJob(id: string): Promise<void> {
       await Promise.all(cells.map((c, i) => show(c, defaultSources(job)[i])));
       // Fit all once the grid has its final size, so that the synchronised zoom is the same fit.
       for (const c of cells) if (c.shown) cornerstone.resize(c.element, true);
-    } else await Promise.all(cells.map((c) => show(c, c.source)));
+    } else showNewlyFinished();
     if (generation !== opening) return;
     sliceChanged();
     clearError();

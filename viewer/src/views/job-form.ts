@@ -53,8 +53,10 @@ function formHtml(series: Series): string {
     </fieldset>
     ${field("Slices from", num("sliceStart", mid, "1"))}
     ${field("to (excl.)", num("sliceEnd", end, "1", "1"))}
-    <div id="slice-range">slices ${sliceCount([mid, end])}</div>
-    <button type="submit">Start comparison</button>`;
+    <div class="submit-row">
+      <button type="submit">Start comparison</button>
+      <span id="slice-range">slices ${sliceCount([mid, end])}</span>
+    </div>`;
 }
 
 async function drawMask(form: HTMLFormElement, series: Series): Promise<void> {
