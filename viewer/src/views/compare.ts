@@ -267,8 +267,12 @@ export async function openJob(id: string): Promise<void> {
   stopFollowing?.();
   stopFollowing = undefined;
   const switching = open?.job.id !== id;
-  // Nothing of the previous job may stay on screen under this job's labels.
-  if (switching) for (const c of cells) blank(c, "loading…");
+  // Nothing of the previous job may stay on screen under this job's labels, nor be loaded again
+  // (by a scroll, say) while this one is read.
+  if (switching) {
+    open = undefined;
+    for (const c of cells) blank(c, "loading…");
+  }
   try {
     const job = await api.job(id);
     if (generation !== opening) return;
