@@ -465,7 +465,7 @@ describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", (
           .filter((c) => (c as HTMLElement).offsetParent !== null)
           .map((c) => {
             const v = c.querySelector<HTMLElement>(".viewport")!;
-            const canvas = c.querySelector(".viewport canvas")!;
+            const canvas = c.querySelector<HTMLCanvasElement>(".viewport canvas")!;
             return { canvas: [canvas.width, canvas.height], box: [v.clientWidth, v.clientHeight] };
           }),
       );
@@ -482,7 +482,7 @@ describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", (
           shown.length === 2 &&
           shown.every((c) => {
             const v = c.querySelector<HTMLElement>(".viewport")!;
-            const canvas = c.querySelector(".viewport canvas")!;
+            const canvas = c.querySelector<HTMLCanvasElement>(".viewport canvas")!;
             return canvas.width === v.clientWidth && canvas.height === v.clientHeight;
           })
         );
@@ -506,7 +506,7 @@ describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", (
     await page.waitForFunction(() =>
       [...document.querySelectorAll<HTMLElement>(".cell")].every((c) => {
         const v = c.querySelector<HTMLElement>(".viewport")!;
-        const canvas = c.querySelector(".viewport canvas")!;
+        const canvas = c.querySelector<HTMLCanvasElement>(".viewport canvas")!;
         return c.offsetParent && canvas.width === v.clientWidth && canvas.height === v.clientHeight;
       }),
     );
