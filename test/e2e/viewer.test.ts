@@ -2,7 +2,10 @@
  * The viewer end to end in Debian's Chromium (headless, playwright-core): upload a phantom DICOM
  * series, run zero-filled, TV and score on two slices from the job form, then check the
  * comparison grid, synchronised window/level and scrolling, the metrics panel against the API,
- * and the DICOM export. With SCORERECON_SCREENSHOTS=DIR the main screens are saved there
+ * and the DICOM export. Then the states a job goes through: a failed job's reason, switching
+ * jobs while the first one's slices still answer, the 1x2 layout, the difference map's colour bar,
+ * slice ranges, and a running job whose slices the test holds back (SliceGate) to check that only
+ * finished slices are asked for. With SCORERECON_SCREENSHOTS=DIR the screens are saved there
  * (docs/screenshots holds the committed ones).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
