@@ -2,14 +2,17 @@
  * The viewer end to end in Debian's Chromium (headless, playwright-core): upload a phantom DICOM
  * series, run zero-filled, TV and score on two slices from the job form, then check the
  * comparison grid, synchronised window/level and scrolling, the metrics panel against the API,
- * and the DICOM export. With SCORERECON_SCREENSHOTS=DIR the main screens are saved there
+ * and the DICOM export. Then the states a job goes through: a failed job's reason, switching
+ * jobs while the first one's slices still answer, the 1x2 layout, the difference map's colour bar,
+ * slice ranges, and a running job whose slices the test holds back (SliceGate) to check that only
+ * finished slices are asked for. With SCORERECON_SCREENSHOTS=DIR the screens are saved there
  * (docs/screenshots holds the committed ones).
  */
-import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generatePhantom } from "../../phantoms/index.js";
@@ -18,6 +21,8 @@ import { writeDicomSeries } from "../../src/io/dicom-write.js";
 import { unzip } from "../helpers.js";
 import { readVolume } from "../../src/io/index.js";
 import { createServer, listen, type ScoreReconServer } from "../../server/app.js";
+import { UserError } from "../../src/errors.js";
+import type { SliceStore } from "../../src/recon/slice-store.js";
 
 const CHROMIUM = "/usr/bin/chromium";
 const available = existsSync(CHROMIUM);
@@ -35,11 +40,15 @@ let browser: Browser;
 const servers: { s: ScoreReconServer; http: Server }[] = [];
 
 async function startServer(token?: string): Promise<string> {
+  return (await startServerWith(token)).url;
+}
+
+async function startServerWith(token?: string): Promise<{ url: string; s: ScoreReconServer }> {
   const s = createServer({ dataDir: join(root, `data-${servers.length}`), workers: 2, token });
   await s.ready;
   const http = await listen(s, 0, "127.0.0.1");
   servers.push({ s, http });
-  return `http://127.0.0.1:${(http.address() as AddressInfo).port}/`;
+  return { url: `http://127.0.0.1:${(http.address() as AddressInfo).port}/`, s };
 }
 
 async function newPage(): Promise<Page> {
@@ -47,6 +56,129 @@ async function newPage(): Promise<Page> {
   page.on("pageerror", (e) => console.error("page error:", e.message));
   return page;
 }
+
+/** A phantom MR series of `slices` slices (N x N) as DICOM files in a new folder. */
+async function phantomSeries(name: string, slices = 3): Promise<string[]> {
+  const data = new Float32Array(slices * N * N);
+  for (let k = 0; k < slices; k++) data.set(generatePhantom("brain", N, 700 + k).data, k * N * N);
+  return writeDicomSeries(
+    join(root, name),
+    makeVolume(slices, N, N, data, { modality: "MR", spacing: [1, 1, 2] }),
+    { description: "phantom", derivation: "e2e" },
+  );
+}
+
+interface StudyRef {
+  id: string;
+  series: { id: string }[];
+}
+
+async function uploadStudy(url: string, files: string[]): Promise<StudyRef> {
+  const form = new FormData();
+  for (const f of files) form.append("files", new Blob([readFileSync(f)]), basename(f));
+  const res = await fetch(`${url}api/studies`, { method: "POST", body: form });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return (await res.json()) as StudyRef;
+}
+
+async function createJob(url: string, study: StudyRef, slices: [number, number], methods: string[]) {
+  const res = await fetch(`${url}api/jobs`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({
+      study: study.id,
+      series: study.series[0].id,
+      slices,
+      modality: "mri",
+      methods: methods.map((name) => ({ name, params: {} })),
+    }),
+  });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return ((await res.json()) as { id: string }).id;
+}
+
+/** Polls the API until the job is final; returns its record. */
+async function finalJob(url: string, id: string): Promise<{ state: string; error?: { message: string } }> {
+  for (;;) {
+    const job = (await (await fetch(`${url}api/jobs/${id}`)).json()) as { state: string };
+    if (["done", "failed", "cancelled", "interrupted"].includes(job.state)) return job;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/**
+ * Holds a server's finished slices back: the slice store's put of a job's slice k waits until the
+ * test calls release(k), then stores it, or fails the job with the message given to fail(k).
+ */
+class SliceGate {
+  private readonly gates = new Map<number, { promise: Promise<void>; open: () => void }>();
+  private readonly failures = new Map<number, string>();
+
+  constructor(s: ScoreReconServer) {
+    const original = s.storage.sliceStore.bind(s.storage);
+    s.storage.sliceStore = (id: string): SliceStore => {
+      const inner = original(id);
+      return {
+        get: (k) => inner.get(k),
+        put: async (k, output) => {
+          await this.gate(k.slice).promise;
+          const why = this.failures.get(k.slice);
+          if (why) throw new UserError(why, "store_failed");
+          return inner.put(k, output);
+        },
+      };
+    };
+  }
+
+  private gate(slice: number) {
+    let g = this.gates.get(slice);
+    if (!g) {
+      let open!: () => void;
+      const promise = new Promise<void>((r) => (open = r));
+      g = { promise, open };
+      this.gates.set(slice, g);
+    }
+    return g;
+  }
+
+  release(slice: number): void {
+    this.gate(slice).open();
+  }
+
+  fail(slice: number, message: string): void {
+    this.failures.set(slice, message);
+    this.release(slice);
+  }
+
+  releaseAll(): void {
+    for (let k = 0; k < 64; k++) this.release(k);
+  }
+}
+
+/** Every response of the page with status 400 or more, and every console error. */
+function watchFailures(page: Page): string[] {
+  const seen: string[] = [];
+  page.on("response", (r) => r.status() >= 400 && seen.push(`${r.status()} ${r.url()}`));
+  page.on("console", (m) => m.type() === "error" && seen.push(`console: ${m.text()}`));
+  return seen;
+}
+
+/** Waits until every cell shows an image whose id passes `test` (a regular expression source). */
+const waitForCells = (page: Page, pattern: string, timeout = 30_000) =>
+  page.waitForFunction(
+    (p) =>
+      [...document.querySelectorAll<HTMLElement>(".cell")].every((c) =>
+        new RegExp(p).test(c.dataset.imageId ?? ""),
+      ),
+    pattern,
+    { timeout },
+  );
+
+/** Two animation frames: Cornerstone draws on the next frame after displayImage. */
+const frames = (page: Page) =>
+  page.evaluate(
+    () => new Promise<void>((r) => requestAnimationFrame(() => requestAnimationFrame(() => r()))),
+  );
 
 type CellData = { imageId: string; rows: string; cols: string; ww: string; wc: string };
 const cellData = (page: Page) =>
@@ -68,13 +200,7 @@ afterAll(async () => {
 describe.skipIf(!available)("viewer (Chromium)", () => {
   it("uploads a series, runs a comparison from the form and compares in four synchronised viewports", async () => {
     const url = await startServer();
-    const data = new Float32Array(3 * N * N);
-    for (let k = 0; k < 3; k++) data.set(generatePhantom("brain", N, 700 + k).data, k * N * N);
-    const files = await writeDicomSeries(
-      join(root, "series"),
-      makeVolume(3, N, N, data, { modality: "MR", spacing: [1, 1, 2] }),
-      { description: "phantom", derivation: "e2e" },
-    );
+    const files = await phantomSeries("series");
     const page = await newPage();
     await page.goto(url);
     await page.setInputFiles("#file-input", files);
@@ -109,7 +235,7 @@ describe.skipIf(!available)("viewer (Chromium)", () => {
       "results/score/error/slices/0",
     ]);
     for (const c of before) expect([c.rows, c.cols]).toEqual([String(N), String(N)]);
-    const spreads = await page.$$eval(".cell canvas", (canvases) =>
+    const spreads = await page.$$eval(".cell .viewport canvas", (canvases) =>
       canvases.map((cv) => {
         const c = cv as HTMLCanvasElement;
         const d = c.getContext("2d")!.getImageData(0, 0, c.width, c.height).data;
@@ -218,4 +344,249 @@ describe.skipIf(!available)("viewer (Chromium)", () => {
     expect(await page.title()).toBe("scorerecon viewer");
     await page.close();
   }, 60_000);
+});
+
+describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", () => {
+  // Two finished jobs on one study: A over slice 0 (zero-filled and TV), B over slices 1 and 2.
+  let url: string;
+  let study: StudyRef;
+  let jobA: string;
+  let jobB: string;
+
+  beforeAll(async () => {
+    if (!available) return;
+    url = await startServer();
+    study = await uploadStudy(url, await phantomSeries("series-ab"));
+    jobA = await createJob(url, study, [0, 1], ["zero-filled", "tv"]);
+    jobB = await createJob(url, study, [1, 3], ["zero-filled"]);
+    for (const id of [jobA, jobB]) expect((await finalJob(url, id)).state).toBe("done");
+  }, 120_000);
+
+  it("a failed job says why, and the reason stays on the page", async () => {
+    const { url, s } = await startServerWith();
+    const gate = new SliceGate(s);
+    try {
+      const ref = await uploadStudy(url, await phantomSeries("series-fail"));
+      const id = await createJob(url, ref, [0, 2], ["zero-filled"]);
+      const page = await newPage();
+      await page.goto(`${url}#job=${id}`);
+      await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "running");
+      gate.release(0);
+      await page.waitForFunction(() => document.querySelectorAll(".cell.missing").length === 0);
+      gate.fail(1, "the results disk is full");
+      await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "failed");
+      // The viewer re-reads the failed job: once that is over, the reason must still be shown.
+      await page.waitForLoadState("networkidle");
+      await frames(page);
+      expect(await page.textContent("#progress")).toContain("the results disk is full");
+      expect(await page.isVisible("#job-error")).toBe(true);
+      expect(await page.getAttribute(`#job-list li[data-job="${id}"]`, "title")).toContain(
+        "the results disk is full",
+      );
+      await page.screenshot({ path: join(shots, "failed-job.png") });
+      // Opened afresh, the failed job says why too.
+      await page.reload();
+      await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "failed");
+      await page.waitForLoadState("networkidle");
+      expect(await page.textContent("#job-error")).toContain("the results disk is full");
+      await page.close();
+    } finally {
+      gate.releaseAll();
+    }
+  }, 120_000);
+
+  it("switching jobs never shows the first job's images, also when they answer late", async () => {
+    const page = await newPage();
+    // A's results answer only once B is open: late responses must not reach B's viewports.
+    let held = 0;
+    let releaseA!: () => void;
+    const lateA = new Promise<void>((r) => (releaseA = r));
+    const answered: Promise<void>[] = [];
+    await page.route(`**/api/jobs/${jobA}/results/**`, (route) => {
+      held++;
+      answered.push(lateA.then(() => route.continue()).catch(() => {}));
+    });
+    await page.goto(`${url}#job=${jobA}`);
+    await expect.poll(() => held, { timeout: 30_000 }).toBeGreaterThanOrEqual(3);
+    await page.waitForSelector(`#job-list li[data-job="${jobB}"]`);
+    await page.evaluate(() => {
+      const w = window as unknown as { rendered: string[] };
+      w.rendered = [];
+      for (const el of document.querySelectorAll(".cell .viewport"))
+        el.addEventListener("cornerstoneimagerendered", (e) =>
+          w.rendered.push((e as CustomEvent<{ image: { imageId: string } }>).detail.image.imageId),
+        );
+    });
+    await page.click(`#job-list li[data-job="${jobB}"]`);
+    const ofB = `(/jobs/${jobB}/|/studies/${study.id}/series/[^/]+/slices/[12]$)`;
+    await waitForCells(page, ofB);
+    releaseA();
+    await Promise.all(answered);
+    await page.waitForLoadState("networkidle");
+    await frames(page);
+    const ids = (await cellData(page)).map((c) => c.imageId);
+    for (const id of ids) expect(id).toMatch(new RegExp(ofB));
+    const rendered = await page.evaluate(() => (window as unknown as { rendered: string[] }).rendered);
+    expect(rendered.length).toBeGreaterThan(0);
+    // Only B's images, or the blank of a viewport that waits for one.
+    for (const id of rendered)
+      expect(id, "an image rendered after B was opened").toMatch(new RegExp(`^blank$|${ofB}`));
+    expect(await page.$$eval(".cell select", (s) => s.map((x) => (x as HTMLSelectElement).value))).toEqual([
+      "truth",
+      "zero-filled",
+      "zero-filled",
+      "zero-filled error",
+    ]);
+    await page.close();
+  }, 120_000);
+
+  it("writes slice ranges as the form takes them: end-exclusive [from, to)", async () => {
+    const page = await newPage();
+    await page.goto(`${url}#job=${jobB}`);
+    await waitForCells(page, "/slices/1$");
+    expect(await page.textContent(`#job-list li[data-job="${jobA}"]`)).toContain("slices [0, 1)");
+    expect(await page.textContent(`#job-list li[data-job="${jobB}"]`)).toContain("slices [1, 3)");
+    expect(await page.getAttribute(`#job-list li[data-job="${jobB}"]`, "title")).toBe(
+      "slices [1, 3) · 2 slices",
+    );
+    expect(await page.textContent("#slice-label")).toBe("slice 1 of [1, 3)");
+    // The form: "from" and "to (excl.)", with the range they make written the same way.
+    await page.click("#study-list li[data-series]");
+    await page.fill('input[name="sliceStart"]', "1");
+    await page.fill('input[name="sliceEnd"]', "3");
+    expect(await page.textContent("#slice-range")).toBe("slices [1, 3) · 2 slices");
+    await page.close();
+  }, 60_000);
+
+  it("the 1x2 layout resizes the canvases at once, without R", async () => {
+    const page = await newPage();
+    await page.goto(`${url}#job=${jobA}`);
+    await waitForCells(page, "/slices/0$");
+    const sizes = () =>
+      page.$$eval(".cell", (cells) =>
+        cells
+          .filter((c) => (c as HTMLElement).offsetParent !== null)
+          .map((c) => {
+            const v = c.querySelector<HTMLElement>(".viewport")!;
+            const canvas = c.querySelector<HTMLCanvasElement>(".viewport canvas")!;
+            return { canvas: [canvas.width, canvas.height], box: [v.clientWidth, v.clientHeight] };
+          }),
+      );
+    const before = await sizes();
+    expect(before).toHaveLength(4);
+    for (const c of before) expect(c.canvas).toEqual(c.box);
+
+    // 1x2: two viewports, each canvas as large as its viewport without pressing R.
+    await page.click('[data-layout="1x2"]');
+    await page.waitForFunction(
+      () => {
+        const shown = [...document.querySelectorAll<HTMLElement>(".cell")].filter((c) => c.offsetParent);
+        return (
+          shown.length === 2 &&
+          shown.every((c) => {
+            const v = c.querySelector<HTMLElement>(".viewport")!;
+            const canvas = c.querySelector<HTMLCanvasElement>(".viewport canvas")!;
+            return canvas.width === v.clientWidth && canvas.height === v.clientHeight;
+          })
+        );
+      },
+      null,
+      { timeout: 10_000 },
+    );
+    const wide = await sizes();
+    expect(wide[0].canvas[1]).toBeGreaterThan(1.5 * before[0].canvas[1]);
+    // The image is fitted to its new canvas too (scale: canvas pixels per image pixel).
+    const fit = Math.min(...wide[0].canvas) / N;
+    await page.waitForFunction(
+      (fit) =>
+        Math.abs(Number(document.querySelector<HTMLElement>('.cell[data-index="0"]')!.dataset.scale) - fit) <
+        1e-3,
+      fit,
+      { timeout: 10_000 },
+    );
+    await page.screenshot({ path: join(shots, "layout-1x2.png") });
+    await page.keyboard.press("2");
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll<HTMLElement>(".cell")].every((c) => {
+        const v = c.querySelector<HTMLElement>(".viewport")!;
+        const canvas = c.querySelector<HTMLCanvasElement>(".viewport canvas")!;
+        return c.offsetParent && canvas.width === v.clientWidth && canvas.height === v.clientHeight;
+      }),
+    );
+    await page.close();
+  }, 120_000);
+
+  it("the difference map has a colour bar with its sign convention and its scale", async () => {
+    const page = await newPage();
+    await page.goto(`${url}#job=${jobA}`);
+    await waitForCells(page, "/slices/0$");
+    // The colour bar: on the difference map only, with its sign convention and its scale.
+    const bars = page.locator(".cell .colorbar:visible");
+    expect(await bars.count()).toBe(1);
+    const bar = page.locator('.cell[data-index="3"] .colorbar');
+    expect(await bar.isVisible()).toBe(true);
+    expect(await bar.locator(".caption").textContent()).toMatch(/reconstruction − truth/);
+    const ww = Number(await page.getAttribute('.cell[data-index="3"]', "data-ww"));
+    const ticks = async () => (await bar.locator(".tick").allTextContents()).map(Number);
+    expect(await ticks()).toEqual([Number((ww / 2).toPrecision(3)), 0, Number((-ww / 2).toPrecision(3))]);
+    await page.screenshot({ path: join(shots, "comparison-colour-bar.png") });
+    // The scale follows the window: widen it by a drag in the TV viewport.
+    const box = (await page.locator(".cell").nth(1).boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width / 2 + 80, box.y + box.height / 2, { steps: 5 });
+    await page.mouse.up();
+    await page.waitForFunction(
+      (old) => Number(document.querySelector<HTMLElement>('.cell[data-index="3"]')!.dataset.ww) !== old,
+      ww,
+    );
+    await frames(page);
+    const wider = Number(await page.getAttribute('.cell[data-index="3"]', "data-ww"));
+    expect((await ticks())[0]).toBe(Number((wider / 2).toPrecision(3)));
+
+    await page.close();
+  }, 120_000);
+
+  it("fetches only finished slices: no 404 in the console while a job runs", async () => {
+    const { url, s } = await startServerWith();
+    const gate = new SliceGate(s);
+    try {
+      const ref = await uploadStudy(url, await phantomSeries("series-running"));
+      const id = await createJob(url, ref, [0, 2], ["zero-filled", "tv"]);
+      const page = await newPage();
+      const failures = watchFailures(page);
+      await page.goto(`${url}#job=${id}`);
+      await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "running");
+      // Nothing finished: the results' viewports say so and ask nothing of the server.
+      await page.waitForFunction(() => document.querySelectorAll(".cell.missing").length === 3, null, {
+        timeout: 10_000,
+      });
+      expect(await page.textContent('.cell[data-index="1"] .voi')).toMatch(/not finished/);
+      expect(failures).toEqual([]);
+      gate.release(0);
+      await waitForCells(page, "/slices/0$");
+      // Slice 1 is not finished: scrolling there shows the ground truth and says so for the rest.
+      await page.keyboard.press("j");
+      await page.waitForFunction(() =>
+        document.getElementById("slice-label")?.textContent?.startsWith("slice 1"),
+      );
+      await page.waitForFunction(() => document.querySelectorAll(".cell.missing").length === 3);
+      expect(await page.getAttribute('.cell[data-index="0"]', "data-image-id")).toMatch(/\/slices\/1$/);
+      for (const i of [1, 2, 3]) {
+        expect(await page.getAttribute(`.cell[data-index="${i}"]`, "data-image-id")).toBe("");
+        expect(await page.textContent(`.cell[data-index="${i}"] .voi`)).toMatch(/slice 1 is not finished/);
+      }
+      await page.screenshot({ path: join(shots, "unfinished-slices.png") });
+      gate.release(1);
+      await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "done", null, {
+        timeout: 60_000,
+      });
+      await waitForCells(page, "/slices/1$");
+      await page.waitForLoadState("networkidle");
+      expect(failures).toEqual([]);
+      await page.close();
+    } finally {
+      gate.releaseAll();
+    }
+  }, 120_000);
 });

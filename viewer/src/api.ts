@@ -57,6 +57,7 @@ export interface JobSummary {
   methods: string[];
   slices: [number, number];
   progress: number;
+  error?: { code: string; message: string };
 }
 export interface Model {
   name: string;
@@ -170,20 +171,20 @@ export function uploadStudy(
   });
 }
 
-/**
- * Follows a job's Server-Sent Events with fetch (EventSource cannot send the bearer token).
- * Returns a function that stops following.
- */
-/** One Server-Sent Event's data (see server/jobs.ts JobEvent). */
+/** One Server-Sent Event's data (see server/jobs.ts JobEvent); a `snapshot` event carries the job. */
 export interface JobEventData {
   method: string;
   slice: number;
   done: number;
   total: number;
   state: Job["state"];
-  error?: { message: string };
+  error?: Job["error"];
 }
 
+/**
+ * Follows a job's Server-Sent Events with fetch (EventSource cannot send the bearer token).
+ * Returns a function that stops following.
+ */
 export function followJob(
   id: string,
   onEvent: (type: string, data: JobEventData) => void,
@@ -205,6 +206,8 @@ export function followJob(
         buffer = buffer.slice(cut + 2);
         const type = /^event: (.*)$/m.exec(block)?.[1];
         const data = /^data: (.*)$/m.exec(block)?.[1];
+        // An event may open another job, which stops following this one: drop what is left.
+        if (controller.signal.aborted) return;
         if (type && data) onEvent(type, JSON.parse(data));
       }
     }

@@ -4,6 +4,7 @@ import * as csTools from "cornerstone-tools";
 import cornerstoneMath from "cornerstone-math";
 import Hammer from "hammerjs";
 import { api, ApiError, token } from "./api.js";
+import { sliceCount, sliceRange } from "./format.js";
 import { registerLoader } from "./loader.js";
 import { clearError, showError, state, subscribe, update } from "./state.js";
 import { initCompare, jobIdFromHash, openJob } from "./views/compare.js";
@@ -26,7 +27,8 @@ async function renderJobs(): Promise<void> {
         const li = document.createElement("li");
         li.className = state.job?.id === j.id ? "active" : "";
         li.dataset.job = j.id;
-        li.textContent = `${j.state} · ${j.methods.join(", ")} · slices ${j.slices[0]}-${j.slices[1] - 1}`;
+        li.textContent = `${j.state} · ${j.methods.join(", ")} · slices ${sliceRange(j.slices)}`;
+        li.title = j.error ? `${j.state}: ${j.error.message}` : `slices ${sliceCount(j.slices)}`;
         li.addEventListener("click", () => void openJob(j.id));
         return li;
       }),

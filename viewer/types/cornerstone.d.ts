@@ -39,13 +39,19 @@ declare module "cornerstone-core" {
     scheme: string,
     loader: (imageId: string) => { promise: Promise<Image>; cancelFn?: () => void },
   ): void;
+  export function getDefaultViewportForImage(element: HTMLElement, image: Image): Viewport;
   export function getViewport(element: HTMLElement): Viewport | undefined;
   export function setViewport(element: HTMLElement, viewport: Viewport): void;
   export function getImage(element: HTMLElement): Image | undefined;
   export function resize(element: HTMLElement, fitToWindow?: boolean): void;
   export function reset(element: HTMLElement): void;
   export function getEnabledElement(element: HTMLElement): { canvas: HTMLCanvasElement; image?: Image };
-  export const colors: { getColormap(id: string): unknown };
+  export interface Colormap {
+    getNumberOfColors(): number;
+    /** RGBA, 0..255. */
+    getColor(index: number): number[];
+  }
+  export const colors: { getColormap(id: string): Colormap };
   export const imageCache: { purgeCache(): void };
 }
 

@@ -1,24 +1,40 @@
 /**
  * The comparison: a 2x2 (or 1x2) grid of Cornerstone viewports showing the ground truth, any
- * method's result, a difference map (signed, diverging colour map, its own symmetric scale) or
- * an uncertainty map. Window/level and zoom/pan are synchronised with cornerstone-tools
- * synchronizers, slices scroll together (stack index synchronizer), plus presets, swipe, flicker,
- * keyboard shortcuts, live progress (SSE), export and a screenshot of the grid.
+ * method's result, a difference map (signed, diverging colour map, its own symmetric scale, a
+ * colour bar) or an uncertainty map. Window/level and zoom/pan are synchronised with
+ * cornerstone-tools synchronizers; slices scroll together (one current slice for the grid); plus
+ * presets, swipe, flicker, keyboard shortcuts, live progress (SSE), export and a screenshot.
+ *
+ * A viewport shows only the open job's images: opening a job blanks every viewport first, each
+ * load carries a ticket and a late answer for an older ticket is dropped, and a slice that is not
+ * finished is never requested (views/finished.ts) but shown blank with a note.
  */
 import * as cornerstone from "cornerstone-core";
 import * as csTools from "cornerstone-tools";
 import { api, download, followJob, type Job } from "../api.js";
+import { sliceRange } from "../format.js";
 import { clearError, showError, state, update } from "../state.js";
+import { colourBar, DIFFERENCE, drawColourBar, UNCERTAINTY, type ColourScale } from "./colorbar.js";
+import { FinishedSlices } from "./finished.js";
 import { renderMetrics } from "./metrics.js";
+import { renderProgress } from "./progress.js";
 
 interface Cell {
   root: HTMLElement;
   element: HTMLElement;
   select: HTMLSelectElement;
+  bar: HTMLElement;
   source: string;
+  /** Raised by every show() and blank(): an answer for an older ticket is dropped. */
+  ticket: number;
+  /** `<job id> <source>` of the image on screen; undefined while the viewport is blank. */
+  shown?: string;
 }
 
 const cells: Cell[] = [];
+/** The job the grid is set up for, and which of its slices exist. */
+let open: { job: Job; finished: FinishedSlices } | undefined;
+let opening = 0;
 let stopFollowing: (() => void) | undefined;
 let currentSlice = 0;
 let flickered = false;
@@ -30,6 +46,28 @@ const PRESETS: Record<string, [number, number]> = {
 };
 
 const isDiff = (source: string) => source.endsWith(" error");
+const scaleOf = (source: string): ColourScale | undefined =>
+  isDiff(source) ? DIFFERENCE : source.endsWith("-std") ? UNCERTAINTY : undefined;
+
+/** A black image for a viewport with nothing of this job to show. */
+const BLANK: cornerstone.Image = {
+  imageId: "blank",
+  minPixelValue: 0,
+  maxPixelValue: 0,
+  slope: 1,
+  intercept: 0,
+  windowCenter: 1,
+  windowWidth: 1,
+  rows: 2,
+  columns: 2,
+  height: 2,
+  width: 2,
+  color: false,
+  columnPixelSpacing: 1,
+  rowPixelSpacing: 1,
+  sizeInBytes: 8,
+  getPixelData: () => new Int16Array(4),
+};
 
 /** The image id of a source ("truth", a method, "<method> error", "<method>-std") at a slice. */
 function imageId(job: Job, source: string, slice: number): string {
@@ -74,55 +112,66 @@ const wwwcSync: csTools.SyncHandler = (sync, source, target) => {
 const baseWidth = new Map<HTMLElement, number>();
 const diffBase = new Map<HTMLElement, number>();
 
-const cellOf = (el: HTMLElement) => cells.find((c) => c.element === el);
+const cellOf = (el: Element) => cells.find((c) => c.element === el);
 
-let voiSync: csTools.Synchronizer;
-let panZoomSync: csTools.Synchronizer;
-let stackSync: csTools.Synchronizer;
+let syncs: csTools.Synchronizer[] = [];
 
 export function initCompare(): void {
   csTools.external.cornerstone = cornerstone;
   csTools.init({ showSVGCursors: false, globalToolSyncEnabled: true });
-  voiSync = new csTools.Synchronizer(cornerstone.EVENTS.IMAGE_RENDERED, wwwcSync);
-  panZoomSync = new csTools.Synchronizer(cornerstone.EVENTS.IMAGE_RENDERED, csTools.panZoomSynchronizer);
-  stackSync = new csTools.Synchronizer(cornerstone.EVENTS.NEW_IMAGE, csTools.stackImageIndexSynchronizer);
+  syncs = [
+    new csTools.Synchronizer(cornerstone.EVENTS.IMAGE_RENDERED, wwwcSync),
+    new csTools.Synchronizer(cornerstone.EVENTS.IMAGE_RENDERED, csTools.panZoomSynchronizer),
+  ];
   const grid = document.getElementById("grid")!;
+  // Each viewport is fitted again whenever its own size changes (layout switch, window resize).
+  const resized = new ResizeObserver((entries) => {
+    for (const e of entries) {
+      const el = e.target as HTMLElement;
+      if (el.clientWidth && el.clientHeight) cornerstone.resize(el, true);
+    }
+  });
   for (let i = 0; i < 4; i++) {
     const root = document.createElement("div");
     root.className = "cell";
     root.dataset.index = String(i);
     root.innerHTML = `<div class="viewport"></div><div class="label"><select aria-label="viewport ${i + 1} shows"></select></div><div class="voi"></div>`;
+    const bar = colourBar();
+    root.append(bar);
     grid.append(root);
     const element = root.querySelector<HTMLElement>(".viewport")!;
     element.addEventListener("contextmenu", (e) => e.preventDefault());
+    element.addEventListener(
+      "wheel",
+      (e) => {
+        e.preventDefault();
+        if (e.deltaY) scroll(Math.sign(e.deltaY));
+      },
+      { passive: false },
+    );
     cornerstone.enable(element);
-    const cell: Cell = { root, element, select: root.querySelector("select")!, source: "" };
+    const cell: Cell = { root, element, bar, select: root.querySelector("select")!, source: "", ticket: 0 };
     cell.select.addEventListener("change", () => void show(cell, cell.select.value));
     element.addEventListener(cornerstone.EVENTS.IMAGE_RENDERED, () => describe(cell));
-    element.addEventListener(cornerstone.EVENTS.NEW_IMAGE, () => onNewImage(cell));
+    resized.observe(element);
     cells.push(cell);
   }
   // Tools after the elements are enabled: addTool and setToolActive act on enabled elements.
   csTools.addTool(csTools.WwwcTool);
   csTools.addTool(csTools.PanTool);
   csTools.addTool(csTools.ZoomTool);
-  csTools.addTool(csTools.StackScrollMouseWheelTool);
   csTools.setToolActive("Wwwc", { mouseButtonMask: 1 });
   csTools.setToolActive("Pan", { mouseButtonMask: 4 });
   csTools.setToolActive("Zoom", { mouseButtonMask: 2 });
-  csTools.setToolActive("StackScrollMouseWheel", {});
-  new ResizeObserver(() => cells.forEach((c) => c.source && cornerstone.resize(c.element, true))).observe(
-    grid,
-  );
   toolbar();
   document.addEventListener("keydown", keys);
 }
 
-/** Data attributes for tests and for the overlay text: what is shown, at which window. */
+/** Data attributes for tests and the overlay text: what is shown, at which window; the colour bar. */
 function describe(c: Cell): void {
   const vp = cornerstone.getViewport(c.element);
   const img = cornerstone.getImage(c.element);
-  if (!vp || !img) return;
+  if (!c.shown || !vp || !img) return;
   Object.assign(c.root.dataset, {
     imageId: img.imageId,
     rows: String(img.rows),
@@ -133,137 +182,179 @@ function describe(c: Cell): void {
   });
   c.root.querySelector(".voi")!.textContent =
     `W ${vp.voi.windowWidth.toPrecision(4)} L ${vp.voi.windowCenter.toPrecision(4)}`;
+  drawColourBar(c.bar, scaleOf(c.source), vp.voi, open ? unitsOf(open.job) : "");
 }
 
-function onNewImage(c: Cell): void {
-  if (c !== cells[0]) return;
-  const stack = csTools.getToolState(c.element, "stack")?.data[0];
-  if (!stack || !state.job) return;
-  currentSlice = state.job.slices[0] + stack.currentImageIdIndex;
-  document.getElementById("slice-label")!.textContent =
-    `slice ${currentSlice} (${state.job.slices[0]}-${state.job.slices[1] - 1})`;
-  void renderMetrics(currentSlice);
+function unitsOf(job: Job): string {
+  const units = state.studies.find((s) => s.id === job.study)?.series.find((s) => s.id === job.series)?.units;
+  return units === "arbitrary" ? "a.u." : (units ?? "");
 }
 
-async function show(c: Cell, source: string, index?: number): Promise<void> {
-  const job = state.job;
-  if (!job) return;
+/**
+ * A whole viewport for a new image: fitted, at the image's own window, with this colour map or
+ * none. (Cornerstone merges a viewport given to displayImage into the element's last one, so
+ * zoom, pan and colour map would otherwise carry over from the previous image.)
+ */
+function freshViewport(c: Cell, image: cornerstone.Image, colormap?: string): cornerstone.Viewport {
+  return {
+    ...cornerstone.getDefaultViewportForImage(c.element, image),
+    voi: { windowWidth: image.windowWidth, windowCenter: image.windowCenter },
+    colormap,
+  };
+}
+
+/** Nothing of this job to show in the viewport (yet): black, a note, out of the synchronizers. */
+function blank(c: Cell, note: string): void {
+  c.ticket++;
+  for (const s of syncs) s.remove(c.element);
+  c.shown = undefined;
+  cornerstone.displayImage(c.element, BLANK, freshViewport(c, BLANK));
+  c.root.classList.add("missing");
+  Object.assign(c.root.dataset, { imageId: "", rows: "", cols: "", ww: "", wc: "", scale: "" });
+  c.root.querySelector(".voi")!.textContent = note;
+  c.bar.hidden = true;
+}
+
+/**
+ * Shows a source of the open job at the current slice. The same source of the same job keeps its
+ * zoom, pan and window (scrolling); anything else starts fitted at the image's own window.
+ */
+async function show(c: Cell, source: string, fresh = false): Promise<void> {
+  if (!open) return;
+  const { job, finished } = open;
+  const ticket = ++c.ticket;
   c.source = source;
   c.select.value = source;
-  const [a, b] = job.slices;
-  const k = index ?? Math.max(0, currentSlice - a);
-  const ids = Array.from({ length: b - a }, (_, i) => imageId(job, source, a + i));
-  for (const s of [voiSync, panZoomSync, stackSync]) s.remove(c.element);
+  const slice = currentSlice;
+  if (!finished.has(source, slice)) return blank(c, `${source}: slice ${slice} is not finished yet`);
+  let image: cornerstone.Image;
   try {
-    const image = await cornerstone.loadImage(ids[k]);
-    csTools.clearToolState(c.element, "stack");
-    csTools.addStackStateManager(c.element, ["stack"]);
-    csTools.addToolState(c.element, "stack", { currentImageIdIndex: k, imageIds: ids });
-    const vp: Partial<cornerstone.Viewport> = {
-      voi: { windowWidth: image.windowWidth, windowCenter: image.windowCenter },
-    };
-    if (isDiff(source)) vp.colormap = "coolwarm";
-    else if (source.endsWith("-std")) vp.colormap = "hotIron";
-    cornerstone.displayImage(c.element, image, vp);
+    image = await cornerstone.loadImage(imageId(job, source, slice));
+  } catch (e) {
+    if (ticket === c.ticket) blank(c, e instanceof Error ? e.message : String(e));
+    return;
+  }
+  // A later show() or blank() (another job, source or slice) owns the viewport now.
+  if (ticket !== c.ticket) return;
+  const key = `${job.id} ${source}`;
+  const keep = !fresh && c.shown === key;
+  if (keep) {
+    cornerstone.displayImage(c.element, image, cornerstone.getViewport(c.element));
+  } else {
+    for (const s of syncs) s.remove(c.element);
+    cornerstone.displayImage(c.element, image, freshViewport(c, image, scaleOf(source)?.colormap));
     cornerstone.resize(c.element, true);
     if (isDiff(source)) diffBase.set(c.element, image.windowWidth);
     else baseWidth.set(c.element, image.windowWidth);
-    c.root.classList.remove("missing");
-    for (const s of [voiSync, panZoomSync, stackSync]) s.add(c.element);
+  }
+  c.shown = key;
+  c.root.classList.remove("missing");
+  if (!keep) for (const s of syncs) s.add(c.element);
+}
+
+/** Every viewport that waits for a slice that has now finished (finished slices never change). */
+function showNewlyFinished(): void {
+  for (const c of cells)
+    if (open && c.source && !c.shown && open.finished.has(c.source, currentSlice)) void show(c, c.source);
+}
+
+/**
+ * Opens a job: the grid with its default sources, progress while it runs, metrics. Opening the
+ * job that is already open (when it ends) keeps what each viewport shows and refreshes the rest.
+ */
+export async function openJob(id: string): Promise<void> {
+  const generation = ++opening;
+  stopFollowing?.();
+  stopFollowing = undefined;
+  const switching = open?.job.id !== id;
+  // Nothing of the previous job may stay on screen under this job's labels, nor be loaded again
+  // (by a scroll, say) while this one is read.
+  if (switching) {
+    open = undefined;
+    for (const c of cells) blank(c, "loading…");
+  }
+  try {
+    const job = await api.job(id);
+    if (generation !== opening) return;
+    open = { job, finished: new FinishedSlices(job) };
+    update({ job });
+    location.hash = `job=${job.id}`;
+    renderProgress(job);
+    if (job.state === "queued" || job.state === "running") follow(job);
+    if (switching) {
+      setUpGrid(job);
+      await Promise.all(cells.map((c, i) => show(c, defaultSources(job)[i])));
+      // Fit all once the grid has its final size, so that the synchronised zoom is the same fit.
+      for (const c of cells) if (c.shown) cornerstone.resize(c.element, true);
+    } else showNewlyFinished();
+    if (generation !== opening) return;
+    sliceChanged();
+    clearError();
   } catch (e) {
-    c.root.classList.add("missing");
-    c.root.dataset.imageId = "";
-    c.root.querySelector(".voi")!.textContent = e instanceof Error ? e.message : String(e);
+    if (generation !== opening) return;
+    if (switching) for (const c of cells) blank(c, "");
+    showError(e);
   }
 }
 
-/** Opens a job: the grid with its default sources, progress while it runs, metrics. */
-export async function openJob(id: string): Promise<void> {
-  stopFollowing?.();
-  try {
-    const job = await api.job(id);
-    update({ job });
-    location.hash = `job=${job.id}`;
-    document.getElementById("job-title")!.textContent =
-      `${job.description} · ${job.methods.map((m) => m.name).join(", ")}`;
-    currentSlice = job.slices[0];
-    const options = sources(job);
-    const exportSelect = document.getElementById("export-method") as HTMLSelectElement;
-    exportSelect.replaceChildren(...job.methods.map((m) => new Option(m.name, m.name)));
-    const presets = document.getElementById("preset") as HTMLSelectElement;
-    presets.replaceChildren(
-      new Option("W/L preset", ""),
-      new Option("series default", "default"),
-      ...(job.modality === "ct" ? Object.keys(PRESETS).map((p) => new Option(p, p)) : []),
-    );
-    const chosen = defaultSources(job);
-    cells.forEach((c) => c.select.replaceChildren(...options.map((o) => new Option(o, o))));
-    renderProgress(job);
-    if (job.state === "queued" || job.state === "running") follow(job);
-    await Promise.all(cells.map((c, i) => show(c, chosen[i], 0)));
-    // Fit all once the grid has its final size, so that the synchronised zoom is the same fit.
-    for (const c of cells) if (c.source) cornerstone.resize(c.element, true);
-    onNewImage(cells[0]);
-    await renderMetrics(currentSlice);
-    clearError();
-  } catch (e) {
-    showError(e);
-  }
+function setUpGrid(job: Job): void {
+  document.getElementById("job-title")!.textContent =
+    `${job.description} · ${job.methods.map((m) => m.name).join(", ")}`;
+  currentSlice = job.slices[0];
+  const options = sources(job);
+  const exportSelect = document.getElementById("export-method") as HTMLSelectElement;
+  exportSelect.replaceChildren(...job.methods.map((m) => new Option(m.name, m.name)));
+  const presets = document.getElementById("preset") as HTMLSelectElement;
+  presets.replaceChildren(
+    new Option("W/L preset", ""),
+    new Option("series default", "default"),
+    ...(job.modality === "ct" ? Object.keys(PRESETS).map((p) => new Option(p, p)) : []),
+  );
+  cells.forEach((c) => c.select.replaceChildren(...options.map((o) => new Option(o, o))));
+}
+
+function sliceChanged(): void {
+  if (!open) return;
+  document.getElementById("slice-label")!.textContent =
+    `slice ${currentSlice} of ${sliceRange(open.job.slices)}`;
+  void renderMetrics(currentSlice);
 }
 
 function follow(job: Job): void {
   const started = Date.now();
   const startFraction = job.progress;
+  const mine = () => (open?.job.id === job.id ? open : undefined);
   stopFollowing = followJob(
     job.id,
     (type, e) => {
-      if (type === "slice" && state.job) {
-        state.job.perMethod[e.method].done = e.done;
-        delete state.job.perMethod[e.method].current;
-        // A finished slice can now be shown where it was missing.
-        for (const c of cells) if (c.root.classList.contains("missing")) void show(c, c.source);
+      const o = mine();
+      if (!o) return;
+      if (type === "snapshot") {
+        // The record as the stream starts: slices finished since the job was read count too.
+        const fresh = e as unknown as Job;
+        Object.assign(o.job, { state: fresh.state, perMethod: fresh.perMethod, error: fresh.error });
+        o.finished.reset(fresh);
+        showNewlyFinished();
+      }
+      if (type === "slice") {
+        o.job.perMethod[e.method].done = e.done;
+        delete o.job.perMethod[e.method].current;
+        o.finished.add(e.method, e.slice);
+        showNewlyFinished();
         void renderMetrics(currentSlice);
       }
-      if (type === "progress" && state.job)
-        state.job.perMethod[e.method].current = { slice: e.slice, done: e.done, total: e.total };
-      if (type === "state" && state.job) {
-        state.job.state = e.state;
-        if (e.error) showError(new Error(`job ${e.state}: ${e.error.message}`));
-        if (["done", "failed", "cancelled"].includes(e.state)) void openJob(job.id);
+      if (type === "progress")
+        o.job.perMethod[e.method].current = { slice: e.slice, done: e.done, total: e.total };
+      if (type === "state") {
+        o.job.state = e.state;
+        if (e.error) o.job.error = e.error;
       }
-      if (state.job) renderProgress(state.job, started, startFraction);
+      renderProgress(o.job, started, startFraction);
+      if (type === "state" && ["done", "failed", "cancelled", "interrupted"].includes(e.state))
+        void openJob(job.id);
     },
     showError,
   );
-}
-
-function renderProgress(job: Job, started?: number, startFraction = 0): void {
-  const box = document.getElementById("progress")!;
-  box.dataset.state = job.state;
-  const entries = Object.entries(job.perMethod);
-  const total = entries.reduce((s, [, p]) => s + p.total, 0);
-  const done = entries.reduce(
-    (s, [, p]) => s + p.done + (p.current ? p.current.done / p.current.total : 0),
-    0,
-  );
-  const fraction = total ? done / total : 1;
-  let eta = "";
-  if (started && fraction > startFraction && job.state === "running") {
-    const rate = (fraction - startFraction) / (Date.now() - started);
-    eta = ` · ETA ${Math.round((1 - fraction) / rate / 1000)} s`;
-  }
-  box.innerHTML =
-    `<strong id="job-state">${job.state}</strong>${eta} ` +
-    entries
-      .map(
-        ([m, p]) =>
-          `${m} <span class="bar"><span style="width:${(100 * (p.done + (p.current ? p.current.done / p.current.total : 0))) / p.total}%"></span></span> ${p.done}/${p.total}`,
-      )
-      .join(" · ") +
-    (job.state === "running" || job.state === "queued" ? ` <button id="cancel-job">Cancel</button>` : "");
-  box
-    .querySelector("#cancel-job")
-    ?.addEventListener("click", () => void api.cancelJob(job.id).catch(showError));
 }
 
 function applyVoi(ww: number, wc: number): void {
@@ -296,7 +387,7 @@ function toolbar(): void {
     else if (PRESETS[v]) applyVoi(PRESETS[v][1], PRESETS[v][0]);
   });
   document.getElementById("reset")!.addEventListener("click", () => {
-    for (const c of cells) if (c.source) void show(c, c.source);
+    for (const c of cells) if (c.source) void show(c, c.source, true);
   });
   document.getElementById("screenshot")!.addEventListener("click", screenshot);
   const exportAs = (format: "dicom" | "nifti") => () => {
@@ -327,17 +418,15 @@ function flicker(): void {
   document.getElementById("flicker")!.classList.toggle("on", flickered);
 }
 
-/** Scrolls every viewport (through the first one's stack; the synchronizer moves the others). */
+/** Moves every viewport to the next (delta 1) or previous (-1) slice of the job. */
 export function scroll(delta: number): void {
-  const c = cells[0];
-  const stack = csTools.getToolState(c.element, "stack")?.data[0];
-  if (!stack) return;
-  const k = Math.min(stack.imageIds.length - 1, Math.max(0, stack.currentImageIdIndex + delta));
-  if (k === stack.currentImageIdIndex) return;
-  stack.currentImageIdIndex = k;
-  void cornerstone.loadImage(stack.imageIds[k]).then((image) => {
-    cornerstone.displayImage(c.element, image, cornerstone.getViewport(c.element));
-  });
+  if (!open) return;
+  const [a, b] = open.job.slices;
+  const k = Math.min(b - 1, Math.max(a, currentSlice + delta));
+  if (k === currentSlice) return;
+  currentSlice = k;
+  sliceChanged();
+  for (const c of cells) if (c.source) void show(c, c.source);
 }
 
 function keys(e: KeyboardEvent): void {

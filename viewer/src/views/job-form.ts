@@ -4,7 +4,8 @@
  * score-based method on two middle slices.
  */
 import { api, get, type Model, type Series } from "../api.js";
-import { clearError, showError, state, update } from "../state.js";
+import { sliceCount } from "../format.js";
+import { clearError, showError, state } from "../state.js";
 import { openJob } from "./compare.js";
 
 let models: Model[] = [];
@@ -52,7 +53,10 @@ function formHtml(series: Series): string {
     </fieldset>
     ${field("Slices from", num("sliceStart", mid, "1"))}
     ${field("to (excl.)", num("sliceEnd", end, "1", "1"))}
-    <button type="submit">Start comparison</button>`;
+    <div class="submit-row">
+      <button type="submit">Start comparison</button>
+      <span id="slice-range">slices ${sliceCount([mid, end])}</span>
+    </div>`;
 }
 
 async function drawMask(form: HTMLFormElement, series: Series): Promise<void> {
@@ -148,6 +152,11 @@ export function renderJobForm(): void {
       form.querySelector<HTMLElement>('[data-for="ct"]')!.hidden = t.value !== "ct";
     }
     if (["acceleration", "centerFraction", "mask", "seed"].includes(t.name)) redraw();
+    if (t.name === "sliceStart" || t.name === "sliceEnd") {
+      const n = (k: string) => Number((form.elements.namedItem(k) as HTMLInputElement).value);
+      form.querySelector("#slice-range")!.textContent =
+        `slices ${sliceCount([n("sliceStart"), n("sliceEnd")])}`;
+    }
   });
   redraw();
   form.onsubmit = async (e) => {
@@ -155,7 +164,6 @@ export function renderJobForm(): void {
     try {
       const job = await api.createJob(specFrom(form, series));
       clearError();
-      update({ job });
       await openJob(job.id);
     } catch (err) {
       showError(err);

@@ -13,6 +13,8 @@ export async function renderMetrics(slice: number): Promise<void> {
   } catch (e) {
     return showError(e);
   }
+  // Another job was opened meanwhile: its own call draws the panel.
+  if (state.job?.id !== job.id) return;
   const methods = job.methods.map((x) => x.name);
   const current = (name: string) => m.perSlice[name]?.find((r) => r.slice === slice);
   type Key = "psnr" | "ssim" | "nmse";
