@@ -295,7 +295,7 @@ describe("jobs", () => {
     [{ methods: [{ name: "tv", params: { bogus: 1 } }] }, "methods[0]"],
     [{ methods: [{ name: "fbp" }] }, "methods[0]"],
     [{ methods: [{ name: "tv" }, { name: "tv" }] }, "methods[1]"],
-    [{ methods: [{ name: "score", params: { model: "/etc" } }] }, "methods[0].params.model"],
+    [{ methods: [{ name: "score", params: { model: "/etc" } }] }, "methods[0].model"],
     [{ methods: [{ name: "tv" }], mri: { acceleration: 0.5 } }, "mri.acceleration"],
     [{ methods: [{ name: "tv" }], mri: { mask: "spiral" } }, "mri.mask"],
     [{ methods: [{ name: "tv" }], ct: { views: 10 } }, "ct"],
