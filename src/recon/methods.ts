@@ -255,7 +255,8 @@ export const METHODS: readonly ReconMethod[] = [
     { ct: DDS_CT_DEFAULTS },
   ),
   scoreMethod("song", "song", "predictor-corrector posterior sampling of Song, Shen, Xing & Ermon 2022", {
-    steps: { ...SCORE_PARAMS.steps, default: 500 },
+    // The predictor's discretisation needs two noise levels at least.
+    steps: { ...SCORE_PARAMS.steps, min: 2, default: 500 },
     lambda: num(0, 1, 1, "weight of the measured part's replacement (1: full replacement)"),
     snr: num(0, 1, 0.16, "signal-to-noise ratio of the Langevin corrector"),
     cg: cg(10),

@@ -278,7 +278,7 @@ describe("jobs", () => {
   it("cancels a running job between iterations", async () => {
     const created = await request(s.app)
       .post("/api/jobs")
-      .send({ study: dicomStudy.id, methods: [{ name: "tv", params: { iterations: 200000 } }] });
+      .send({ study: dicomStudy.id, methods: [{ name: "tv", params: { iterations: 100000 } }] });
     const id = created.body.id;
     await waitFor(s, id, ["running"]);
     const del = await request(s.app).delete(`/api/jobs/${id}`);
