@@ -54,12 +54,10 @@ describe("method requests", () => {
       ["score:samples=0", "method.samples", /must be an integer in \[1, 64\], got '0'/],
       ["score:steps=", "method.steps", /got ''/],
       ["score:steps=abc", "method.steps", /got 'abc'/],
-    ] as const)
+    ] as const) {
       expect(() => parseMethods(text, "mri"), text).toThrow(expect.objectContaining({ field }));
-    for (const [text, , message] of [
-      ["score:steps=1e9", "", /steps must be an integer in \[1, 2000\]/],
-    ] as const)
-      expect(() => parseMethods(text, "mri")).toThrow(message);
+      expect(() => parseMethods(text, "mri"), text).toThrow(message);
+    }
     // A JSON job gives numbers as numbers; the command line's text is converted first.
     expect(() => methodRequest("score", { steps: "75" }, "mri", "methods[0]")).toThrow(
       expect.objectContaining({ field: "methods[0].steps" }),
