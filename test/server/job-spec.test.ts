@@ -159,7 +159,7 @@ describe("priors and modalities at submission", () => {
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     const job = await waitFor(r.body.id, ["done", "failed"]);
     expect(job.state).toBe("failed");
-    expect(job.error.message).toMatch(/^score: /);
+    expect(job.error.message).toMatch(/^score: prior 'broken' has no weights\.bin/);
     expect(job.error.message).not.toMatch(/--model|\/models\//);
     expect(job.progress.tv.done).toBe(2);
     const tv = await request(s.app).get(`/api/jobs/${r.body.id}/results/tv/slices/1`);
