@@ -19,13 +19,13 @@ import { sliceOf, type Volume } from "../src/image/volume.js";
 import { writeDicomSeries } from "../src/io/dicom-write.js";
 import { encodeNifti1 } from "../src/io/nifti.js";
 import { packageRoot } from "../src/package-root.js";
-import { readPriorInfo } from "../src/prior/checkpoint.js";
 import { describeAcquisition } from "../src/recon/acquisition.js";
 import { describeDerivation } from "../src/recon/methods.js";
 import { SlicePool } from "../src/recon/pool.js";
 import { jobStore, QueuePool } from "../src/queue/slice-queue.js";
 import { RedisJobQueue } from "./redis-queue.js";
 import { FINAL_STATES, JobService, type JobEvent, type JobRecord } from "./jobs.js";
+import { listModels, modelDir } from "./models.js";
 import { OPENAPI } from "./openapi.js";
 import { encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
@@ -139,7 +139,11 @@ export function createServer(o: ServerOptions): ScoreReconServer {
         .json({ error: { code: "rate_limited", message: "too many jobs created; try again in a minute" } }),
   });
   api.post("/jobs", jobLimiter, async (req, res) => {
-    const plan = resolveJobSpec(req.body, (id) => storage.study(id), modelPath(storage));
+    const plan = resolveJobSpec(
+      req.body,
+      (id) => storage.study(id),
+      (name) => modelDir(storage.root, name),
+    );
     res.status(201).json(await jobs.create(plan.spec.study, plan));
   });
   api.get("/jobs", (_req, res) => void res.json({ jobs: jobs.list().map(jobSummary) }));
@@ -168,7 +172,8 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   api.get("/jobs/:id/results/:method/download", async (req, res) => {
     const job = findJob(jobs, req.params.id);
     const method = jobMethod(job, String(req.params.method));
-    const v = job.state === "done" ? storage.result(job.id, method) : undefined;
+    // A method's volume is stored once all its slices are done (also when another method failed).
+    const v = storage.result(job.id, method);
     if (!v) throw notFound("result", method);
     const format = String(req.query.format ?? "nifti");
     if (format === "nifti") {
@@ -183,7 +188,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     await sendDicomZip(res, v, method, job);
   });
 
-  api.get("/models", (_req, res) => void res.json({ models: listModels(storage) }));
+  api.get("/models", (_req, res) => void res.json({ models: listModels(storage.root) }));
   // The sampling mask a job would use, for the job form's live picture (operators/masks.ts).
   api.get("/masks", (req, res) => {
     const q = MaskQuery.safeParse(req.query);
@@ -414,35 +419,6 @@ async function sendDicomZip(res: Response, v: Volume, method: string, job: JobRe
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** Shipped priors (models/) and user-trained ones (<data dir>/models), by name. */
-function listModels(storage: Storage) {
-  const out: { name: string; shipped: boolean; prior: unknown }[] = [];
-  for (const [root, shipped] of [
-    [join(packageRoot(), "models"), true],
-    [join(storage.root, "models"), false],
-  ] as const) {
-    if (!existsSync(root)) continue;
-    for (const name of readdirSync(root).sort()) {
-      if (!existsSync(join(root, name, "prior.json"))) continue;
-      try {
-        out.push({ name, shipped, prior: readPriorInfo(join(root, name)).info });
-      } catch {
-        // A damaged user model is left out of the list rather than breaking it.
-      }
-    }
-  }
-  return out;
-}
-
-function modelPath(storage: Storage) {
-  return (name: string): string | undefined => {
-    if (!/^[\w.-]{1,64}$/.test(name) || name.startsWith(".")) return undefined;
-    for (const root of [join(storage.root, "models"), join(packageRoot(), "models")])
-      if (existsSync(join(root, name, "prior.json"))) return join(root, name);
-    return undefined;
-  };
 }
 
 function errorHandler(log?: (line: string) => void) {

@@ -12,6 +12,7 @@ import { makeVolume } from "../src/image/volume.js";
 import type { Metrics } from "../src/recon/reconstruct.js";
 import { reconstruct, type ProgressEvent } from "../src/recon/reconstruct.js";
 import type { SliceRunner } from "../src/recon/pool.js";
+import { withModelDir } from "./models.js";
 import type { ResolvedJob } from "./spec.js";
 import type { Storage } from "./storage.js";
 
@@ -263,7 +264,8 @@ export class JobService {
       const pool = typeof this.runner === "function" ? this.runner(id) : this.runner;
       const result = await reconstruct({
         acquisition: plan.acquisition,
-        methods: plan.methods,
+        methods: plan.methods.map((m) => withModelDir(m, this.storage.root)),
+        priorField: "model",
         volume,
         seed: plan.spec.seed,
         store: this.storage.sliceStore(id),
@@ -276,7 +278,11 @@ export class JobService {
         if (r.uncertainty) await this.storage.saveResult(id, `${r.method}-std`, r.uncertainty);
         job.seconds[r.method] = r.seconds;
       }
-      await this.finish(job, "done");
+      // The methods that failed while the others ran: the job fails, naming the first of them.
+      if (result.failed.length) {
+        const { method, error } = result.failed[0];
+        await this.finish(job, "failed", this.errorOf(id, error, method));
+      } else await this.finish(job, "done");
     } catch (err) {
       if (signal.aborted) {
         // A stopping server leaves the job queued: the next start resumes it.
@@ -286,14 +292,17 @@ export class JobService {
           this.live.delete(id);
           this.partial.delete(id);
         } else await this.finish(job, "cancelled");
-      } else if (err instanceof UserError)
-        await this.finish(job, "failed", { code: err.code, message: err.message });
-      else {
-        const ref = randomUUID().slice(0, 8);
-        console.error(`job ${id} failed (error id ${ref}):`, err);
-        await this.finish(job, "failed", { code: "internal", message: `internal error (error id ${ref})` });
-      }
+      } else await this.finish(job, "failed", this.errorOf(id, err));
     }
+  }
+
+  /** A job's error as the API tells it: a user error's message, or an id for the server's log. */
+  private errorOf(id: string, err: unknown, method?: string): NonNullable<JobRecord["error"]> {
+    const prefix = method ? `${method}: ` : "";
+    if (err instanceof UserError) return { code: err.code, message: prefix + err.message };
+    const ref = randomUUID().slice(0, 8);
+    console.error(`job ${id} failed (error id ${ref}):`, err);
+    return { code: "internal", message: `${prefix}internal error (error id ${ref})` };
   }
 
   /** One finished slice of a method's result (output units), from a running or a done job. */

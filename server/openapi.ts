@@ -1,4 +1,10 @@
-/** The API's OpenAPI 3.1 description, served at /api/openapi.json. */
+/**
+ * The API's OpenAPI 3.1 description, served at /api/openapi.json. The methods' parameters are
+ * generated from their declaration (src/recon/methods.ts), the one that checks them.
+ */
+import { z } from "zod";
+import { METHODS, paramsSchema } from "../src/recon/methods.js";
+
 const id = { type: "string", format: "uuid" };
 const error = {
   description: "error",
@@ -120,22 +126,32 @@ const jobSpec = {
     methods: {
       type: "array",
       minItems: 1,
-      items: {
-        type: "object",
-        required: ["name"],
-        properties: {
-          name: {
-            type: "string",
-            enum: ["zero-filled", "fbp", "sirt", "tv", "wavelet", "score", "dds", "song", "langevin"],
-          },
-          params: { type: "object", additionalProperties: { type: ["number", "string"] } },
-        },
-      },
+      maxItems: 16,
+      items: { oneOf: METHODS.map(methodSchema) },
     },
     model: { type: "string", description: "a model name from GET /api/models (default: the shipped prior)" },
     seed: { type: "integer", default: 0, description: "seed of the measurement noise" },
   },
 };
+
+/** One method of a job: its name and its parameters (each optional; the defaults are given). */
+function methodSchema(m: (typeof METHODS)[number]) {
+  const { $schema, ...params } = z.toJSONSchema(paramsSchema(m, true), { io: "input" });
+  void $schema;
+  const tuned = Object.entries(m.modalityDefaults ?? {}).map(
+    ([modality, p]) =>
+      `; ${modality.toUpperCase()} defaults: ${Object.entries(p)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", ")}`,
+  );
+  return {
+    type: "object",
+    required: ["name"],
+    additionalProperties: false,
+    description: `${m.summary} (${m.modalities.join(", ")})${tuned.join("")}`,
+    properties: { name: { const: m.name }, params },
+  };
+}
 
 const job = {
   type: "object",

@@ -6,7 +6,8 @@
 import { z } from "zod";
 import { UserError } from "../src/errors.js";
 import { defaultDetectors, type Acquisition, type Modality } from "../src/recon/acquisition.js";
-import { methodRequest, type MethodRequest } from "../src/recon/methods.js";
+import { findMethod, methodRequest, type MethodRequest } from "../src/recon/methods.js";
+import { checkPrior, defaultPriorPath } from "../src/recon/score-methods.js";
 import { MASK_KINDS } from "../operators/masks.js";
 import type { StudyRecord } from "./storage.js";
 
@@ -79,11 +80,27 @@ const fieldOf = (path: PropertyKey[]) =>
     "",
   );
 
-/** Parses and checks a job spec; the first problem becomes a UserError naming its field. */
+/**
+ * Parses and checks a job spec; the first problem becomes a UserError naming its field, its
+ * message beginning with the field. `modelDir`: the folder of a model by its API name.
+ */
 export function resolveJobSpec(
   body: unknown,
   study: (id: string) => StudyRecord | undefined,
-  modelPath: (name: string) => string | undefined,
+  modelDir: (name: string) => string | undefined,
+): ResolvedJob {
+  try {
+    return resolve(body, study, modelDir);
+  } catch (e) {
+    if (!(e instanceof UserError) || !e.field || e.message.startsWith(`${e.field}: `)) throw e;
+    throw new UserError(`${e.field}: ${e.message}`, e.code, e.field);
+  }
+}
+
+function resolve(
+  body: unknown,
+  study: (id: string) => StudyRecord | undefined,
+  modelDir: (name: string) => string | undefined,
 ): ResolvedJob {
   const parsed = JobSpecSchema.safeParse(body);
   if (!parsed.success) {
@@ -99,6 +116,13 @@ export function resolveJobSpec(
   const series = spec.series ? s.series.find((x) => x.id === spec.series) : s.series[0];
   if (!series) throw new UserError(`series: no series ${spec.series} in this study`, "not_found", "series");
   const modality: Modality = spec.modality ?? (series.modality === "CT" ? "ct" : "mri");
+  const says = series.modality === "CT" ? "ct" : series.modality === "MR" ? "mri" : undefined;
+  if (says && says !== modality)
+    throw new UserError(
+      `modality: the series is ${series.modality} but the job asks for ${modality.toUpperCase()}; leave 'modality' out or give '${says}'`,
+      "bad_job",
+      "modality",
+    );
   const [a, b] = spec.slices ?? [0, series.slices];
   if (a >= b || b > series.slices)
     throw new UserError(
@@ -118,23 +142,23 @@ export function resolveJobSpec(
       "bad_job",
       modality === "mri" ? "ct" : "mri",
     );
-  let model = "";
-  if (spec.model !== undefined) {
-    const path = modelPath(spec.model);
-    if (!path) throw new UserError(`model: no model named '${spec.model}'`, "not_found", "model");
-    model = path;
-  }
+  // The prior, by its API name (the plan never holds a server path); "" is the shipped one.
+  const model = spec.model ?? "";
+  const dir = model ? modelDir(model) : defaultPriorPath(modality);
+  if (!dir) throw new UserError(`model: no model named '${model}'`, "not_found", "model");
   const methods = spec.methods.map((m, i) => {
     if (spec.methods.findIndex((x) => x.name === m.name) !== i)
       throw new UserError(`methods[${i}]: '${m.name}' is listed twice`, "bad_job", `methods[${i}]`);
     if ("model" in m.params)
       throw new UserError(
-        `methods[${i}].params.model: choose the prior with the job's 'model' field`,
+        `methods[${i}].model: choose the prior with the job's 'model' field`,
         "bad_job",
-        `methods[${i}].params.model`,
+        `methods[${i}].model`,
       );
     const r = methodRequest(m.name, m.params, modality, `methods[${i}]`);
-    return model && "model" in r.params ? { ...r, params: { ...r.params, model } } : r;
+    if (!findMethod(m.name).needsPrior) return r;
+    checkPrior(dir, modality, "model");
+    return { ...r, params: { ...r.params, model } };
   });
   const acquisition: Acquisition =
     modality === "mri"

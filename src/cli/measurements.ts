@@ -9,7 +9,13 @@ import { makeVolume, type Volume } from "../image/volume.js";
 import { readNpyArray, readVolume } from "../io/index.js";
 import { expandLineMask } from "../../operators/masks.js";
 import type { Acquisition } from "../recon/acquisition.js";
-import { acquisitionFromFlags, parseModality, parseNumber, type OperatorFlags } from "./options.js";
+import {
+  acquisitionFromFlags,
+  checkModality,
+  parseModality,
+  parseNumber,
+  type OperatorFlags,
+} from "./options.js";
 
 export function measurementPaths(out: string) {
   const ext = /\.(npy|cfl)$/i.exec(out)?.[0] ?? ".npy";
@@ -40,6 +46,8 @@ export interface Measurements {
   data: Float32Array[];
   like: Volume;
   mask?: Uint8Array;
+  /** Without an acquisition file (MEAS.json): how the array was taken, in one line. */
+  interpretation?: string;
 }
 
 interface Sidecar {
@@ -62,8 +70,8 @@ export async function readMeasurements(
   const paths = measurementPaths(path);
   const arr = await readNpyArray(paths.data);
   const sidecar: Sidecar | undefined = existsSync(paths.sidecar) ? parseSidecar(paths.sidecar) : undefined;
-  const modality =
-    sidecar?.acquisition.modality ?? (flags.modality ? parseModality(flags.modality) : undefined);
+  const said = sidecar?.acquisition.modality;
+  const modality = flags.modality ? checkModality(parseModality(flags.modality), said, paths.sidecar) : said;
   if (!modality)
     throw new UserError(
       `${paths.data} has no ${paths.sidecar} beside it: give --modality mri|ct`,
@@ -110,7 +118,16 @@ export async function readMeasurements(
       spacing: sidecar?.spacing,
       units: sidecar?.units,
     });
-    return { acquisition: { ...acq, mask: { file: source } }, data, like, mask };
+    const interpretation = sidecar
+      ? undefined
+      : `${paths.data} has no ${paths.sidecar}: its complex ${arr.shape.join("x")} array is read as ${slices} slice(s) of single-coil ${a}x${b} Cartesian k-space (slices first; multi-coil k-space must be coil-combined first), mask from ${source}`;
+    return {
+      acquisition: { ...acq, mask: { file: source } },
+      data,
+      like,
+      mask,
+      ...(interpretation ? { interpretation } : {}),
+    };
   }
   if (arr.complex)
     throw new UserError(
@@ -139,7 +156,10 @@ export async function readMeasurements(
     spacing: sidecar?.spacing,
     units: sidecar?.units,
   });
-  return { acquisition: acq, data, like };
+  const interpretation = sidecar
+    ? undefined
+    : `${paths.data} has no ${paths.sidecar}: its ${arr.shape.join("x")} array is read as ${slices} sinogram(s) of ${a} views x ${b} detectors over [0, pi) for ${acq.size}x${acq.size} images (slices first)`;
+  return { acquisition: acq, data, like, ...(interpretation ? { interpretation } : {}) };
 }
 
 function parseSidecar(path: string): Sidecar {

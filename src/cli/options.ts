@@ -208,8 +208,17 @@ export function withModel(requests: MethodRequest[], model: string | undefined):
   );
 }
 
+/**
+ * The modality to reconstruct as: --modality, or what the input says. A --modality that
+ * contradicts what the input says (DICOM Modality, the modality a NIfTI records) is refused.
+ */
 export function modalityFor(flag: string | undefined, v: Volume) {
-  if (flag) return parseModality(flag);
+  if (flag)
+    return checkModality(
+      parseModality(flag),
+      v.modality === "CT" ? "ct" : v.modality === "MR" ? "mri" : undefined,
+      "the input",
+    );
   if (v.modality === "MR") return "mri" as const;
   if (v.modality === "CT") return "ct" as const;
   throw new UserError(
@@ -217,6 +226,17 @@ export function modalityFor(flag: string | undefined, v: Volume) {
     "bad_flag",
     "--modality",
   );
+}
+
+/** Refuses a --modality that contradicts the modality `source` says (when it says one). */
+export function checkModality(flag: Modality, says: Modality | undefined, source: string): Modality {
+  if (says && says !== flag)
+    throw new UserError(
+      `--modality ${flag} contradicts ${source}, which says ${says === "ct" ? "CT" : "MR"}: leave --modality out or give --modality ${says}`,
+      "bad_flag",
+      "--modality",
+    );
+  return flag;
 }
 
 export async function maskFor(acq: Acquisition, v: Volume): Promise<Uint8Array | undefined> {

@@ -185,6 +185,13 @@ export function registerReconstruct(program: Command): void {
         await writeJsonAtomic(join(out, "metrics.json"), summary);
         await writeFileAtomic(join(out, "metrics.csv"), Buffer.from(metricsCsv([summary])));
         summaries.push(summary);
+        // A method that failed while the others ran: they are written, and the run fails with it.
+        const failure = methodFailure(result);
+        if (failure) {
+          if (!batch || !(failure instanceof UserError)) throw failure;
+          failed.push({ study: study.name, error: failure.message });
+          continue;
+        }
         if (!o.json)
           bars[0].print(
             `${batch ? `${label}: ` : ""}${summary.settings.description}\n${metricsTable(result)}\n` +
@@ -213,6 +220,16 @@ export function registerReconstruct(program: Command): void {
         "--in",
       );
   });
+}
+
+/** The first method that failed while the others ran, as the run's error (naming the method). */
+function methodFailure(result: ReconResult): unknown {
+  const f = result.failed[0];
+  if (!f) return undefined;
+  const others = result.results.length ? ` (${result.results.map((r) => r.method).join(", ")} written)` : "";
+  return f.error instanceof UserError
+    ? new UserError(`${f.method}: ${f.error.message}${others}`, f.error.code, f.error.field)
+    : f.error;
 }
 
 /** Reads one study (or measurements) and runs the pipeline with the slice store of its folder. */
@@ -248,6 +265,8 @@ async function runStudy(
   };
   if (o.measurements) {
     const meas = await readMeasurements(o.measurements, o);
+    // Without an acquisition file, how the array was taken is the run's first line.
+    if (meas.interpretation) process.stderr.write(`scorerecon: ${meas.interpretation}\n`);
     const methods = withModel(parseMethods(o.method, meas.acquisition.modality), o.model);
     const result = await run({
       acquisition: meas.acquisition,
@@ -395,15 +414,18 @@ export async function writeResults(
   const mid = Math.floor(windowFrom.slices / 2);
   if (reference) await writePng(join(dir, "reference.png"), sliceOf(reference, mid), { min, max });
   for (const r of result.results) {
-    if (format === "dicom") {
-      await writeDicomSeries(join(dir, r.method), r.volume, {
-        description: `scorerecon ${r.method}`,
-        derivation: describeDerivation({ name: r.method, params: r.params }, result.acquisition),
-        anonymise,
-      });
-    } else await writeVolume(join(dir, `${r.method}${ext}`), r.volume);
+    // A method's volume and its uncertainty map, both in the chosen format.
+    const write = (name: string, v: Volume, what: string) =>
+      format === "dicom"
+        ? writeDicomSeries(join(dir, name), v, {
+            description: `scorerecon ${what}`,
+            derivation: describeDerivation({ name: r.method, params: r.params }, result.acquisition),
+            anonymise,
+          })
+        : writeVolume(join(dir, `${name}${ext}`), v);
+    await write(r.method, r.volume, r.method);
     if (r.uncertainty) {
-      await writeVolume(join(dir, `${r.method}-std${ext}`), r.uncertainty);
+      await write(`${r.method}-std`, r.uncertainty, `${r.method} posterior std`);
       await writePng(join(dir, `${r.method}-std.png`), sliceOf(r.uncertainty, mid));
     }
     await writePng(join(dir, `${r.method}.png`), sliceOf(r.volume, mid), { min, max });

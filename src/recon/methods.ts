@@ -9,12 +9,33 @@ import { magnitude } from "../../operators/complex.js";
 import { finiteDifferences, stationaryHaar } from "../baselines/regularisers.js";
 import { pdhg } from "../baselines/pdhg.js";
 import { sirt } from "../baselines/sirt.js";
+import { z } from "zod";
 import { UserError } from "../errors.js";
 import { describeAcquisition, type Acquisition, type ForwardModel, type Modality } from "./acquisition.js";
 import { scoreReconstruct, type ScoreSampler } from "./score-methods.js";
 
 export type ParamValue = number | string;
 export type Params = Record<string, ParamValue>;
+
+/**
+ * One method parameter, declared once with its method: its type, the range a user could want,
+ * its default and a line of help. This declaration checks `name:key=value` on the command line
+ * and `methods[i].params` of a job (methodRequest), and makes the API's schema (paramsSchema).
+ */
+export type ParamSpec =
+  | NumberSpec
+  | ({ help: string } & (
+      | { kind: "choice"; choices: readonly string[]; default: string }
+      /** Free text; `api: false` keeps it off the job API (the prior folder: the API chooses priors by name). */
+      | { kind: "string"; default: string; maxLength: number; api?: false }
+    ));
+export interface NumberSpec {
+  kind: "integer" | "number";
+  min: number;
+  max: number;
+  default: number;
+  help: string;
+}
 
 export interface MethodContext {
   model: ForwardModel;
@@ -23,6 +44,8 @@ export interface MethodContext {
   cols: number;
   /** The slice's index in its volume (score-based methods draw slice k's noise with seed + k). */
   slice: number;
+  /** Where the caller chose the prior (`--model`, or a job's `model`): the words of prior errors. */
+  priorField?: string;
   onIteration?: (done: number, total: number) => void;
   signal?: AbortSignal;
 }
@@ -32,8 +55,9 @@ export interface ReconMethod {
   modalities: readonly Modality[];
   /** One line for `--help` and docs/methods.md. */
   summary: string;
-  defaults: Params;
-  /** Defaults that differ for one modality (tuned per modality), over `defaults`. */
+  /** Its parameters, by name (the order of `--help` and the API schema). */
+  params: Readonly<Record<string, ParamSpec>>;
+  /** Defaults that differ for one modality (tuned per modality), over the declared ones. */
   modalityDefaults?: Partial<Record<Modality, Params>>;
   /** Uses a trained prior (TensorFlow.js must be initialised first). */
   needsPrior?: boolean;
@@ -71,7 +95,40 @@ const regularised =
     return toImage(ctx, x);
   };
 
-const TV_DEFAULTS: Params = { lambda: 0.002, iterations: 300 };
+const int = (min: number, max: number, value: number, help: string): NumberSpec => ({
+  kind: "integer",
+  min,
+  max,
+  default: value,
+  help,
+});
+const num = (min: number, max: number, value: number, help: string): NumberSpec => ({
+  kind: "number",
+  min,
+  max,
+  default: value,
+  help,
+});
+const lambda = (value: number): NumberSpec => num(0, 1e3, value, "regularisation weight");
+const iterations = (value: number): NumberSpec => int(1, 100_000, value, "iterations");
+
+const TV_PARAMS = { lambda: lambda(0.002), iterations: iterations(300) };
+
+/** What every score-based method takes: sampler steps, samples, their seed and the prior. */
+const SCORE_PARAMS = {
+  steps: int(1, 2000, 75, "sampler steps (noise levels)"),
+  samples: int(1, 64, 1, "posterior samples: their mean is the image, their spread the uncertainty map"),
+  seed: int(0, 2 ** 31 - 1, 0, "seed of the sampler's noise (slice k draws with seed + k)"),
+  model: {
+    kind: "string",
+    default: "",
+    maxLength: 4096,
+    api: false,
+    help: "prior folder (default: the shipped prior of the modality; the API's job field `model` names one)",
+  },
+} satisfies Record<string, ParamSpec>;
+const cg = (value: number): NumberSpec =>
+  int(0, 100, value, "conjugate-gradient iterations of data consistency");
 
 /**
  * Tuned on validation slices and phantoms (docs/tuning.md) within about a minute per 256x256 slice.
@@ -82,15 +139,25 @@ const TV_DEFAULTS: Params = { lambda: 0.002, iterations: 300 };
  * from TV, at sigma 1 for MRI (75 steps) and 0.25 for CT (60 steps: 80 gain 0.6 dB but take CT 60
  * views over a minute a slice).
  */
-const DDS_DEFAULTS: Params = {
-  steps: 75,
-  samples: 2,
-  cg: 5,
-  eta: 1,
-  sigmaStart: 1,
-  start: "tv",
-  tvLambda: 0.005,
-};
+const DDS_PARAMS = {
+  ...SCORE_PARAMS,
+  samples: { ...SCORE_PARAMS.samples, default: 2 },
+  cg: cg(5),
+  eta: num(0, 1, 1, "DDIM stochasticity (0: deterministic)"),
+  sigmaStart: num(
+    0,
+    1e3,
+    1,
+    "start at this noise level from the start estimate (0: from the prior's sigma_max)",
+  ),
+  start: {
+    kind: "choice",
+    choices: ["tv", "ls"],
+    default: "tv",
+    help: "start estimate: TV or least squares",
+  },
+  tvLambda: num(0, 1e3, 0.005, "lambda of the TV start"),
+} satisfies Record<string, ParamSpec>;
 const DDS_CT_DEFAULTS: Params = { steps: 60, sigmaStart: 0.25, tvLambda: 0.001 };
 
 /** A score-based method: its sampler's parameters plus samples, seed and the prior (`model`). */
@@ -98,14 +165,14 @@ function scoreMethod(
   name: string,
   sampler: ScoreSampler,
   summary: string,
-  defaults: Params,
+  params: Record<string, ParamSpec>,
   modalityDefaults?: ReconMethod["modalityDefaults"],
 ): ReconMethod {
   return {
     name,
     modalities: ["mri", "ct"],
     summary,
-    defaults: { samples: 1, seed: 0, model: "", ...defaults },
+    params: { ...SCORE_PARAMS, ...params },
     ...(modalityDefaults ? { modalityDefaults } : {}),
     needsPrior: true,
     run: (ctx, p) => {
@@ -115,7 +182,7 @@ function scoreMethod(
       const tvStart = () => {
         const x = regularised("tv")(
           { ...ctx, onIteration: undefined },
-          { lambda: p.tvLambda, iterations: TV_DEFAULTS.iterations },
+          { lambda: p.tvLambda, iterations: TV_PARAMS.iterations.default },
         );
         ctx.onIteration?.(1, total);
         return x;
@@ -135,21 +202,21 @@ export const METHODS: readonly ReconMethod[] = [
     name: "zero-filled",
     modalities: ["mri"],
     summary: "A^H y: inverse FFT of the k-space with unsampled lines zero (magnitude)",
-    defaults: {},
+    params: {},
     run: (ctx) => toImage(ctx, ctx.model.op.adjoint(ctx.y)),
   },
   {
     name: "fbp",
     modalities: ["ct"],
     summary: "filtered backprojection (filter=ramp|shepp-logan|cosine|hamming|hann)",
-    defaults: { filter: "ramp" },
+    params: { filter: { kind: "choice", choices: FBP_FILTERS, default: "ramp", help: "ramp filter window" } },
     run: (ctx, p) => fbp(ctx.y, ctx.model.op as ParallelBeamProjector, { filter: p.filter as FbpFilter }),
   },
   {
     name: "sirt",
     modalities: ["ct"],
     summary: "SIRT from the FBP, non-negative, fixed iteration count",
-    defaults: { iterations: 100 },
+    params: { iterations: iterations(100) },
     run: (ctx, p) =>
       sirt(ctx.model.op, ctx.y, {
         iterations: Number(p.iterations),
@@ -163,45 +230,47 @@ export const METHODS: readonly ReconMethod[] = [
     name: "tv",
     modalities: ["mri", "ct"],
     summary: "total-variation regularised least squares by PDHG (CS-TV for MRI)",
-    defaults: TV_DEFAULTS,
+    params: TV_PARAMS,
     run: regularised("tv"),
   },
   {
     name: "wavelet",
     modalities: ["mri", "ct"],
     summary: "l1 stationary-Haar-wavelet regularised least squares by PDHG (CS-wavelet)",
-    defaults: { lambda: 0.002, iterations: 300, levels: 4 },
+    params: { ...TV_PARAMS, levels: int(1, 8, 4, "wavelet levels") },
     run: regularised("wavelet"),
   },
   scoreMethod(
     "score",
     "dds",
     "score-based posterior sampling with the shipped prior (the fast dds sampler, default settings)",
-    DDS_DEFAULTS,
+    DDS_PARAMS,
     { ct: DDS_CT_DEFAULTS },
   ),
   scoreMethod(
     "dds",
     "dds",
     "Decomposed Diffusion Sampler (Chung, Lee & Ye 2024): Tweedie denoise, CG data consistency, DDIM step",
-    DDS_DEFAULTS,
+    DDS_PARAMS,
     { ct: DDS_CT_DEFAULTS },
   ),
   scoreMethod("song", "song", "predictor-corrector posterior sampling of Song, Shen, Xing & Ermon 2022", {
-    steps: 500,
-    lambda: 1,
-    snr: 0.16,
-    cg: 10,
+    // The predictor's discretisation needs two noise levels at least.
+    steps: { ...SCORE_PARAMS.steps, min: 2, default: 500 },
+    lambda: num(0, 1, 1, "weight of the measured part's replacement (1: full replacement)"),
+    snr: num(0, 1, 0.16, "signal-to-noise ratio of the Langevin corrector"),
+    cg: cg(10),
   }),
   scoreMethod(
     "langevin",
     "langevin",
     "annealed Langevin dynamics with a data-consistency gradient (Jalal et al. 2021)",
-    { steps: 200, stepsPerLevel: 3 },
+    {
+      steps: { ...SCORE_PARAMS.steps, default: 200 },
+      stepsPerLevel: int(1, 100, 3, "Langevin steps per noise level"),
+    },
   ),
 ];
-
-const PARAM_CHOICES: Record<string, readonly string[]> = { filter: FBP_FILTERS, start: ["tv", "ls"] };
 
 export function findMethod(name: string, field = "method"): ReconMethod {
   const m = METHODS.find((x) => x.name === name);
@@ -214,16 +283,57 @@ export function findMethod(name: string, field = "method"): ReconMethod {
   return m;
 }
 
+/** The declared defaults of a method, with those of the modality over them. */
+export function methodDefaults(method: ReconMethod, modality: Modality): Params {
+  const params: Params = {};
+  for (const [key, spec] of Object.entries(method.params)) params[key] = spec.default;
+  return { ...params, ...method.modalityDefaults?.[modality] };
+}
+
+/** A parameter as a zod schema: its type and range, from its declaration. */
+export function paramSchema(spec: ParamSpec): z.ZodType<ParamValue> {
+  const described = <T extends z.ZodType<ParamValue>>(t: T) =>
+    t.meta({ description: spec.help, default: spec.default });
+  if (spec.kind === "choice") return described(z.enum(spec.choices as [string, ...string[]]));
+  if (spec.kind === "string") return described(z.string().max(spec.maxLength));
+  const n = spec.kind === "integer" ? z.number().int() : z.number();
+  return described(n.min(spec.min).max(spec.max));
+}
+
+/** A method's `params` object as a zod schema (every key optional, no others). `api`: without API-only-off keys. */
+export function paramsSchema(method: ReconMethod, api = false) {
+  const shape: Record<string, z.ZodOptional<z.ZodType<ParamValue>>> = {};
+  for (const [key, spec] of Object.entries(method.params))
+    if (!api || !(spec.kind === "string" && spec.api === false)) shape[key] = paramSchema(spec).optional();
+  return z.object(shape).strict();
+}
+
+/** What a parameter takes, in words: "an integer in [1, 2000]", "one of tv, ls". */
+function expected(spec: ParamSpec): string {
+  if (spec.kind === "choice") return `one of ${spec.choices.join(", ")}`;
+  if (spec.kind === "string") return `text of at most ${spec.maxLength} characters`;
+  return `${spec.kind === "integer" ? "an integer" : "a number"} in [${spec.min}, ${spec.max}]`;
+}
+
+/** A parameter given as text (`key=value` on the command line) in its declared type. */
+function fromText(spec: ParamSpec, text: string): ParamValue {
+  if (spec.kind !== "integer" && spec.kind !== "number") return text;
+  return text.trim() === "" ? NaN : Number(text);
+}
+
 /**
- * A checked method request: a known method for this modality, known parameter names, numbers that
- * are finite and non-negative, choices from their list. `field` names the place in the errors
- * (a CLI flag, or a JSON path such as methods[1]).
+ * A checked method request: a known method for this modality, known parameter names, each value
+ * of its declared type and range (ParamSpec). `field` names the place in the errors (the CLI's
+ * `method`, or a job's `methods[1]`; a parameter is `<field>.<key>`). `text`: values are the
+ * command line's text, converted to their declared type first; otherwise (a JSON job) they must
+ * already have it.
  */
 export function methodRequest(
   name: string,
   given: Record<string, string | number>,
   modality: Modality,
   field = "method",
+  text = false,
 ): MethodRequest {
   const method = findMethod(name, field);
   if (!method.modalities.includes(modality))
@@ -232,33 +342,23 @@ export function methodRequest(
       "bad_method",
       field,
     );
-  const params: Params = { ...method.defaults, ...method.modalityDefaults?.[modality] };
-  for (const [key, value] of Object.entries(given)) {
-    if (!(key in method.defaults))
+  const params = methodDefaults(method, modality);
+  for (const [key, raw] of Object.entries(given)) {
+    const spec = method.params[key];
+    if (!spec)
       throw new UserError(
-        `method '${name}' has no parameter '${key}' (it takes: ${Object.keys(method.defaults).join(", ") || "none"})`,
+        `method '${name}' has no parameter '${key}' (it takes: ${Object.keys(method.params).join(", ") || "none"})`,
         "bad_method",
         field,
       );
-    if (typeof method.defaults[key] === "number") {
-      const v = typeof value === "number" ? value : value.trim() === "" ? NaN : Number(value);
-      if (!Number.isFinite(v) || v < 0)
-        throw new UserError(
-          `method '${name}': ${key} must be a non-negative number, got '${value}'`,
-          "bad_method",
-          `${field}.${key}`,
-        );
-      params[key] = v;
-    } else {
-      const choices = PARAM_CHOICES[key];
-      if (choices && !choices.includes(String(value)))
-        throw new UserError(
-          `method '${name}': ${key} must be one of ${choices.join(", ")}, got '${value}'`,
-          "bad_method",
-          `${field}.${key}`,
-        );
-      params[key] = String(value);
-    }
+    const value = text && typeof raw === "string" ? fromText(spec, raw) : raw;
+    if (!paramSchema(spec).safeParse(value).success)
+      throw new UserError(
+        `method '${name}': ${key} must be ${expected(spec)}, got ${typeof raw === "string" ? `'${raw}'` : String(raw)}`,
+        "bad_method",
+        `${field}.${key}`,
+      );
+    params[key] = value;
   }
   return { name, params };
 }
@@ -291,7 +391,7 @@ export function parseMethods(list: string, modality: Modality): MethodRequest[] 
           throw new UserError(`method '${name}': '${pair}' must look like key=value`, "bad_method", "method");
         given[key] = value;
       }
-      return methodRequest(name, given, modality);
+      return methodRequest(name, given, modality, "method", true);
     });
   if (requests.length === 0) throw new UserError("no method given", "bad_method", "method");
   return requests;

@@ -46,6 +46,12 @@ export interface MethodResult {
 
 export interface ReconResult {
   acquisition: Acquisition;
+  /**
+   * Methods that failed while running (any other error than a cancellation), with the error:
+   * the other methods still ran and are in `results`. When every method fails, `reconstruct`
+   * throws the first error instead.
+   */
+  failed: { method: string; error: unknown }[];
   /** Data range used for PSNR/SSIM (ground-truth max - min over the volume). */
   dataRange?: number;
   results: MethodResult[];
@@ -89,6 +95,8 @@ export interface ReconRequest {
   workers?: number;
   /** Where to run the slices (the server's worker threads, or a queue); takes precedence over `workers`. */
   pool?: SliceRunner;
+  /** Where the caller chose the prior (`--model`, or a job's `model`): the words of prior errors. */
+  priorField?: string;
 }
 
 /**
@@ -133,9 +141,9 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   const rows = like.rows,
     cols = like.cols,
     slices = like.slices;
-  // A wrong prior (modality, image size) fails before any slice is reconstructed.
+  // A wrong prior (modality, unreadable) fails before any slice is reconstructed.
   const priors = req.methods.filter((m) => findMethod(m.name).needsPrior);
-  for (const m of priors) checkPrior(String(m.params.model ?? ""), acq.modality, rows, cols);
+  for (const m of priors) checkPrior(String(m.params.model ?? ""), acq.modality, req.priorField);
   const workers = Math.max(1, Math.floor(req.workers ?? 1));
   if (!req.pool && workers === 1 && priors.length) await initBackend();
   const seed = req.seed ?? 0;
@@ -173,12 +181,15 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   const ownPool =
     !req.pool && workers > 1 ? new SlicePool(Math.min(workers, slices * req.methods.length)) : undefined;
   const pool = req.pool ?? ownPool;
+  // A method that fails stops its own slices, not the other methods' (a cancellation stops all).
+  const failed = new Map<string, unknown>();
   try {
     // Every (method, slice) task, finished ones taken from the store; with a pool, N at a time.
     const outputs = await mapConcurrent(
       req.methods.flatMap((method) => measurements.map((y, slice) => ({ method, slice, y }))),
       pool?.size ?? 1,
       async ({ method, slice, y }) => {
+        if (failed.has(method.name)) return undefined;
         const key: SliceKey = { acquisition: acq, method, slice, y };
         const event = { slice, slices, method: method.name, resumed: false, finished: false };
         const report = (done: number, total: number) => req.onProgress?.({ ...event, done, total });
@@ -206,23 +217,34 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
           rows,
           cols,
           slice,
+          ...(req.priorField ? { priorField: req.priorField } : {}),
         };
         req.signal?.throwIfAborted();
-        const output = pool
-          ? await pool.run(task, report, req.signal)
-          : runSliceTask(task, report, req.signal);
+        let output: SliceOutput;
+        try {
+          output = pool ? await pool.run(task, report, req.signal) : runSliceTask(task, report, req.signal);
+        } catch (err) {
+          if (req.signal?.aborted) throw err;
+          if (!failed.has(method.name)) failed.set(method.name, err);
+          return undefined;
+        }
         if (!output.stored) await req.store?.put(key, output);
         // Let the event loop breathe between slices (server progress, Ctrl-C).
         await new Promise((r) => setImmediate(r));
         return finish(output, false);
       },
     );
+    if (failed.size === req.methods.length) throw failed.values().next().value;
+    const results: MethodResult[] = [];
+    req.methods.forEach((request, m) => {
+      if (!failed.has(request.name))
+        results.push(assemble(request, outputs.slice(m * slices, (m + 1) * slices) as Finished[], like, hu));
+    });
     return {
       acquisition: acq,
+      failed: [...failed].map(([method, error]) => ({ method, error })),
       dataRange,
-      results: req.methods.map((request, m) =>
-        assemble(request, outputs.slice(m * slices, (m + 1) * slices), like, hu),
-      ),
+      results,
       measurements,
       mask: model.mask,
     };
@@ -245,13 +267,10 @@ async function mapConcurrent<T, R>(items: T[], limit: number, f: (item: T) => Pr
   return out;
 }
 
+type Finished = { output: SliceOutput; image: Float32Array; metrics?: Metrics & { seconds: number } };
+
 /** One method's slices into a volume (HU for CT in HU), with their metrics and the means. */
-function assemble(
-  request: MethodRequest,
-  outputs: { output: SliceOutput; image: Float32Array; metrics?: Metrics & { seconds: number } }[],
-  like: Volume,
-  hu: boolean,
-): MethodResult {
+function assemble(request: MethodRequest, outputs: Finished[], like: Volume, hu: boolean): MethodResult {
   const { rows, cols, slices } = like;
   const init = {
     spacing: like.spacing,

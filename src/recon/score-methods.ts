@@ -7,7 +7,7 @@
  * attenuation relative to water / 2 (so (HU + 1000) / 2000), a fixed scale. The MRI prior is real, so the complex MRI operator is used
  * through its real-input view.
  */
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { packageRoot } from "../package-root.js";
 import { magnitude, realToComplex } from "../../operators/complex.js";
 import { cachedOperatorNorm } from "../baselines/pdhg.js";
@@ -17,36 +17,61 @@ import { percentile } from "../image/stats.js";
 import { tf } from "../prior/backend.js";
 import { loadPrior, readPriorInfo, type LoadedPrior, type PriorInfo } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
+import type { Modality } from "./acquisition.js";
 import type { MethodContext, Params } from "./methods.js";
 
-export function defaultPriorPath(modality: "mri" | "ct"): string {
+export function defaultPriorPath(modality: Modality): string {
   return join(packageRoot(), "models", modality);
+}
+
+/**
+ * How a prior is named and another one asked for, in the words of the caller's field: on the
+ * command line (`--model`) by its folder as given; in the API (`model`) by its name, the folder's
+ * name under models/ (GET /api/models), never by a server path.
+ */
+export function priorWords(dir: string, field: string) {
+  const cli = field.startsWith("--");
+  return {
+    name: cli ? dir : `'${basename(dir)}'`,
+    choose: (what: string) =>
+      cli ? `give ${field} with ${what}` : `set '${field}' to ${what} (GET /api/models)`,
+  };
 }
 
 /**
  * The prior folder a score-based method uses (`path`, or the shipped one for the modality),
  * checked against the data from its prior.json alone: the pipeline calls this before any slice
- * is reconstructed, so a wrong prior fails at once.
+ * is reconstructed, so a wrong prior fails at once. `field` names where the prior was chosen.
  */
-export function checkPrior(path: string, modality: "mri" | "ct", rows: number, cols: number): void {
+export function checkPrior(path: string, modality: Modality, field = "--model"): void {
   const dir = path || defaultPriorPath(modality);
-  checkFits(dir, readPriorInfo(dir).info, modality, rows, cols);
+  checkFits(dir, inCallerWords(dir, field, () => readPriorInfo(dir)).info, modality, field);
 }
 
-function checkFits(dir: string, info: PriorInfo, modality: "mri" | "ct", rows: number, cols: number): void {
-  if (info.modality !== modality)
-    throw new UserError(
-      `prior ${dir} is a ${info.modality.toUpperCase()} prior; this is ${modality.toUpperCase()} data (give --model with a ${modality.toUpperCase()} prior)`,
-      "bad_model",
-      "--model",
-    );
-  const size = info.imageSize;
-  if (rows < size || cols < size)
-    throw new UserError(
-      `prior ${dir} was trained on ${size}x${size} images; this image is ${rows}x${cols}, smaller than anything it has seen (give --model with a prior trained at this size or smaller)`,
-      "bad_model",
-      "--model",
-    );
+/** Runs f, which reads the prior in `dir`; its errors name the prior in the caller's words (priorWords). */
+export function inCallerWords<T>(dir: string, field: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (!(e instanceof UserError) || field.startsWith("--")) throw e;
+    throw new UserError(e.message.split(dir).join(priorWords(dir, field).name), e.code, field);
+  }
+}
+
+/**
+ * Whether a prior can serve data of this modality. Any image size can: the network is fully
+ * convolutional (src/prior/unet.ts pads to a multiple of 2^(levels-1) and crops back), so a study
+ * smaller or larger than the prior's training crops runs.
+ */
+export function checkFits(dir: string, info: PriorInfo, modality: Modality, field = "--model"): void {
+  if (info.modality === modality) return;
+  const words = priorWords(dir, field);
+  const m = modality.toUpperCase();
+  throw new UserError(
+    `prior ${words.name} is a ${info.modality.toUpperCase()} prior; this is ${m} data (${words.choose(`a${m === "MRI" ? "n" : ""} ${m} prior`)})`,
+    "bad_model",
+    field,
+  );
 }
 
 const priors = new Map<string, LoadedPrior>();
@@ -54,15 +79,19 @@ function priorFor(ctx: MethodContext, path: string): LoadedPrior {
   const modality = ctx.model.acquisition.modality;
   const dir = path || defaultPriorPath(modality);
   let prior = priors.get(dir);
+  const field = ctx.priorField ?? "--model";
   if (!prior) {
-    prior = loadPrior(dir);
+    prior = inCallerWords(dir, field, () => loadPrior(dir));
     priors.set(dir, prior);
   }
-  checkFits(dir, prior.info, modality, ctx.rows, ctx.cols);
+  checkFits(dir, prior.info, modality, field);
   return prior;
 }
 
 export type ScoreSampler = "dds" | "song" | "langevin";
+
+/** Posterior samples per network evaluation. */
+const SCORE_BATCH = 4;
 
 export function scoreReconstruct(
   sampler: ScoreSampler,
@@ -91,7 +120,24 @@ export function scoreReconstruct(
     cols: ctx.cols,
   };
   const { net } = prior;
-  const score = (x: tf.Tensor, t: number) => net.apply(x as tf.Tensor4D, new Array(x.shape[0]).fill(t));
+  // The network sees at most SCORE_BATCH samples at once, so that its memory does not grow with
+  // `samples` (each evaluation's activations are freed before the next).
+  const score = (x: tf.Tensor, t: number): tf.Tensor => {
+    const k = x.shape[0]!;
+    if (k <= SCORE_BATCH) return net.apply(x as tf.Tensor4D, new Array<number>(k).fill(t));
+    const parts: tf.Tensor[] = [];
+    for (let i = 0; i < k; i += SCORE_BATCH) {
+      const n = Math.min(SCORE_BATCH, k - i);
+      parts.push(
+        tf.tidy(() =>
+          net.apply(tf.slice(x, [i, 0, 0, 0], [n, -1, -1, -1]) as tf.Tensor4D, new Array<number>(n).fill(t)),
+        ),
+      );
+    }
+    const out = tf.concat(parts, 0);
+    tf.dispose(parts);
+    return out;
+  };
   const common = {
     samples: Number(p.samples),
     steps: Number(p.steps),

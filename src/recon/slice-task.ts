@@ -17,6 +17,8 @@ export interface SliceTask {
   cols: number;
   /** The slice's index in the request (names the task; score-based methods seed slice k with seed + k). */
   slice: number;
+  /** Where the caller chose the prior (ReconRequest.priorField). */
+  priorField?: string;
 }
 
 export interface SliceOutput {
@@ -49,7 +51,16 @@ export function runSliceTask(
   const model = modelFor(task.acquisition, task.maskFromFile);
   const t0 = performance.now();
   const out = findMethod(task.method.name).run(
-    { model, y: task.y, rows: task.rows, cols: task.cols, slice: task.slice, onIteration, signal },
+    {
+      model,
+      y: task.y,
+      rows: task.rows,
+      cols: task.cols,
+      slice: task.slice,
+      priorField: task.priorField,
+      onIteration,
+      signal,
+    },
     task.method.params,
   );
   const seconds = (performance.now() - t0) / 1000;

@@ -63,9 +63,12 @@ const checkAbort = (signal?: AbortSignal) => {
   if (signal?.aborted) throw signal.reason ?? new Error("aborted");
 };
 
-/** Noise levels from T down to eps, and the VE sigma at each. */
-function schedule(sde: Sde, steps: number, eps: number): number[] {
-  return Array.from({ length: steps }, (_, i) => sde.T - (i * (sde.T - eps)) / (steps - 1));
+/**
+ * Step i of `steps` times evenly spaced from `from` down to eps (one step: `from` alone),
+ * computed per step: nothing the size of the step count is allocated.
+ */
+function timeAt(i: number, steps: number, from: number, eps: number): number {
+  return steps > 1 ? from - (i * (from - eps)) / (steps - 1) : from;
 }
 
 export interface DdsOptions extends ConditionalOptions {
@@ -93,23 +96,24 @@ export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsO
     o.sigmaStart && o.sigmaStart < ve.sigmaMax
       ? Math.max(eps, Math.log(o.sigmaStart / ve.sigmaMin) / Math.log(ve.sigmaMax / ve.sigmaMin))
       : sde.T;
-  const ts = Array.from({ length: o.steps }, (_, i) => tStart - (i * (tStart - eps)) / (o.steps - 1));
+  const steps = o.steps;
+  const t = (i: number) => timeAt(i, steps, tStart, eps);
   const noise = noiseSource(o.seed ?? 0);
   const aty = p.op.adjoint(p.y);
   const cg = o.cgIterations ?? 5;
   const eta = o.eta ?? 1;
-  let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(ts[0]));
+  let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(t(0)));
   if (tStart < sde.T) {
     const start = o.start?.() ?? conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg);
     const shifted = tf.add(x, tf.tensor4d(start, [1, p.rows, p.cols, 1]));
     x.dispose();
     x = shifted;
   }
-  for (let i = 0; i < ts.length; i++) {
+  for (let i = 0; i < steps; i++) {
     checkAbort(o.signal);
-    const s = sde.std(ts[i]);
-    const sNext = i + 1 < ts.length ? sde.std(ts[i + 1]) : 0;
-    const x0 = tf.tidy(() => tf.add(x, tf.mul(score(x, ts[i]), s * s)));
+    const s = sde.std(t(i));
+    const sNext = i + 1 < steps ? sde.std(t(i + 1)) : 0;
+    const x0 = tf.tidy(() => tf.add(x, tf.mul(score(x, t(i)), s * s)));
     const x0dc = perSample(x0, (v) => dataConsistency(p, aty, v, cg, s));
     const next = tf.tidy(() => {
       if (sNext === 0) return x0dc.clone();
@@ -124,7 +128,7 @@ export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsO
     x0.dispose();
     x0dc.dispose();
     x = next;
-    o.onStep?.(i + 1, ts.length);
+    o.onStep?.(i + 1, steps);
   }
   return x;
 }
@@ -152,7 +156,8 @@ export interface SongOptions extends ConditionalOptions {
 }
 
 export function songSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: SongOptions): tf.Tensor {
-  const ts = schedule(sde, o.steps, o.eps ?? 1e-3);
+  const steps = o.steps;
+  const eps = o.eps ?? 1e-3;
   const noise = noiseSource(o.seed ?? 0);
   const rng = createRng((o.seed ?? 0) + 17);
   const lambda = o.lambda ?? 1;
@@ -172,9 +177,9 @@ export function songSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: Son
       return v;
     });
   let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.priorStd());
-  for (let i = 0; i < ts.length; i++) {
+  for (let i = 0; i < steps; i++) {
     checkAbort(o.signal);
-    const t = ts[i];
+    const t = timeAt(i, steps, sde.T, eps);
     const sigma = sde.std(t);
     const step = (fn: (v: tf.Tensor) => tf.Tensor) => {
       const dc = replace(x, sigma, lambda);
@@ -183,12 +188,12 @@ export function songSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: Son
       x.dispose();
       x = out;
     };
-    step((v) => langevinStep(sde, score, v, t, ts.length, o.snr ?? 0.16, 1, noise)[0]);
-    step((v) => predictorStep(sde, score, v, t, ts.length, "reverse-diffusion", noise)[1]);
-    o.onStep?.(i + 1, ts.length);
+    step((v) => langevinStep(sde, score, v, t, steps, o.snr ?? 0.16, 1, noise)[0]);
+    step((v) => predictorStep(sde, score, v, t, steps, "reverse-diffusion", noise)[1]);
+    o.onStep?.(i + 1, steps);
   }
   // Final Tweedie denoise, then the lambda = 1 projection onto the measurements.
-  const t = ts[ts.length - 1];
+  const t = timeAt(steps - 1, steps, sde.T, eps);
   const s = sde.std(t);
   const x0 = tf.tidy(() => tf.add(x, tf.mul(score(x, t), s * s)));
   x.dispose();
@@ -204,15 +209,17 @@ export interface LangevinOptions extends ConditionalOptions {
 }
 
 export function langevinSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: LangevinOptions): tf.Tensor {
-  const ts = schedule(sde, o.steps, o.eps ?? 1e-3);
+  const steps = o.steps;
+  const eps = o.eps ?? 1e-3;
   const noise = noiseSource(o.seed ?? 0);
   const per = o.stepsPerLevel ?? 3;
   // The prior term is (1 / sigma_i^2)-smooth and the likelihood term at most ||A||^2 / sigma_i^2,
   // so a_i = epsilon sigma_i^2 / ||A||^2 (||A|| >= 1 assumed) keeps every step stable.
   const epsilon = (o.epsilon ?? 0.2) / Math.max(1, operatorNorm(p.op, 20) ** 2);
   let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.priorStd());
-  for (let i = 0; i < ts.length; i++) {
-    const sigma = sde.std(ts[i]);
+  for (let i = 0; i < steps; i++) {
+    const t = timeAt(i, steps, sde.T, eps);
+    const sigma = sde.std(t);
     const a = epsilon * sigma * sigma;
     const w = 1 / (p.noiseSigma * p.noiseSigma + sigma * sigma);
     for (let k = 0; k < per; k++) {
@@ -223,13 +230,13 @@ export function langevinSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o:
         return p.op.adjoint(av);
       });
       const next = tf.tidy(() =>
-        tf.add(tf.add(x, tf.mul(tf.add(score(x, ts[i]), grad), a)), tf.mul(noise(x.shape), Math.sqrt(2 * a))),
+        tf.add(tf.add(x, tf.mul(tf.add(score(x, t), grad), a)), tf.mul(noise(x.shape), Math.sqrt(2 * a))),
       );
       grad.dispose();
       x.dispose();
       x = next;
     }
-    o.onStep?.(i + 1, ts.length);
+    o.onStep?.(i + 1, steps);
   }
   return x;
 }

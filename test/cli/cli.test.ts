@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { lineMask } from "../../operators/masks.js";
+import { readVolume } from "../../src/io/index.js";
 import { readNpy, writeNpy } from "../../src/io/npy.js";
 import { runCli } from "../helpers.js";
 
@@ -373,4 +374,118 @@ describe("eval", () => {
       /unknown setting 'mri-3x'/,
     );
   });
+});
+
+describe("reconstruct: parameter ranges, contradicting modalities, measurement arrays, DICOM uncertainty", () => {
+  it.each([
+    ["score:steps=1e9", /method 'score': steps must be an integer in \[1, 2000\], got '1e9'/],
+    ["score:samples=1e6", /samples must be an integer in \[1, 64\], got '1e6'/],
+    ["tv:iterations=1e12", /iterations must be an integer in \[1, 100000\], got '1e12'/],
+    ["score:cg=1e9", /cg must be an integer in \[0, 100\], got '1e9'/],
+    ["score:steps=2.5", /steps must be an integer in \[1, 2000\], got '2.5'/],
+    ["score:samples=0", /samples must be an integer in \[1, 64\], got '0'/],
+  ])("--method %s gives one line and exit code 2", async (method, message) => {
+    const r = await run(
+      "reconstruct",
+      "--in",
+      join(dir, "p.npy"),
+      "--modality",
+      "mri",
+      "--method",
+      method,
+      "--out",
+      join(dir, "bad-range"),
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+    expect(r.err.trim().split("\n")).toHaveLength(1);
+    expect(existsSync(join(dir, "bad-range"))).toBe(false);
+  });
+
+  it("a --modality that contradicts the study's own is refused (CT as MRI, MR as CT, measurements too)", async () => {
+    const brain = join(dir, "brain.nii.gz");
+    expect((await run("phantom", "--kind", "brain", "--size", "32", "--out", brain)).code).toBe(0);
+    const ct = join(dir, "ct.nii.gz");
+    for (const [input, modality, says] of [
+      [ct, "mri", "CT"],
+      [brain, "ct", "MR"],
+    ]) {
+      const r = await run(
+        "reconstruct",
+        "--in",
+        input,
+        "--modality",
+        modality,
+        "--method",
+        "tv",
+        "--out",
+        join(dir, "contra"),
+      );
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(new RegExp(`--modality ${modality} contradicts the input, which says ${says}`));
+      expect(r.err.trim().split("\n")).toHaveLength(1);
+    }
+    const meas = join(dir, "contra-k.npy");
+    expect((await run("simulate", "--in", brain, "--out", meas)).code).toBe(0);
+    const r = await run(
+      "reconstruct",
+      "--measurements",
+      meas,
+      "--modality",
+      "ct",
+      "--method",
+      "fbp",
+      "--out",
+      join(dir, "contra"),
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--modality ct contradicts .*contra-k\.json, which says MR/);
+    expect(existsSync(join(dir, "contra"))).toBe(false);
+  });
+
+  it("a complex [4, 64, 64] array without MEAS.json: the run's first line says how it was read", async () => {
+    const k = readNpy(join(dir, "k.npy"));
+    const four = new Float32Array(4 * k.data.length);
+    for (let s = 0; s < 4; s++) four.set(k.data as Float32Array, s * k.data.length);
+    await writeNpy(join(dir, "four.npy"), [4, 64, 64], four, "complex64");
+    const r = await run(
+      "reconstruct",
+      "--measurements",
+      join(dir, "four.npy"),
+      "--modality",
+      "mri",
+      "--method",
+      "zero-filled",
+      "--out",
+      join(dir, "four"),
+      "--json",
+    );
+    expect(r.code).toBe(0);
+    expect(r.err.split("\n")[0]).toMatch(
+      /^scorerecon: .*four\.npy has no .*four\.json: its complex 4x64x64 array is read as 4 slice\(s\) of single-coil 64x64 Cartesian k-space \(slices first; multi-coil/,
+    );
+    expect(JSON.parse(r.out).results[0].method).toBe("zero-filled");
+  });
+
+  it("--method score --format dicom writes the uncertainty map as a DICOM series too, and metrics.json", async () => {
+    const out = join(dir, "score-dicom");
+    const r = await run(
+      "reconstruct",
+      "--in",
+      join(dir, "brain.nii.gz"),
+      "--method",
+      "score:steps=2:samples=2",
+      "--format",
+      "dicom",
+      "--out",
+      out,
+      "--json",
+    );
+    expect(r.code, r.err).toBe(0);
+    const std = await readVolume(join(out, "score-std"));
+    expect([std.slices, std.rows, std.cols]).toEqual([1, 32, 32]);
+    expect(std.data.some((v) => v > 0)).toBe(true);
+    expect((await readVolume(join(out, "score"))).rows).toBe(32);
+    expect(JSON.parse(readFileSync(join(out, "metrics.json"), "utf8")).results[0].method).toBe("score");
+  }, 180_000);
 });

@@ -1,6 +1,12 @@
 /** Method requests: names, parameters and their per-modality defaults. */
 import { describe, expect, it } from "vitest";
-import { methodRequest, parseMethods } from "../../src/recon/methods.js";
+import {
+  METHODS,
+  methodDefaults,
+  methodRequest,
+  paramSchema,
+  parseMethods,
+} from "../../src/recon/methods.js";
 
 describe("method requests", () => {
   it("score takes the defaults tuned for each modality; given values win", () => {
@@ -27,12 +33,48 @@ describe("method requests", () => {
   it("refuses unknown methods, parameters, bad values and methods of the other modality, naming the field", () => {
     expect(() => parseMethods("nope", "mri")).toThrow(/unknown method 'nope'/);
     expect(() => parseMethods("tv:bogus=1", "mri")).toThrow(/has no parameter 'bogus'/);
-    expect(() => parseMethods("tv:lambda=-1", "mri")).toThrow(/lambda must be a non-negative number/);
+    expect(() => parseMethods("tv:lambda=-1", "mri")).toThrow(
+      /lambda must be a number in \[0, 1000\], got '-1'/,
+    );
     expect(() => parseMethods("tv:lambda", "mri")).toThrow(/must look like key=value/);
     expect(() => parseMethods("fbp", "mri")).toThrow(/does not apply to MRI/);
     expect(() => parseMethods("score:start=fbp", "mri")).toThrow(/start must be one of tv, ls/);
     expect(() => methodRequest("fbp", { filter: "box" }, "ct", "methods[2]")).toThrow(
       expect.objectContaining({ field: "methods[2].filter" }),
     );
+  });
+
+  it("every parameter has a type and a range; counts are integers; out of range names the field", () => {
+    for (const [text, field, message] of [
+      ["score:steps=1e9", "method.steps", /steps must be an integer in \[1, 2000\], got '1e9'/],
+      ["score:samples=1e6", "method.samples", /samples must be an integer in \[1, 64\]/],
+      ["tv:iterations=1e12", "method.iterations", /iterations must be an integer in \[1, 100000\]/],
+      ["score:cg=1e9", "method.cg", /cg must be an integer in \[0, 100\]/],
+      ["score:steps=2.5", "method.steps", /must be an integer/],
+      ["score:samples=0", "method.samples", /must be an integer in \[1, 64\], got '0'/],
+      ["score:steps=", "method.steps", /got ''/],
+      ["score:steps=abc", "method.steps", /got 'abc'/],
+    ] as const) {
+      expect(() => parseMethods(text, "mri"), text).toThrow(expect.objectContaining({ field }));
+      expect(() => parseMethods(text, "mri"), text).toThrow(message);
+    }
+    // A JSON job gives numbers as numbers; the command line's text is converted first.
+    expect(() => methodRequest("score", { steps: "75" }, "mri", "methods[0]")).toThrow(
+      expect.objectContaining({ field: "methods[0].steps" }),
+    );
+    expect(parseMethods("score:steps=1:seed=2147483647", "mri")[0].params).toMatchObject({
+      steps: 1,
+      seed: 2 ** 31 - 1,
+    });
+  });
+
+  it("every declared and modality default is of its type and in its range", () => {
+    for (const m of METHODS)
+      for (const modality of m.modalities) {
+        const d = methodDefaults(m, modality);
+        expect(Object.keys(d).sort()).toEqual(Object.keys(m.params).sort());
+        for (const [key, spec] of Object.entries(m.params))
+          expect(paramSchema(spec).safeParse(d[key]).success, `${m.name} ${modality} ${key}`).toBe(true);
+      }
   });
 });

@@ -1,5 +1,5 @@
 /** The score-based methods through the one pipeline, with a tiny prior trained here. */
-import { mkdtempSync } from "node:fs";
+import { copyFileSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -125,24 +125,53 @@ describe("score-based reconstruction methods", () => {
     ).rejects.toThrow(/is a MRI prior; this is CT data/);
   });
 
-  it("a prior trained on larger images than the input is a clear error, before any slice runs", async () => {
-    const volume = makeVolume(
-      2,
-      12,
-      12,
-      new Float32Array([...randomEllipses(12, 4), ...randomEllipses(12, 5)]),
-    );
-    const events: unknown[] = [];
+  it("a study smaller than the prior's training images runs (the network is fully convolutional)", async () => {
+    const volume = makeVolume(1, 12, 12, randomEllipses(12, 4));
+    const r = await reconstruct({
+      acquisition: mriAcquisition(12, 2, 0.2, 0),
+      methods: parseMethods(`score:model=${prior}:steps=3:samples=1`, "mri"),
+      volume,
+    });
+    expect(r.results[0].volume.data.every(Number.isFinite)).toBe(true);
+  });
+
+  it("the fewest steps each sampler takes, and more samples than one network evaluation takes, give finite results", async () => {
+    const volume = makeVolume(1, 16, 16, randomEllipses(16, 6));
+    expect(() => parseMethods("song:steps=1", "mri")).toThrow(/steps must be an integer in \[2, 2000\]/);
+    for (const [sampler, steps] of [
+      ["dds", 1],
+      ["song", 2],
+      ["langevin", 1],
+    ] as const) {
+      const r = await reconstruct({
+        acquisition: mriAcquisition(16, 2, 0.2, 0),
+        methods: parseMethods(`${sampler}:model=${prior}:steps=${steps}:samples=6`, "mri"),
+        volume,
+      });
+      expect(r.results[0].volume.data.every(Number.isFinite), sampler).toBe(true);
+      expect(r.results[0].uncertainty!.data.every(Number.isFinite), sampler).toBe(true);
+    }
+  });
+
+  it("a method that fails while running leaves the other methods to finish", async () => {
+    const broken = mkdtempSync(join(tmpdir(), "scorerecon-broken-"));
+    for (const f of ["model.json", "prior.json"]) copyFileSync(join(prior, f), join(broken, f));
+    const r = await reconstruct({
+      acquisition: mriAcquisition(16, 2, 0.2, 0),
+      methods: parseMethods(`score:model=${broken}:steps=2,tv:iterations=5`, "mri"),
+      volume: makeVolume(2, 16, 16, new Float32Array([...randomEllipses(16, 1), ...randomEllipses(16, 2)])),
+    });
+    expect(r.results.map((m) => m.method)).toEqual(["tv"]);
+    expect(r.failed.map((f) => f.method)).toEqual(["score"]);
+    expect(String(r.failed[0].error)).toMatch(/has no weights\.bin/);
+    // Every method failing is the error itself.
     await expect(
       reconstruct({
-        acquisition: mriAcquisition(12, 2, 0.2, 0),
-        methods: parseMethods(`tv,score:model=${prior}:steps=4`, "mri"),
-        volume,
-        onProgress: (e) => events.push(e),
+        acquisition: mriAcquisition(16, 2, 0.2, 0),
+        methods: parseMethods(`score:model=${broken}:steps=2`, "mri"),
+        volume: makeVolume(1, 16, 16, randomEllipses(16, 1)),
       }),
-    ).rejects.toThrow(/trained on 16x16 images; this image is 12x12/);
-    // The classical method listed first did not run either.
-    expect(events).toEqual([]);
+    ).rejects.toThrow(/has no weights\.bin/);
   });
 
   it("measurements of the wrong shape for the operator are a clear error", async () => {

@@ -278,7 +278,7 @@ describe("jobs", () => {
   it("cancels a running job between iterations", async () => {
     const created = await request(s.app)
       .post("/api/jobs")
-      .send({ study: dicomStudy.id, methods: [{ name: "tv", params: { iterations: 200000 } }] });
+      .send({ study: dicomStudy.id, methods: [{ name: "tv", params: { iterations: 100000 } }] });
     const id = created.body.id;
     await waitFor(s, id, ["running"]);
     const del = await request(s.app).delete(`/api/jobs/${id}`);
@@ -295,7 +295,7 @@ describe("jobs", () => {
     [{ methods: [{ name: "tv", params: { bogus: 1 } }] }, "methods[0]"],
     [{ methods: [{ name: "fbp" }] }, "methods[0]"],
     [{ methods: [{ name: "tv" }, { name: "tv" }] }, "methods[1]"],
-    [{ methods: [{ name: "score", params: { model: "/etc" } }] }, "methods[0].params.model"],
+    [{ methods: [{ name: "score", params: { model: "/etc" } }] }, "methods[0].model"],
     [{ methods: [{ name: "tv" }], mri: { acceleration: 0.5 } }, "mri.acceleration"],
     [{ methods: [{ name: "tv" }], mri: { mask: "spiral" } }, "mri.mask"],
     [{ methods: [{ name: "tv" }], ct: { views: 10 } }, "ct"],
