@@ -21,7 +21,7 @@ import { inflateRawSync } from "node:zlib";
 import dicomParser from "dicom-parser";
 import { UserError } from "../errors.js";
 import { makeVolume, type Volume } from "../image/volume.js";
-import { decodeFrame, ENCAPSULATED } from "./dicom-codecs.js";
+import { decodeFrame, ENCAPSULATED, type FrameInfo } from "./dicom-codecs.js";
 
 const SYNTAXES: Record<string, string> = {
   "1.2.840.10008.1.2": "implicit VR little endian",
@@ -177,10 +177,11 @@ function numbers(ds: dicomParser.DataSet, tag: string, n: number): number[] | un
 async function frameBytes(
   inst: Instance,
   syntax: string,
-  n: number,
-  bytesPer: number,
+  info: FrameInfo,
 ): Promise<{ bytes: Uint8Array; little: boolean }[]> {
   const { ds, file } = inst;
+  const n = info.rows * info.cols,
+    bytesPer = info.bitsAllocated / 8;
   const el = ds.elements.x7fe00010;
   const count = frames(ds);
   if (NATIVE.has(syntax)) {
@@ -212,7 +213,7 @@ async function frameBytes(
           : count === 1
             ? dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments!.length)
             : dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, f, 1);
-      const bytes = await decodeFrame(syntax, encoded, n, bytesPer);
+      const bytes = await decodeFrame(syntax, encoded, info);
       if (bytes.length < n * bytesPer)
         throw new Error(`decoded ${bytes.length} bytes, expected ${n * bytesPer}`);
       out.push({ bytes, little: true });
@@ -250,7 +251,8 @@ async function decodeFrames(inst: Instance, rows: number, cols: number): Promise
   const n = rows * cols;
   const bytesPer = bits / 8;
   const mask = stored >= 32 ? 0xffffffff : 2 ** stored - 1;
-  return (await frameBytes(inst, syntax, n, bytesPer)).map(({ bytes, little }) => {
+  const info = { rows, cols, bitsAllocated: bits, bitsStored: stored, signed };
+  return (await frameBytes(inst, syntax, info)).map(({ bytes, little }) => {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const frame = new Float32Array(n);
     for (let i = 0; i < n; i++) {
