@@ -1,5 +1,5 @@
 /** `scorerecon serve`: the HTTP API (server/) and the viewer, on one port. */
-import { createServer as httpServer, type Server } from "node:http";
+import { createServer as httpServer, type RequestListener, type Server } from "node:http";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
@@ -32,7 +32,9 @@ export function registerServe(program: Command): void {
       }
       // The port is taken before the data folder is opened: a second server on a port in use
       // fails here, before it re-queues the jobs of a data folder that another server may use.
-      const server = await bind(port, o.host);
+      // Until the app is attached, every request is answered 503 (none waits unanswered).
+      let handler: RequestListener = starting;
+      const server = await bind(port, o.host, (req, res) => handler(req, res));
       // The server is loaded only by this command: the other commands start without Express.
       let s: import("../../server/app.js").ScoreReconServer;
       try {
@@ -42,7 +44,7 @@ export function registerServe(program: Command): void {
         server.close();
         throw e;
       }
-      server.on("request", s.app);
+      handler = s.app;
       const shutdown = async () => {
         server.close();
         server.closeAllConnections();
@@ -80,10 +82,17 @@ export function registerServe(program: Command): void {
     });
 }
 
+/** The answer to every request before the app is attached (the app's /readyz says 503 until ready). */
+const starting: RequestListener = (_req, res) => {
+  const body = JSON.stringify({ error: { code: "starting", message: "the server is starting; try again" } });
+  res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "1", Connection: "close" });
+  res.end(body);
+};
+
 /** Listens on port and host; a port in use or not allowed, or a host not here, is a UserError. */
-function bind(port: number, host: string): Promise<Server> {
+function bind(port: number, host: string, listener: RequestListener): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = httpServer();
+    const server = httpServer(listener);
     server.once("error", (e: NodeJS.ErrnoException) => {
       server.close();
       const reason: Record<string, [string, string]> = {
