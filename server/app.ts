@@ -30,7 +30,7 @@ import { OPENAPI } from "./openapi.js";
 import { encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
 import { defaultWindow, Storage, UUID, type StudyRecord } from "./storage.js";
-import { HttpError, ingestUpload, uploadMiddleware, type UploadLimits } from "./uploads.js";
+import { HttpError, ingestUpload, receivedUpload, uploadMiddleware, type UploadLimits } from "./uploads.js";
 
 const MaskQuery = z.object({
   rows: z.coerce.number().int().min(8).max(1024),
@@ -65,7 +65,11 @@ export interface ScoreReconServer {
   close(): Promise<void>;
 }
 
-const DEFAULT_LIMITS: UploadLimits = { fileSize: 512 * 1024 * 1024, files: 4000 };
+export const DEFAULT_LIMITS: UploadLimits = {
+  fileSize: 512 * 2 ** 20,
+  files: 4000,
+  decompressed: 2 * 2 ** 30,
+};
 
 export function createServer(o: ServerOptions): ScoreReconServer {
   const storage = new Storage(o.dataDir);
@@ -107,9 +111,8 @@ export function createServer(o: ServerOptions): ScoreReconServer {
 
   // Studies.
   api.post("/studies", uploadMiddleware(storage, limits), async (req, res) => {
-    const dir = (req as Request & { uploadDir?: string }).uploadDir;
     const modality = typeof req.body?.modality === "string" ? req.body.modality : undefined;
-    res.status(201).json(await ingestUpload(storage, dir, limits, modality));
+    res.status(201).json(await ingestUpload(storage, receivedUpload(req), limits, modality));
   });
   api.get("/studies", (_req, res) => void res.json({ studies: storage.studies() }));
   api.get("/studies/:id", (req, res) => void res.json(findStudy(storage, req.params.id)));
@@ -491,7 +494,7 @@ function errorHandler(log?: (line: string) => void) {
         .json({ error: { code: err.code, message: err.message, field: err.field } });
     if (err instanceof UserError)
       return void res
-        .status(err.code === "not_found" ? 404 : 400)
+        .status(err.code === "not_found" ? 404 : err.code === "too_large" ? 413 : 400)
         .json({ error: { code: err.code, message: err.message, field: err.field } });
     const e = err as { type?: string; status?: number; charset?: string; encoding?: string };
     const known = requestErrors(e);

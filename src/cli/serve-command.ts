@@ -16,11 +16,25 @@ export function registerServe(program: Command): void {
     .option("--host <host>", "interface to listen on", "127.0.0.1")
     .option("--data-dir <dir>", "uploads, jobs and results", join(homedir(), ".scorerecon", "data"))
     .option("--workers <N>", "reconstruction worker threads (default: the machine's cores)")
+    .option("--max-file-mib <MiB>", "largest uploaded file (and zip entry), in MiB", "512")
+    .option("--max-files <N>", "most files in one upload, zip entries included", "4000")
+    .option(
+      "--max-decompressed-mib <MiB>",
+      "most that one upload may expand to when decompressed (zip, gzip, deflated or compressed DICOM), in MiB",
+      "2048",
+    )
     .option("--demo", "preload a demo study (brain phantom) and a comparison job")
     .action(async (o) => {
       // Every check before anything is created or started.
       const port = parseNumber("--port", o.port, { min: 0, max: 65535, integer: true });
       const workers = o.workers ? parseNumber("--workers", o.workers, { min: 1, integer: true }) : undefined;
+      const mib = (flag: string, v: string) =>
+        parseNumber(flag, v, { min: 1, max: 1 << 20, integer: true }) * 2 ** 20;
+      const limits = {
+        fileSize: mib("--max-file-mib", o.maxFileMib),
+        files: parseNumber("--max-files", o.maxFiles, { min: 1, max: 1_000_000, integer: true }),
+        decompressed: mib("--max-decompressed-mib", o.maxDecompressedMib),
+      };
       // The server creates its data folder when missing; the worker reads the shared one.
       checkFolder("--data-dir", o.dataDir);
       const token = process.env.SCORERECON_TOKEN || undefined;
@@ -39,7 +53,7 @@ export function registerServe(program: Command): void {
       let s: import("../../server/app.js").ScoreReconServer;
       try {
         const { createServer } = await import("../../server/app.js");
-        s = createServer({ dataDir: o.dataDir, workers, token, redisUrl, log });
+        s = createServer({ dataDir: o.dataDir, workers, token, redisUrl, log, limits });
       } catch (e) {
         server.close();
         throw e;

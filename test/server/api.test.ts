@@ -168,7 +168,7 @@ describe("studies", () => {
     writeFileSync(join(root, "notes.txt"), "not an image");
     const text = await request(s.app).post("/api/studies").attach("files", join(root, "notes.txt"));
     expect(text.status).toBe(400);
-    expect(text.body.error.message).toMatch(/no readable DICOM image/);
+    expect(text.body.error.message).toMatch(/^notes\.txt is not a readable DICOM file/);
     expect(text.body.error.message).not.toMatch(/\/uploads\//);
     expect((await request(s.app).post("/api/studies")).status).toBe(400);
     // Nothing half-stored: the upload folder is empty again.
