@@ -145,6 +145,17 @@ describe("serve: bad --port, --data-dir or REDIS_URL", () => {
     expectOneLineError(await cli(["serve", "--port", "-1", "--data-dir", dir]), /--port must be >= 0/);
   });
 
+  it.concurrent("upload limits out of range or not integers, before anything is created", async () => {
+    const dir = join(root, "serve-limits");
+    for (const [flag, value, message] of [
+      ["--max-decompressed-mib", "0", /--max-decompressed-mib must be >= 1, got '0'/],
+      ["--max-file-mib", "1.5", /--max-file-mib must be an integer, got '1\.5'/],
+      ["--max-files", "lots", /--max-files must be a number, got 'lots'/],
+    ] as const)
+      expectOneLineError(await cli(["serve", "--port", "0", "--data-dir", dir, flag, value]), message);
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it.concurrent("a data folder that is a file, or under a file", async () => {
     expectOneLineError(
       await cli(["serve", "--port", "0", "--data-dir", aFile]),
