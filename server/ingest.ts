@@ -6,6 +6,7 @@
  * window (the SSIM window) in rows and columns, so that no stored study fails later in a job.
  */
 import { readdirSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { UserError } from "../src/errors.js";
@@ -89,8 +90,26 @@ export type WorkerAnswer =
   | { ok: true; parsed: ParsedUpload }
   | { ok: false; user: boolean; message: string; code?: string; field?: string; stack?: string };
 
+/** Uploads parsed at once (each in its own thread, holding its volumes): the others wait their turn. */
+const PARSERS = Math.max(1, Math.min(2, availableParallelism() - 1));
+let parsing = 0;
+const waiting: (() => void)[] = [];
+
 /** `parseUpload` in a worker thread of its own, which ends with the answer. */
-export function parseUploadInWorker(dir: string, o: ParseOptions): Promise<ParsedUpload> {
+export async function parseUploadInWorker(dir: string, o: ParseOptions): Promise<ParsedUpload> {
+  // A finished parse hands its slot to the next waiting one.
+  if (parsing < PARSERS) parsing++;
+  else await new Promise<void>((r) => waiting.push(r));
+  try {
+    return await runWorker(dir, o);
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else parsing--;
+  }
+}
+
+function runWorker(dir: string, o: ParseOptions): Promise<ParsedUpload> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(compiledModule(new URL("./ingest-worker.js", import.meta.url)), {
       workerData: { dir, options: o },

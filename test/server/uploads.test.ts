@@ -223,6 +223,16 @@ describe("degenerate images are refused at upload, naming the user's file", () =
 });
 
 describe("ingestion off the event loop", () => {
+  it("uploads at once are parsed a few at a time and all stored", async () => {
+    const rs = await Promise.all(
+      Array.from({ length: 5 }, (_, k) =>
+        upload([[`b${k}.nii.gz`, niftiOf(32, 32, generatePhantom("brain", 32, k).data, true)]]),
+      ),
+    );
+    expect(rs.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
+    expect(new Set(rs.map((r) => r.body.id)).size).toBe(5);
+  });
+
   it("keeps answering requests while a large series is parsed", async () => {
     // Small to send (1 KiB a file), heavy to parse: 24 deflated 512 x 512 slices (12 MiB of pixels).
     const t = createServer({
