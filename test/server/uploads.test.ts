@@ -5,7 +5,7 @@
  * user's file (never the server's stored name), and parsing runs off the event loop. The bombs
  * are made here (zeros compress to almost nothing), never committed.
  */
-import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -223,6 +223,13 @@ describe("degenerate images are refused at upload, naming the user's file", () =
 });
 
 describe("ingestion off the event loop", () => {
+  it("a 12-bit JPEG extended file is decoded in the parser thread", async () => {
+    const fixture = new URL("../fixtures/dicom/jpeg-extended-12bit.dcm", import.meta.url).pathname;
+    const r = await upload([["jpeg12.dcm", readFileSync(fixture)]]);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
+    expect(r.body.series[0]).toMatchObject({ rows: 32, cols: 32, slices: 1 });
+  });
+
   it("uploads at once are parsed a few at a time and all stored", async () => {
     const rs = await Promise.all(
       Array.from({ length: 5 }, (_, k) =>
