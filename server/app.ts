@@ -30,7 +30,8 @@ import { OPENAPI } from "./openapi.js";
 import { encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
 import { defaultWindow, Storage, UUID, type StudyRecord } from "./storage.js";
-import { HttpError, ingestUpload, uploadMiddleware, type UploadLimits } from "./uploads.js";
+import { DEFAULT_LIMITS, type UploadLimits } from "./limits.js";
+import { HttpError, ingestUpload, receivedUpload, uploadMiddleware } from "./uploads.js";
 
 const MaskQuery = z.object({
   rows: z.coerce.number().int().min(8).max(1024),
@@ -64,8 +65,6 @@ export interface ScoreReconServer {
   ready: Promise<void>;
   close(): Promise<void>;
 }
-
-const DEFAULT_LIMITS: UploadLimits = { fileSize: 512 * 1024 * 1024, files: 4000 };
 
 export function createServer(o: ServerOptions): ScoreReconServer {
   const storage = new Storage(o.dataDir);
@@ -107,9 +106,8 @@ export function createServer(o: ServerOptions): ScoreReconServer {
 
   // Studies.
   api.post("/studies", uploadMiddleware(storage, limits), async (req, res) => {
-    const dir = (req as Request & { uploadDir?: string }).uploadDir;
     const modality = typeof req.body?.modality === "string" ? req.body.modality : undefined;
-    res.status(201).json(await ingestUpload(storage, dir, limits, modality));
+    res.status(201).json(await ingestUpload(storage, receivedUpload(req), limits, modality));
   });
   api.get("/studies", (_req, res) => void res.json({ studies: storage.studies() }));
   api.get("/studies/:id", (req, res) => void res.json(findStudy(storage, req.params.id)));
@@ -241,7 +239,8 @@ export function listen(s: ScoreReconServer, port: number, host: string): Promise
 function bearerAuth(token: string) {
   const expected = Buffer.from(token);
   return (req: Request, _res: Response, next: NextFunction) => {
-    const given = Buffer.from(/^Bearer (.+)$/.exec(req.get("authorization") ?? "")?.[1] ?? "");
+    // The scheme is case-insensitive, then one or more spaces (RFC 7235 2.1, RFC 6750 2.1).
+    const given = Buffer.from(/^bearer +(.+?) *$/i.exec(req.get("authorization") ?? "")?.[1] ?? "");
     if (given.length === expected.length && timingSafeEqual(given, expected)) return next();
     next(
       new HttpError(401, "a valid bearer token is required (Authorization: Bearer <token>)", "unauthorized"),
@@ -421,6 +420,42 @@ async function sendDicomZip(res: Response, v: Volume, method: string, job: JobRe
   }
 }
 
+/**
+ * Errors of the request itself that Express and body-parser raise (http-errors with a 4xx status):
+ * answered with their status, never as internal. Messages are ours: theirs can quote the input.
+ */
+function requestErrors(e: {
+  type?: string;
+  status?: number;
+  charset?: string;
+  encoding?: string;
+}): { status: number; code: string; message: string } | undefined {
+  if (!e || typeof e.status !== "number" || e.status < 400 || e.status > 499) return undefined;
+  const quoted = (v: string | undefined) => JSON.stringify(String(v ?? "").slice(0, 40));
+  switch (e.type) {
+    case "entity.parse.failed":
+      return { status: 400, code: "bad_json", message: "the request body is not valid JSON" };
+    case "entity.too.large":
+      return { status: 413, code: "too_large", message: "the request body is too large" };
+    case "charset.unsupported":
+      return {
+        status: 415,
+        code: "unsupported_charset",
+        message: `the request body's charset ${quoted(e.charset)} is not supported (JSON is UTF-8)`,
+      };
+    case "encoding.unsupported":
+      return {
+        status: 415,
+        code: "unsupported_encoding",
+        message: `the request body's Content-Encoding ${quoted(e.encoding)} is not supported`,
+      };
+  }
+  // The router's decodeURIComponent of a path parameter (Express 5: a 400 URIError).
+  if (e instanceof URIError || e.status === 400)
+    return { status: 400, code: "bad_path", message: "the URL path holds malformed percent-encoding" };
+  return { status: e.status, code: "bad_request", message: "the request cannot be processed" };
+}
+
 function errorHandler(log?: (line: string) => void) {
   return (err: unknown, _req: Request, res: Response, next: NextFunction) => {
     void next;
@@ -430,17 +465,12 @@ function errorHandler(log?: (line: string) => void) {
         .json({ error: { code: err.code, message: err.message, field: err.field } });
     if (err instanceof UserError)
       return void res
-        .status(err.code === "not_found" ? 404 : 400)
+        .status(err.code === "not_found" ? 404 : err.code === "too_large" ? 413 : 400)
         .json({ error: { code: err.code, message: err.message, field: err.field } });
-    const e = err as { type?: string; status?: number };
-    if (e?.type === "entity.parse.failed")
-      return void res
-        .status(400)
-        .json({ error: { code: "bad_json", message: "the request body is not valid JSON" } });
-    if (e?.type === "entity.too.large")
-      return void res
-        .status(413)
-        .json({ error: { code: "too_large", message: "the request body is too large" } });
+    const e = err as { type?: string; status?: number; charset?: string; encoding?: string };
+    const known = requestErrors(e);
+    if (known)
+      return void res.status(known.status).json({ error: { code: known.code, message: known.message } });
     const id = randomUUID().slice(0, 8);
     log?.(`internal error ${id}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     res.status(500).json({ error: { code: "internal", message: `internal error (error id ${id})` } });

@@ -14,7 +14,7 @@
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { percentile } from "../src/image/stats.js";
+import { percentiles } from "../src/image/stats.js";
 import { makeVolume, type Volume } from "../src/image/volume.js";
 import { writeFileAtomic, writeJsonAtomic } from "../src/io/atomic.js";
 import { encodeNpy, readNpy } from "../src/io/npy.js";
@@ -77,6 +77,8 @@ export class Storage {
     files: number,
     volumes: Volume[],
     descriptions: string[],
+    /** Display windows when already computed (off the event loop, by the upload's parser). */
+    windows: { center: number; width: number }[] = volumes.map(defaultWindow),
   ): Promise<StudyRecord> {
     const id = randomUUID();
     const building = join(this.uploadsDir, `${id}.study`);
@@ -99,7 +101,7 @@ export class Storage {
         cols: v.cols,
         slices: v.slices,
         spacing: v.spacing,
-        window: defaultWindow(v),
+        window: windows[k],
       });
     }
     const record: StudyRecord = { id, created: new Date().toISOString(), source, files, series };
@@ -211,7 +213,6 @@ function readStoredVolume(base: string): Volume {
 /** CT in HU: a soft-tissue window (40/400); otherwise the 1st-99th percentile range. */
 export function defaultWindow(v: Volume): { center: number; width: number } {
   if (v.units === "HU") return { center: 40, width: 400 };
-  const lo = percentile(v.data, 0.01);
-  const hi = percentile(v.data, 0.99);
+  const [lo, hi] = percentiles(v.data, [0.01, 0.99]);
   return { center: (lo + hi) / 2, width: Math.max(hi - lo, 1e-6) };
 }

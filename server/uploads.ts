@@ -1,27 +1,42 @@
 /**
  * Study uploads: multipart files (field `files`, repeated) of DICOM instances, a .zip of them, or
- * one NIfTI. Files are stored under names the server makes (`0007.dcm`); the client's file names
- * only choose the extension from a fixed list, so no user-supplied path ever reaches the
- * filesystem. Zip entries are extracted the same way, with entry-count and size limits (a zip
- * bomb is refused with 413 like an oversized upload).
+ * one NIfTI. Files are stored under names the server makes (`000007.dcm`); the client's file
+ * names only choose the extension from a fixed list, so no user-supplied path ever reaches the
+ * filesystem, and are kept apart to name files in error messages. Zip entries are extracted the
+ * same way. Limits: bytes per file, files per upload (zip entries included, counted from the
+ * zip's directory before anything is extracted), and one decompression limit for everything
+ * the upload expands to (zip entries, gzip, deflated DICOM, compressed pixel data), enforced
+ * while decompressing; each is a 413. The files are then parsed in a worker thread (ingest.ts).
  */
 import { createWriteStream, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Request, RequestHandler } from "express";
 import multer from "multer";
 import yauzl from "yauzl";
 import { UserError } from "../src/errors.js";
-import type { Volume } from "../src/image/volume.js";
-import { listDicomSeries, readDicomSeries } from "../src/io/dicom.js";
-import { readVolume } from "../src/io/index.js";
+import { DecompressionBudget, formatBytes } from "../src/io/decompression.js";
+import { parseUploadInWorker } from "./ingest.js";
+import type { UploadLimits } from "./limits.js";
 import type { Storage, StudyRecord } from "./storage.js";
 
-export interface UploadLimits {
-  /** Bytes per file (and per extracted zip entry). */
-  fileSize: number;
-  /** Files per upload (and entries per zip). */
-  files: number;
+/** An upload received by the middleware: its folder and, per stored file name, the user's name. */
+export interface ReceivedUpload {
+  dir: string;
+  names: Map<string, string>;
+}
+
+type UploadRequest = Request & { upload?: ReceivedUpload };
+
+/** The upload the middleware stored for this request, if any. */
+export const receivedUpload = (req: Request): ReceivedUpload | undefined => (req as UploadRequest).upload;
+
+/** A user's file name as shown in messages: no folders, no control characters, not too long. */
+function displayName(name: string): string {
+  const clean = [...basename(name.replace(/\\/g, "/"))]
+    .map((c) => (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f ? "?" : c))
+    .join("");
+  return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean || "(unnamed)";
 }
 
 /** An error the API answers with its own status (413 for limits). */
@@ -45,12 +60,15 @@ export function uploadMiddleware(storage: Storage, limits: UploadLimits): Reques
   const upload = multer({
     storage: multer.diskStorage({
       destination: (req, _file, cb) => {
-        const r = req as Request & { uploadDir?: string };
-        r.uploadDir ??= storage.uploadFolder();
-        cb(null, r.uploadDir);
+        const r = req as UploadRequest;
+        r.upload ??= { dir: storage.uploadFolder(), names: new Map() };
+        cb(null, r.upload.dir);
       },
-      filename: (_req, file, cb) =>
-        cb(null, `${String(counter++).padStart(6, "0")}${extensionOf(file.originalname)}`),
+      filename: (req, file, cb) => {
+        const name = `${String(counter++).padStart(6, "0")}${extensionOf(file.originalname)}`;
+        (req as UploadRequest).upload?.names.set(name, displayName(file.originalname));
+        cb(null, name);
+      },
     }),
     limits: { fileSize: limits.fileSize, files: limits.files, fields: 8 },
   });
@@ -58,7 +76,7 @@ export function uploadMiddleware(storage: Storage, limits: UploadLimits): Reques
   return (req, res, next) =>
     files(req, res, (err?: unknown) => {
       if (!err) return next();
-      const dir = (req as Request & { uploadDir?: string }).uploadDir;
+      const dir = receivedUpload(req)?.dir;
       if (dir) rmSync(dir, { recursive: true, force: true });
       if (err instanceof multer.MulterError) {
         const tooLarge = err.code === "LIMIT_FILE_SIZE" || err.code === "LIMIT_FILE_COUNT";
@@ -78,89 +96,116 @@ export function uploadMiddleware(storage: Storage, limits: UploadLimits): Reques
     });
 }
 
-/** Parses an upload folder into a stored study; the folder is removed either way. */
+/** Extracts the upload's zips and parses it into a stored study; the folder is removed either way. */
 export async function ingestUpload(
   storage: Storage,
-  dir: string | undefined,
+  upload: ReceivedUpload | undefined,
   limits: UploadLimits,
   modality?: string,
 ): Promise<StudyRecord> {
-  if (!dir) throw new UserError("files: no files uploaded (form field 'files')", "bad_upload", "files");
+  if (!upload) throw new UserError("files: no files uploaded (form field 'files')", "bad_upload", "files");
+  const { dir, names } = upload;
   try {
-    let names = readdirSync(dir).sort();
-    for (const zip of names.filter((n) => n.endsWith(".zip"))) {
-      await extractZip(join(dir, zip), dir, limits);
+    const budget = new DecompressionBudget(limits.decompressed);
+    const uploaded = readdirSync(dir).sort();
+    const zips = uploaded.filter((n) => n.endsWith(".zip"));
+    const files = { count: uploaded.length - zips.length };
+    for (const zip of zips) {
+      await extractZip(join(dir, zip), names.get(zip) ?? zip, dir, names, limits, budget, files);
       rmSync(join(dir, zip));
     }
-    names = readdirSync(dir).sort();
-    if (names.length === 0) throw new UserError("files: the upload holds no files", "bad_upload", "files");
-    const nifti = names.filter((n) => n.endsWith(".nii") || n.endsWith(".nii.gz"));
-    let volumes: Volume[];
-    let descriptions: string[];
-    let source: string;
-    if (nifti.length > 0) {
-      if (names.length > 1)
-        throw new UserError("files: upload one NIfTI file on its own", "bad_upload", "files");
-      const v = await readVolume(join(dir, nifti[0]));
-      const m = modality === "CT" || modality === "MR" ? modality : v.modality;
-      volumes = [{ ...v, modality: m, units: m === "CT" && v.units === "arbitrary" ? "HU" : v.units }];
-      descriptions = ["NIfTI volume"];
-      source = "nifti";
-    } else {
-      const { series } = listDicomSeries(dir);
-      if (series.length === 0)
-        throw new UserError("files: no DICOM images or NIfTI volume in the upload", "bad_upload", "files");
-      volumes = [];
-      for (const s of series)
-        volumes.push((await readDicomSeries(dir, { seriesUid: s.seriesInstanceUid })).volume);
-      descriptions = series.map((s) => s.description);
-      source = "dicom";
-    }
-    return await storage.addStudy(source, names.length, volumes, descriptions);
+    const parsed = await parseUploadInWorker(dir, { limit: budget.limit, spent: budget.spent, modality });
+    return await storage.addStudy(
+      parsed.source,
+      parsed.files,
+      parsed.volumes,
+      parsed.descriptions,
+      parsed.windows,
+    );
   } catch (err) {
-    // Reader messages name files by their server-side path: keep only the server-made file name.
-    if (err instanceof UserError && !(err instanceof HttpError))
-      throw new UserError(err.message.split(`${dir}/`).join("").split(dir).join("upload"), err.code, "files");
-    throw err;
+    throw err instanceof UserError ? userNamed(err, dir, names) : err;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function extractZip(zipPath: string, dir: string, limits: UploadLimits): Promise<void> {
+/**
+ * The error with the user's file names for the server's (readers name files by their path in
+ * the upload folder), the folder itself as "the upload", and `files` as its field.
+ */
+function userNamed(err: UserError, dir: string, names: Map<string, string>): UserError {
+  let message = err.message;
+  for (const [stored, user] of names) message = message.split(`${dir}/${stored}`).join(user);
+  message = message.split(`${dir}/`).join("").split(dir).join("the upload");
+  const status = err instanceof HttpError ? err.status : err.code === "too_large" ? 413 : 400;
+  return new HttpError(status, message, err.code, "files");
+}
+
+function extractZip(
+  zipPath: string,
+  zipName: string,
+  dir: string,
+  names: Map<string, string>,
+  limits: UploadLimits,
+  budget: DecompressionBudget,
+  files: { count: number },
+): Promise<void> {
+  const tooLarge = (message: string) => new HttpError(413, `${zipName}: ${message}`, "too_large", "files");
+  const damaged = (what: string) => new UserError(`${zipName}: ${what} is damaged`, "bad_upload", "files");
   return new Promise((resolve, reject) => {
-    yauzl.open(zipPath, { lazyEntries: true, validateEntrySizes: true }, (err, zip) => {
-      if (err || !zip) return reject(new UserError("files: a .zip could not be read", "bad_upload", "files"));
-      let count = 0;
+    yauzl.open(zipPath, { lazyEntries: true, validateEntrySizes: true, autoClose: false }, (err, zip) => {
+      if (err || !zip)
+        return reject(new UserError(`${zipName} is not a readable .zip`, "bad_upload", "files"));
+      let failed = false;
       const fail = (e: Error) => {
+        if (failed) return;
+        failed = true;
         zip.close();
         reject(e);
       };
-      zip.on("error", () => fail(new UserError("files: a .zip is damaged", "bad_upload", "files")));
-      zip.on("end", () => resolve());
+      // The zip's directory says how many entries it holds: refused before any is extracted.
+      if (files.count + zip.entryCount > limits.files)
+        return fail(
+          tooLarge(`holds ${zip.entryCount} entries; an upload may hold ${limits.files} files in all`),
+        );
+      // First the whole directory (sizes as declared), then the entries one by one.
+      const entries: yauzl.Entry[] = [];
+      let declared = 0;
+      zip.on("error", () => fail(damaged("the zip")));
       zip.on("entry", (entry: yauzl.Entry) => {
-        if (entry.fileName.endsWith("/")) return zip.readEntry();
-        if (++count > limits.files)
-          return fail(
-            new HttpError(413, `files: the zip holds more than ${limits.files} files`, "too_large", "files"),
-          );
-        if (entry.uncompressedSize > limits.fileSize)
-          return fail(
-            new HttpError(
-              413,
-              `files: a zip entry is larger than ${limits.fileSize} bytes`,
-              "too_large",
-              "files",
-            ),
-          );
-        zip.openReadStream(entry, (e, stream) => {
-          if (e || !stream)
-            return fail(new UserError("files: a .zip entry is damaged", "bad_upload", "files"));
-          const name = `z${String(count).padStart(6, "0")}${extensionOf(entry.fileName)}`;
-          pipeline(stream, createWriteStream(join(dir, name)))
-            .then(() => zip.readEntry())
-            .catch(() => fail(new UserError("files: a .zip entry is damaged", "bad_upload", "files")));
-        });
+        if (!entry.fileName.endsWith("/")) {
+          if (entry.uncompressedSize > limits.fileSize)
+            return fail(
+              tooLarge(
+                `${entry.fileName} expands to ${entry.uncompressedSize} bytes, over the limit of ${formatBytes(limits.fileSize)} per file`,
+              ),
+            );
+          declared += entry.uncompressedSize;
+          if (declared > budget.remaining) return fail(budget.exceeded(zipName));
+          entries.push(entry);
+        }
+        zip.readEntry();
+      });
+      zip.on("end", () => {
+        if (failed) return;
+        void (async () => {
+          for (const entry of entries) {
+            const name = `z${String(++files.count).padStart(6, "0")}${extensionOf(entry.fileName)}`;
+            names.set(name, `${zipName}/${displayName(entry.fileName)}`);
+            const stream = await new Promise<NodeJS.ReadableStream>((ok, no) =>
+              zip.openReadStream(entry, (e, s) => (e || !s ? no(damaged(entry.fileName)) : ok(s))),
+            );
+            // Counted as it flows: the sizes in the directory could lie (yauzl checks them too).
+            await pipeline(stream, budget.meter(zipName), createWriteStream(join(dir, name))).catch(
+              (e: unknown) => {
+                throw e instanceof UserError ? e : damaged(entry.fileName);
+              },
+            );
+          }
+        })().then(() => {
+          zip.close();
+          resolve();
+        }, fail);
       });
       zip.readEntry();
     });

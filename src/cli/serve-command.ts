@@ -1,9 +1,10 @@
 /** `scorerecon serve`: the HTTP API (server/) and the viewer, on one port. */
-import { createServer as httpServer, type Server } from "node:http";
+import { createServer as httpServer, type RequestListener, type Server } from "node:http";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
+import { DEFAULT_LIMITS, MIB } from "../../server/limits.js";
 import { checkFolder, parseNumber } from "./options.js";
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -16,11 +17,29 @@ export function registerServe(program: Command): void {
     .option("--host <host>", "interface to listen on", "127.0.0.1")
     .option("--data-dir <dir>", "uploads, jobs and results", join(homedir(), ".scorerecon", "data"))
     .option("--workers <N>", "reconstruction worker threads (default: the machine's cores)")
+    .option(
+      "--max-file-mib <MiB>",
+      "largest uploaded file (and zip entry), in MiB",
+      String(DEFAULT_LIMITS.fileSize / MIB),
+    )
+    .option("--max-files <N>", "most files in one upload, zip entries included", String(DEFAULT_LIMITS.files))
+    .option(
+      "--max-decompressed-mib <MiB>",
+      "most that one upload may expand to when decompressed (zip, gzip, deflated or compressed DICOM), in MiB",
+      String(DEFAULT_LIMITS.decompressed / MIB),
+    )
     .option("--demo", "preload a demo study (brain phantom) and a comparison job")
     .action(async (o) => {
       // Every check before anything is created or started.
       const port = parseNumber("--port", o.port, { min: 0, max: 65535, integer: true });
       const workers = o.workers ? parseNumber("--workers", o.workers, { min: 1, integer: true }) : undefined;
+      const mib = (flag: string, v: string) =>
+        parseNumber(flag, v, { min: 1, max: 1 << 20, integer: true }) * MIB;
+      const limits = {
+        fileSize: mib("--max-file-mib", o.maxFileMib),
+        files: parseNumber("--max-files", o.maxFiles, { min: 1, max: 1_000_000, integer: true }),
+        decompressed: mib("--max-decompressed-mib", o.maxDecompressedMib),
+      };
       // The server creates its data folder when missing; the worker reads the shared one.
       checkFolder("--data-dir", o.dataDir);
       const token = process.env.SCORERECON_TOKEN || undefined;
@@ -32,17 +51,19 @@ export function registerServe(program: Command): void {
       }
       // The port is taken before the data folder is opened: a second server on a port in use
       // fails here, before it re-queues the jobs of a data folder that another server may use.
-      const server = await bind(port, o.host);
+      // Until the app is attached, every request is answered 503 (none waits unanswered).
+      let handler: RequestListener = starting;
+      const server = await bind(port, o.host, (req, res) => handler(req, res));
       // The server is loaded only by this command: the other commands start without Express.
       let s: import("../../server/app.js").ScoreReconServer;
       try {
         const { createServer } = await import("../../server/app.js");
-        s = createServer({ dataDir: o.dataDir, workers, token, redisUrl, log });
+        s = createServer({ dataDir: o.dataDir, workers, token, redisUrl, log, limits });
       } catch (e) {
         server.close();
         throw e;
       }
-      server.on("request", s.app);
+      handler = s.app;
       const shutdown = async () => {
         server.close();
         server.closeAllConnections();
@@ -80,10 +101,17 @@ export function registerServe(program: Command): void {
     });
 }
 
+/** The answer to every request before the app is attached (the app's /readyz says 503 until ready). */
+const starting: RequestListener = (_req, res) => {
+  const body = JSON.stringify({ error: { code: "starting", message: "the server is starting; try again" } });
+  res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "1", Connection: "close" });
+  res.end(body);
+};
+
 /** Listens on port and host; a port in use or not allowed, or a host not here, is a UserError. */
-function bind(port: number, host: string): Promise<Server> {
+function bind(port: number, host: string, listener: RequestListener): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = httpServer();
+    const server = httpServer(listener);
     server.once("error", (e: NodeJS.ErrnoException) => {
       server.close();
       const reason: Record<string, [string, string]> = {

@@ -17,11 +17,11 @@
  */
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { inflateRawSync } from "node:zlib";
 import dicomParser from "dicom-parser";
 import { UserError } from "../errors.js";
 import { makeVolume, type Volume } from "../image/volume.js";
-import { decodeFrame, ENCAPSULATED } from "./dicom-codecs.js";
+import { DecompressionBudget } from "./decompression.js";
+import { decodeFrame, ENCAPSULATED, type FrameInfo } from "./dicom-codecs.js";
 
 const SYNTAXES: Record<string, string> = {
   "1.2.840.10008.1.2": "implicit VR little endian",
@@ -78,14 +78,14 @@ export function looksLikeDicom(path: string): boolean {
   }
 }
 
-function parse(file: string): Instance {
+function parse(file: string, budget: DecompressionBudget): Instance {
   const bytes = readFileSync(file);
   let ds: dicomParser.DataSet;
   try {
     ds = dicomParser.parseDicom(bytes, {
       inflater: (arr: Uint8Array, position: number) => {
         // Deflated syntax (PS3.5 A.5): raw deflate of everything after the file meta group.
-        const inflated = inflateRawSync(arr.subarray(position));
+        const inflated = budget.inflateRaw(arr.subarray(position), file);
         const out = new Uint8Array(position + inflated.length);
         out.set(arr.subarray(0, position));
         out.set(inflated, position);
@@ -93,6 +93,7 @@ function parse(file: string): Instance {
       },
     } as dicomParser.ParseDicomOptions);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     const msg =
       typeof e === "string"
         ? e
@@ -100,17 +101,40 @@ function parse(file: string): Instance {
     throw new UserError(`${file} is not a readable DICOM file (${msg})`, "bad_dicom", file);
   }
   if (!ds.elements.x7fe00010) throw new UserError(`${file} has no Pixel Data (7FE0,0010)`, "bad_dicom", file);
+  // An image of no pixels or no frames (PS3.3 C.7.6.3: Rows, Columns >= 1; C.7.6.6: NumberOfFrames >= 1).
+  for (const [tag, name] of [
+    ["x00280010", "Rows"],
+    ["x00280011", "Columns"],
+  ] as const) {
+    const v = ds.uint16(tag);
+    if (!v)
+      throw new UserError(
+        `${file} has ${name} ${v ?? "missing"}; an image needs 1 or more`,
+        "bad_dicom",
+        file,
+      );
+  }
+  const f = frames(ds);
+  if (!(Number.isInteger(f) && f >= 1))
+    throw new UserError(
+      `${file} has NumberOfFrames ${ds.string("x00280008") ?? f}; an image needs 1 or more`,
+      "bad_dicom",
+      file,
+    );
   return { file, ds };
 }
 
-function collect(path: string): { instances: Instance[]; skipped: SkippedFile[] } {
+function collect(
+  path: string,
+  budget: DecompressionBudget,
+): { instances: Instance[]; skipped: SkippedFile[] } {
   let st;
   try {
     st = statSync(path);
   } catch {
     throw new UserError(`${path}: no such file or folder`, "not_found", path);
   }
-  if (!st.isDirectory()) return { instances: [parse(path)], skipped: [] };
+  if (!st.isDirectory()) return { instances: [parse(path, budget)], skipped: [] };
   const instances: Instance[] = [];
   const skipped: SkippedFile[] = [];
   const walk = (dir: string) => {
@@ -119,8 +143,10 @@ function collect(path: string): { instances: Instance[]; skipped: SkippedFile[] 
       if (statSync(p).isDirectory()) walk(p);
       else if (basename(p).toUpperCase() !== "DICOMDIR") {
         try {
-          instances.push(parse(p));
+          instances.push(parse(p, budget));
         } catch (err) {
+          // Past the decompression limit nothing more is read.
+          if (err instanceof UserError && err.code === "too_large") throw err;
           skipped.push({
             file: p,
             reason: err instanceof UserError ? err.message.replace(`${p} `, "") : String(err),
@@ -130,6 +156,9 @@ function collect(path: string): { instances: Instance[]; skipped: SkippedFile[] 
     }
   };
   walk(path);
+  // A folder of one file that cannot be read: that file's own message.
+  if (instances.length === 0 && skipped.length === 1)
+    throw new UserError(`${skipped[0].file} ${skipped[0].reason}`, "bad_dicom", skipped[0].file);
   if (instances.length === 0)
     throw new UserError(
       `${path} holds no readable DICOM image${skipped.length ? ` (${skipped.length} file(s) skipped, e.g. ${skipped[0].file}: ${skipped[0].reason})` : ""}`,
@@ -150,21 +179,43 @@ function bySeries(instances: Instance[]): Map<string, Instance[]> {
 
 const frames = (ds: dicomParser.DataSet) => ds.intString("x00280008") ?? 1;
 
-export function listDicomSeries(path: string): { series: DicomSeriesSummary[]; skipped: SkippedFile[] } {
-  const { instances, skipped } = collect(path);
-  const series = [...bySeries(instances)].map(([uid, list]) => {
-    const ds = list[0].ds;
-    return {
-      seriesInstanceUid: uid,
-      modality: ds.string("x00080060") ?? "OT",
-      description: ds.string("x0008103e") ?? "",
-      rows: ds.uint16("x00280010") ?? 0,
-      cols: ds.uint16("x00280011") ?? 0,
-      slices: list.reduce((n, i) => n + frames(i.ds), 0),
-      transferSyntax: syntaxName(ds.string("x00020010") ?? "1.2.840.10008.1.2"),
-      files: list.length,
-    };
-  });
+function summary(uid: string, list: Instance[]): DicomSeriesSummary {
+  const ds = list[0].ds;
+  return {
+    seriesInstanceUid: uid,
+    modality: ds.string("x00080060") ?? "OT",
+    description: ds.string("x0008103e") ?? "",
+    rows: ds.uint16("x00280010") ?? 0,
+    cols: ds.uint16("x00280011") ?? 0,
+    slices: list.reduce((n, i) => n + frames(i.ds), 0),
+    transferSyntax: syntaxName(ds.string("x00020010") ?? "1.2.840.10008.1.2"),
+    files: list.length,
+  };
+}
+
+export function listDicomSeries(
+  path: string,
+  options: { budget?: DecompressionBudget } = {},
+): { series: DicomSeriesSummary[]; skipped: SkippedFile[] } {
+  const { instances, skipped } = collect(path, options.budget ?? new DecompressionBudget());
+  return { series: [...bySeries(instances)].map(([uid, list]) => summary(uid, list)), skipped };
+}
+
+/** Every series of a file or folder, each read once: its summary, volume and files (in slice order). */
+export async function readDicomStudy(
+  path: string,
+  options: { budget?: DecompressionBudget } = {},
+): Promise<{
+  series: { summary: DicomSeriesSummary; volume: Volume; files: string[] }[];
+  skipped: SkippedFile[];
+}> {
+  const budget = options.budget ?? new DecompressionBudget();
+  const { instances, skipped } = collect(path, budget);
+  const series = [];
+  for (const [uid, list] of bySeries(instances)) {
+    const { volume, sorted } = await seriesVolume(list, budget);
+    series.push({ summary: summary(uid, list), volume, files: sorted.map((i) => i.file) });
+  }
   return { series, skipped };
 }
 
@@ -177,10 +228,12 @@ function numbers(ds: dicomParser.DataSet, tag: string, n: number): number[] | un
 async function frameBytes(
   inst: Instance,
   syntax: string,
-  n: number,
-  bytesPer: number,
+  info: FrameInfo,
+  budget: DecompressionBudget,
 ): Promise<{ bytes: Uint8Array; little: boolean }[]> {
   const { ds, file } = inst;
+  const n = info.rows * info.cols,
+    bytesPer = info.bitsAllocated / 8;
   const el = ds.elements.x7fe00010;
   const count = frames(ds);
   if (NATIVE.has(syntax)) {
@@ -204,6 +257,8 @@ async function frameBytes(
     );
   const out: { bytes: Uint8Array; little: boolean }[] = [];
   for (let f = 0; f < count; f++) {
+    // Each decoded frame is decompressed data: taken from the budget before it is made.
+    budget.take(n * bytesPer, file);
     let encoded: Uint8Array;
     try {
       encoded =
@@ -212,7 +267,7 @@ async function frameBytes(
           : count === 1
             ? dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments!.length)
             : dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, f, 1);
-      const bytes = await decodeFrame(syntax, encoded, n, bytesPer);
+      const bytes = await decodeFrame(syntax, encoded, info);
       if (bytes.length < n * bytesPer)
         throw new Error(`decoded ${bytes.length} bytes, expected ${n * bytesPer}`);
       out.push({ bytes, little: true });
@@ -229,7 +284,12 @@ async function frameBytes(
 }
 
 /** Decodes one instance's frames (rescaled, MONOCHROME2 sense). */
-async function decodeFrames(inst: Instance, rows: number, cols: number): Promise<Float32Array[]> {
+async function decodeFrames(
+  inst: Instance,
+  rows: number,
+  cols: number,
+  budget: DecompressionBudget,
+): Promise<Float32Array[]> {
   const { ds, file } = inst;
   const syntax = ds.string("x00020010") ?? "1.2.840.10008.1.2";
   const spp = ds.uint16("x00280002") ?? 1;
@@ -250,18 +310,25 @@ async function decodeFrames(inst: Instance, rows: number, cols: number): Promise
   const n = rows * cols;
   const bytesPer = bits / 8;
   const mask = stored >= 32 ? 0xffffffff : 2 ** stored - 1;
-  return (await frameBytes(inst, syntax, n, bytesPer)).map(({ bytes, little }) => {
+  const info = { rows, cols, bitsAllocated: bits, bitsStored: stored, signed };
+  // Loop invariants hoisted: this loop runs once per pixel of every slice.
+  const masked = stored < 32,
+    full = 2 ** Math.min(stored, 32),
+    half = full / 2,
+    mono1 = photometric === "MONOCHROME1";
+  return (await frameBytes(inst, syntax, info, budget)).map(({ bytes, little }) => {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const frame = new Float32Array(n);
     for (let i = 0; i < n; i++) {
       const o = i * bytesPer;
       let raw =
         bits === 8 ? view.getUint8(o) : bits === 16 ? view.getUint16(o, little) : view.getUint32(o, little);
-      raw = stored >= 32 ? raw : raw & mask;
-      if (signed && stored < 32 && raw >= 2 ** (stored - 1)) raw -= 2 ** stored;
-      else if (signed && stored >= 32) raw = raw | 0;
+      if (masked) {
+        raw &= mask;
+        if (signed && raw >= half) raw -= full;
+      } else if (signed) raw |= 0;
       // MONOCHROME1: the minimum is white (PS3.3 C.7.6.3.1.2); invert within the stored range.
-      if (photometric === "MONOCHROME1") raw = signed ? -1 - raw : mask - raw;
+      if (mono1) raw = signed ? -1 - raw : mask - raw;
       frame[i] = raw * slope + intercept;
     }
     return frame;
@@ -270,17 +337,20 @@ async function decodeFrames(inst: Instance, rows: number, cols: number): Promise
 
 export async function readDicomSeries(
   path: string,
-  options: { seriesUid?: string } = {},
+  options: { seriesUid?: string; budget?: DecompressionBudget } = {},
 ): Promise<{ volume: Volume; skipped: SkippedFile[] }> {
-  const { instances, skipped } = collect(path);
+  const budget = options.budget ?? new DecompressionBudget();
+  const { instances, skipped } = collect(path, budget);
   const groups = bySeries(instances);
   let uid = options.seriesUid;
   if (!uid) {
     if (groups.size > 1) {
-      const list = listDicomSeries(path).series.map(
-        (s) =>
-          `${s.seriesInstanceUid} (${s.modality}, ${s.slices} slice(s)${s.description ? `, ${s.description}` : ""})`,
-      );
+      const list = [...groups]
+        .map(([u, l]) => summary(u, l))
+        .map(
+          (s) =>
+            `${s.seriesInstanceUid} (${s.modality}, ${s.slices} slice(s)${s.description ? `, ${s.description}` : ""})`,
+        );
       throw new UserError(
         `${path} holds ${groups.size} series; choose one with --series UID: ${list.join("; ")}`,
         "ambiguous_series",
@@ -291,6 +361,14 @@ export async function readDicomSeries(
   }
   const list = groups.get(uid);
   if (!list) throw new UserError(`${path} has no series ${uid}`, "not_found", "--series");
+  return { volume: (await seriesVolume(list, budget)).volume, skipped };
+}
+
+/** One series' instances as a volume, slices sorted along the normal. */
+async function seriesVolume(
+  list: Instance[],
+  budget: DecompressionBudget,
+): Promise<{ volume: Volume; sorted: Instance[] }> {
   const first = list[0].ds;
   const rows = first.uint16("x00280010") ?? 0,
     cols = first.uint16("x00280011") ?? 0;
@@ -317,7 +395,7 @@ export async function readDicomSeries(
     return (a.ds.intString("x00200013") ?? 0) - (b.ds.intString("x00200013") ?? 0);
   });
   const slices: Float32Array[] = [];
-  for (const i of sorted) slices.push(...(await decodeFrames(i, rows, cols)));
+  for (const i of sorted) slices.push(...(await decodeFrames(i, rows, cols, budget)));
   const data = new Float32Array(slices.length * rows * cols);
   slices.forEach((s, k) => data.set(s, k * rows * cols));
   const [rowSpacing, colSpacing] = numbers(first, "x00280030", 2) ?? [1, 1];
@@ -372,5 +450,5 @@ export async function readDicomSeries(
     units: modality === "CT" ? "HU" : "arbitrary",
     affine,
   });
-  return { volume, skipped };
+  return { volume, sorted };
 }

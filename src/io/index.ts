@@ -7,11 +7,13 @@ import { readNpy, writeNpy, type NpyArray, type NpyWriteDtype } from "./npy.js";
 import { readPng, writePng } from "./png.js";
 import { readCfl, writeCfl } from "./cfl.js";
 import { looksLikeDicom, readDicomSeries } from "./dicom.js";
+import type { DecompressionBudget } from "./decompression.js";
 
 export { writePng, encodePng, type DisplayWindow } from "./png.js";
 export { writeFileAtomic, writeJsonAtomic } from "./atomic.js";
 export type { NpyArray } from "./npy.js";
 export { listDicomSeries } from "./dicom.js";
+export { DecompressionBudget } from "./decompression.js";
 
 type Format = "nifti" | "npy" | "png" | "cfl";
 
@@ -50,9 +52,10 @@ function checkReadable(path: string): void {
 
 export async function readVolume(
   path: string,
-  options: { volumeIndex?: number; seriesUid?: string } = {},
+  options: { volumeIndex?: number; seriesUid?: string; budget?: DecompressionBudget } = {},
 ): Promise<Volume> {
-  if (isDicomPath(path)) return (await readDicomSeries(path, { seriesUid: options.seriesUid })).volume;
+  if (isDicomPath(path))
+    return (await readDicomSeries(path, { seriesUid: options.seriesUid, budget: options.budget })).volume;
   const format = formatOf(path);
   if (format === "cfl") return arrayToVolume(readCfl(path), path);
   checkReadable(path);

@@ -11,6 +11,7 @@ import * as nifti from "nifti-reader-js";
 import { UserError } from "../errors.js";
 import { makeVolume, type Volume } from "../image/volume.js";
 import { writeFileAtomic } from "./atomic.js";
+import { DecompressionBudget } from "./decompression.js";
 import { readInputFile } from "./files.js";
 
 type Header = ReturnType<typeof nifti.readHeader>;
@@ -29,15 +30,21 @@ const READERS: Record<
   768: { size: 4, read: (v, o, l) => v.getUint32(o, l), name: "uint32" },
 };
 
-export function readNifti(path: string, options: { volumeIndex?: number } = {}): Volume {
+export function readNifti(
+  path: string,
+  options: { volumeIndex?: number; budget?: DecompressionBudget } = {},
+): Volume {
   const bad = (problem: string, code = "bad_file") => new UserError(`${path} ${problem}`, code, path);
-  const file = readInputFile(path);
-  let buf: ArrayBuffer = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
+  let file: Uint8Array = readInputFile(path);
+  const budget = options.budget ?? new DecompressionBudget();
   try {
-    if (nifti.isCompressed(buf)) buf = nifti.decompress(buf) as ArrayBuffer;
+    // The gzip magic (RFC 1952 2.3.1).
+    if (file[0] === 0x1f && file[1] === 0x8b) file = budget.gunzip(file, path);
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw bad(`is not a readable NIfTI file (gzip: ${(e as Error).message})`);
   }
+  const buf = file.buffer.slice(file.byteOffset, file.byteOffset + file.byteLength) as ArrayBuffer;
   if (buf.byteLength < 348 || !nifti.isNIFTI(buf)) throw bad("is not a NIfTI file (no n+1 or n+2 magic)");
   let header: Header;
   try {

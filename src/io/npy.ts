@@ -166,7 +166,11 @@ export function encodeNpy(
   new DataView(out.buffer).setUint16(8, header.length, true);
   out.set(new TextEncoder().encode(header), 10);
   if (dtype === "uint8") out.set(Uint8ClampedArray.from(data), total);
-  else out.set(new Uint8Array(Float32Array.from(data).buffer), total);
+  else {
+    // A Float32Array is copied as bytes (Float32Array.from would walk it value by value).
+    const f = data instanceof Float32Array ? data : Float32Array.from(data);
+    out.set(new Uint8Array(f.buffer, f.byteOffset, f.byteLength), total);
+  }
   return out;
 }
 

@@ -131,6 +131,11 @@ function window1d(variant: SsimVariant): Float64Array {
   return w;
 }
 
+/** The side of the SSIM window (11 for "wang", 7 for "fastmri"): images need at least this many rows and columns. */
+export function ssimWindowSize(variant: SsimVariant = "wang"): number {
+  return window1d(variant).length;
+}
+
 /**
  * SSIM at every pixel whose window lies inside the image: the region scikit-image averages.
  * One output row at a time: filter the window's rows down each column (scipy's axis 0 first),

@@ -54,6 +54,18 @@ describe("DICOM series", () => {
     ours.forEach((v, i) => expect(Math.abs(v - dcmtk[i])).toBeLessThanOrEqual(1));
   });
 
+  it("decodes 12-bit JPEG extended (1.2.840.10008.1.2.4.51) exactly like DCMTK's dcmdjpeg", async () => {
+    const ours = await read("jpeg-extended-12bit.dcm");
+    const dcmtk = (await read("jpeg-extended-12bit-dcmtk-decoded.dcm")).data;
+    const original = (await read("twelve-bit.dcm")).data;
+    expect([ours.rows, ours.cols]).toEqual([32, 32]);
+    expect(Array.from(ours.data)).toEqual(Array.from(dcmtk));
+    // Lossy, but the 12-bit levels are kept: no level shift, small errors only.
+    const mean = ours.data.reduce((s, v, i) => s + (v - original[i]), 0) / ours.data.length;
+    expect(Math.abs(mean)).toBeLessThan(1);
+    expect(Math.max(...original)).toBeGreaterThan(2048);
+  });
+
   it("refuses colour, mismatched slice sizes and truncated pixel data with one-line errors", async () => {
     await expect(readDicomSeries(fx("colour.dcm"))).rejects.toThrow(
       /colour\.dcm is a colour image \(RGB\); colour images are not supported/,

@@ -168,7 +168,7 @@ describe("studies", () => {
     writeFileSync(join(root, "notes.txt"), "not an image");
     const text = await request(s.app).post("/api/studies").attach("files", join(root, "notes.txt"));
     expect(text.status).toBe(400);
-    expect(text.body.error.message).toMatch(/no readable DICOM image/);
+    expect(text.body.error.message).toMatch(/^notes\.txt is not a readable DICOM file/);
     expect(text.body.error.message).not.toMatch(/\/uploads\//);
     expect((await request(s.app).post("/api/studies")).status).toBe(400);
     // Nothing half-stored: the upload folder is empty again.
@@ -364,9 +364,15 @@ describe("security", () => {
         expect(r.body.error.code).toBe("unauthorized");
         expect((await request(t.app).get(path).set("Authorization", "Bearer wrong-token!")).status).toBe(401);
       }
+      // The scheme is case-insensitive (RFC 7235 2.1): "bearer", "BEARER" and "Bearer" all work.
+      for (const scheme of ["Bearer", "bearer", "BEARER", "bEaReR"])
+        expect(
+          (await request(t.app).get("/api/studies").set("Authorization", `${scheme} s3cret-token`)).status,
+          scheme,
+        ).toBe(200);
       expect(
-        (await request(t.app).get("/api/studies").set("Authorization", "Bearer s3cret-token")).status,
-      ).toBe(200);
+        (await request(t.app).get("/api/studies").set("Authorization", "Basic s3cret-token")).status,
+      ).toBe(401);
       expect((await fetch(`${url}/api/studies`)).status).toBe(401);
       expect((await request(t.app).get("/healthz")).status).toBe(200);
       // Security headers from helmet.
@@ -377,6 +383,24 @@ describe("security", () => {
       srv.close();
       await t.close();
     }
+  });
+
+  it("bad percent-encoding in a path is a 400, an unsupported JSON charset a 415 (never a 500)", async () => {
+    for (const path of ["/api/studies/%E0%A4%A", "/api/jobs/%zz", "/api/studies/%"]) {
+      const r = await request(s.app).get(path);
+      expect(r.status, path).toBe(400);
+      expect(r.body.error, path).toMatchObject({ code: "bad_path" });
+    }
+    for (const cs of ["iso-8859-1", "koi8-r"]) {
+      const charset = await request(s.app)
+        .post("/api/jobs")
+        .set("Content-Type", `application/json; charset=${cs}`)
+        .send('{"study":"x"}');
+      expect(charset.status, cs).toBe(415);
+      expect(charset.body.error).toMatchObject({ code: "unsupported_charset" });
+      expect(charset.body.error.message).toContain(cs);
+    }
+    expect(logs.filter((l) => /internal error/.test(l))).toEqual([]);
   });
 
   it("rate-limits job creation per client", async () => {

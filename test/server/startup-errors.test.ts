@@ -1,8 +1,9 @@
 /**
  * `serve`, `worker` and `reconstruct --queue` given something they cannot use (a Redis that does
  * not answer, a port in use or out of range, a data folder that is a file or missing): one line
- * on stderr naming the flag, exit 2, within seconds, and nothing created. And a worker whose Redis
- * goes away later logs one line per outage, not a stack trace per retry, and still stops on SIGTERM.
+ * on stderr naming the flag and what was given up and why, exit 2 by itself (a run that has to be
+ * killed fails), and nothing created. And a worker whose Redis goes away later logs one line per
+ * outage, not a stack trace per retry, and still stops on SIGTERM. No assertion is on elapsed time.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
@@ -25,12 +26,14 @@ interface Run {
   signal: NodeJS.Signals | null;
   out: string;
   err: string;
-  ms: number;
 }
 
-/** Runs the built CLI; a run still going after `limit` ms is killed (and its code is null). */
-function cli(args: string[], env: Record<string, string> = {}, limit = 10_000): Promise<Run> {
-  const t0 = Date.now();
+/**
+ * Runs the built CLI. A run still going after `limit` ms is killed (its code is then null and its
+ * signal SIGKILL, which expectOneLineError refuses): a hang detector far past the 3 s the commands
+ * themselves give an unanswering Redis, not a speed bound.
+ */
+function cli(args: string[], env: Record<string, string> = {}, limit = 30_000): Promise<Run> {
   const child = spawn(process.execPath, [bin, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, REDIS_URL: "", SCORERECON_TOKEN: "", ...env },
@@ -44,7 +47,7 @@ function cli(args: string[], env: Record<string, string> = {}, limit = 10_000): 
   return new Promise((resolve) =>
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code, signal, out, err, ms: Date.now() - t0 });
+      resolve({ code, signal, out, err });
     }),
   );
 }
@@ -87,26 +90,26 @@ afterAll(() => {
 });
 
 describe("worker: bad --redis or --data-dir", () => {
-  it.concurrent("an unreachable Redis: one line naming --redis, exit 2, within seconds", async () => {
-    const r = await cli(["worker", "--redis", "redis://127.0.0.1:1", "--data-dir", dataDir]);
-    expectOneLineError(
-      r,
-      /^scorerecon: error: --redis redis:\/\/127\.0\.0\.1:1: cannot reach Redis \(connect ECONNREFUSED 127\.0\.0\.1:1\)$/,
-    );
-    expect(r.ms).toBeLessThan(5000);
-  });
+  it.concurrent(
+    "an unreachable Redis: one line naming --redis and the refused connection, exit 2",
+    async () => {
+      const r = await cli(["worker", "--redis", "redis://127.0.0.1:1", "--data-dir", dataDir]);
+      expectOneLineError(
+        r,
+        /^scorerecon: error: --redis redis:\/\/127\.0\.0\.1:1: cannot reach Redis \(connect ECONNREFUSED 127\.0\.0\.1:1\)$/,
+      );
+    },
+  );
 
   it.concurrent("a host that does not resolve", async () => {
     const r = await cli(["worker", "--redis", "redis://no-such-host.invalid:6379", "--data-dir", dataDir]);
     expectOneLineError(r, /--redis redis:\/\/no-such-host\.invalid:6379: cannot reach Redis \(.*ENOTFOUND/);
-    expect(r.ms).toBeLessThan(6000);
   });
 
   it.concurrent("a server that never answers: given up after 3 s", async () => {
     const port = await listening(netServer(() => {}));
     const r = await cli(["worker", "--redis", `redis://127.0.0.1:${port}`, "--data-dir", dataDir]);
     expectOneLineError(r, /cannot reach Redis \(no answer within 3 s\)/);
-    expect(r.ms).toBeLessThan(6000);
   });
 
   it.concurrent("not a URL, and a password kept out of the message", async () => {
@@ -142,6 +145,17 @@ describe("serve: bad --port, --data-dir or REDIS_URL", () => {
     expectOneLineError(await cli(["serve", "--port", "-1", "--data-dir", dir]), /--port must be >= 0/);
   });
 
+  it.concurrent("upload limits out of range or not integers, before anything is created", async () => {
+    const dir = join(root, "serve-limits");
+    for (const [flag, value, message] of [
+      ["--max-decompressed-mib", "0", /--max-decompressed-mib must be >= 1, got '0'/],
+      ["--max-file-mib", "1.5", /--max-file-mib must be an integer, got '1\.5'/],
+      ["--max-files", "lots", /--max-files must be a number, got 'lots'/],
+    ] as const)
+      expectOneLineError(await cli(["serve", "--port", "0", "--data-dir", dir, flag, value]), message);
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it.concurrent("a data folder that is a file, or under a file", async () => {
     expectOneLineError(
       await cli(["serve", "--port", "0", "--data-dir", aFile]),
@@ -160,7 +174,6 @@ describe("serve: bad --port, --data-dir or REDIS_URL", () => {
       r,
       /^scorerecon: error: REDIS_URL redis:\/\/127\.0\.0\.1:1: cannot reach Redis \(connect ECONNREFUSED/,
     );
-    expect(r.ms).toBeLessThan(5000);
     expect(existsSync(dir)).toBe(false);
   });
 });
@@ -188,7 +201,6 @@ describe("reconstruct --queue", () => {
       shared,
     ]);
     expectOneLineError(r, /^scorerecon: error: --queue redis:\/\/127\.0\.0\.1:1: cannot reach Redis/);
-    expect(r.ms).toBeLessThan(5000);
     expect(existsSync(out)).toBe(false);
   });
 });
@@ -254,10 +266,9 @@ describe.skipIf(!redisBin)("a worker whose Redis goes away after the start", () 
     await new Promise((r) => setTimeout(r, 1000));
     expect(lines(), err).toHaveLength(3);
     expect(err).not.toMatch(/\n\s+at |Unhandled error event/);
-    const t0 = Date.now();
     const exited = new Promise<number | null>((resolve) => worker!.on("exit", (code) => resolve(code)));
     worker!.kill("SIGTERM");
+    // It stops by itself, cleanly (exit 0), although Redis is gone.
     expect(await exited).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(5000);
   }, 40_000);
 });
