@@ -27,6 +27,7 @@ import { jobStore, QueuePool } from "../src/queue/slice-queue.js";
 import { RedisJobQueue } from "./redis-queue.js";
 import { FINAL_STATES, JobService, type JobEvent, type JobRecord } from "./jobs.js";
 import { OPENAPI } from "./openapi.js";
+import { page, parseQuery } from "./paging.js";
 import { encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
 import { defaultWindow, Storage, UUID, type StudyRecord } from "./storage.js";
@@ -43,8 +44,10 @@ const MaskQuery = z.object({
 
 export interface ServerOptions {
   dataDir: string;
-  /** Worker threads for reconstruction (default: the machine's cores). */
+  /** Worker processes for reconstruction (default: the machine's cores). */
   workers?: number;
+  /** Heap limit of each worker process in MiB (src/recon/pool.ts). */
+  workerMemoryMb?: number;
   /** When set, every /api route needs `Authorization: Bearer <token>`. */
   token?: string;
   limits?: Partial<UploadLimits>;
@@ -70,7 +73,7 @@ const DEFAULT_LIMITS: UploadLimits = { fileSize: 512 * 1024 * 1024, files: 4000 
 export function createServer(o: ServerOptions): ScoreReconServer {
   const storage = new Storage(o.dataDir);
   const workers = Math.max(1, o.workers ?? availableParallelism());
-  const pool = o.redisUrl ? undefined : new SlicePool(workers);
+  const pool = o.redisUrl ? undefined : new SlicePool(workers, { memoryMb: o.workerMemoryMb });
   const redisUrl = o.redisUrl;
   const jobs = redisUrl
     ? new JobService(
@@ -111,10 +114,15 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     const modality = typeof req.body?.modality === "string" ? req.body.modality : undefined;
     res.status(201).json(await ingestUpload(storage, dir, limits, modality));
   });
-  api.get("/studies", (_req, res) => void res.json({ studies: storage.studies() }));
+  api.get("/studies", (req, res) => {
+    const { items, ...rest } = page(storage.studies(), req.query);
+    res.json({ studies: items, ...rest });
+  });
   api.get("/studies/:id", (req, res) => void res.json(findStudy(storage, req.params.id)));
-  api.delete("/studies/:id", (req, res) => {
+  // Its jobs are stopped and their results removed first: nothing keeps running for a study that is gone.
+  api.delete("/studies/:id", async (req, res) => {
     findStudy(storage, req.params.id);
+    await jobs.removeStudyJobs(req.params.id);
     storage.deleteStudy(req.params.id);
     res.status(204).end();
   });
@@ -142,7 +150,10 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     const plan = resolveJobSpec(req.body, (id) => storage.study(id), modelPath(storage));
     res.status(201).json(await jobs.create(plan.spec.study, plan));
   });
-  api.get("/jobs", (_req, res) => void res.json({ jobs: jobs.list().map(jobSummary) }));
+  api.get("/jobs", (req, res) => {
+    const { items, ...rest } = page(jobs.list(), req.query);
+    res.json({ jobs: items.map(jobSummary), ...rest });
+  });
   api.get("/jobs/:id", (req, res) => void res.json(jobView(findJob(jobs, req.params.id))));
   api.delete("/jobs/:id", (req, res) => {
     const job = findJob(jobs, req.params.id);
@@ -186,12 +197,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   api.get("/models", (_req, res) => void res.json({ models: listModels(storage) }));
   // The sampling mask a job would use, for the job form's live picture (operators/masks.ts).
   api.get("/masks", (req, res) => {
-    const q = MaskQuery.safeParse(req.query);
-    if (!q.success) {
-      const issue = q.error.issues[0];
-      throw new UserError(`${issue.path.join(".")}: ${issue.message}`, "bad_request", String(issue.path[0]));
-    }
-    const { rows, cols, kind, acceleration, centerFraction, seed } = q.data;
+    const { rows, cols, kind, acceleration, centerFraction, seed } = parseQuery(MaskQuery, req.query);
     const mask = samplingMask(rows, cols, { kind, acceleration, centerFraction, seed });
     res.json({
       rows,

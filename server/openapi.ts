@@ -1,4 +1,5 @@
 /** The API's OpenAPI 3.1 description, served at /api/openapi.json. */
+import { PAGE_LIMIT } from "./paging.js";
 const id = { type: "string", format: "uuid" };
 const error = {
   description: "error",
@@ -137,6 +138,27 @@ const jobSpec = {
   },
 };
 
+const pageParameters = [
+  {
+    name: "limit",
+    in: "query",
+    description: `records per page (default ${PAGE_LIMIT.default})`,
+    schema: { type: "integer", minimum: 1, maximum: PAGE_LIMIT.max, default: PAGE_LIMIT.default },
+  },
+  {
+    name: "offset",
+    in: "query",
+    description: "records to skip, counted from the newest",
+    schema: { type: "integer", minimum: 0, default: 0 },
+  },
+];
+
+const pageFields = {
+  total: { type: "integer", description: "records in all pages" },
+  offset: { type: "integer" },
+  limit: { type: "integer" },
+};
+
 const job = {
   type: "object",
   properties: {
@@ -146,7 +168,11 @@ const job = {
     perMethod: { type: "object", description: "per method: {done, total, current?: {slice, done, total}}" },
     seconds: { type: "object" },
     metrics: { type: "object" },
-    error: { type: "object" },
+    error: {
+      type: "object",
+      description:
+        "why it failed or was cancelled: {code, message}; codes include out_of_memory and worker_died (its worker process died), interrupted (the server died under it twice) and study_deleted",
+    },
   },
 };
 
@@ -188,16 +214,25 @@ export const OPENAPI = {
         responses: { 201: json(study, "the stored study"), 400: error, 413: error },
       },
       get: {
-        summary: "List studies",
+        summary: "List studies, newest first, one page at a time",
+        parameters: pageParameters,
         responses: {
-          200: json({ type: "object", properties: { studies: { type: "array", items: study } } }),
+          200: json({
+            type: "object",
+            properties: { studies: { type: "array", items: study }, ...pageFields },
+          }),
+          400: error,
         },
       },
     },
     "/api/studies/{id}": {
       parameters: [path("id")],
       get: { summary: "One study and its series", responses: { 200: json(study), 404: error } },
-      delete: { summary: "Delete a study", responses: { 204: { description: "deleted" }, 404: error } },
+      delete: {
+        summary:
+          "Delete a study: its queued and running jobs are cancelled first (error study_deleted), and the results of all its jobs are removed",
+        responses: { 204: { description: "deleted" }, 404: error },
+      },
     },
     "/api/studies/{id}/series/{sid}/slices/{n}": {
       parameters: [path("id"), path("sid"), path("n", { type: "integer" }), format],
@@ -210,8 +245,12 @@ export const OPENAPI = {
         responses: { 201: json(job, "the queued job"), 400: error, 404: error, 429: error },
       },
       get: {
-        summary: "List jobs",
-        responses: { 200: json({ type: "object", properties: { jobs: { type: "array", items: job } } }) },
+        summary: "List jobs, newest first, one page at a time",
+        parameters: pageParameters,
+        responses: {
+          200: json({ type: "object", properties: { jobs: { type: "array", items: job }, ...pageFields } }),
+          400: error,
+        },
       },
     },
     "/api/jobs/{id}": {

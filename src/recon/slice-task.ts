@@ -4,15 +4,23 @@
  * distributed queue runs the same function. Everything in a task is plain data (structured-clone
  * safe), so the forward model is rebuilt from the acquisition where the task runs.
  */
-import { forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
+import { forwardModel, simulateSlice, type Acquisition, type ForwardModel } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
+
+/**
+ * What a task reconstructs from: measurements, or (a retrospective study) the ground-truth image
+ * and the noise seed, the measurements then being simulated where the task runs — the calling
+ * thread neither computes nor holds them.
+ */
+export type SliceInput =
+  | { kind: "measured"; /** Measurements in operator units. */ y: Float32Array }
+  | { kind: "simulated"; /** The image in operator units. */ x: Float32Array; seed: number };
 
 export interface SliceTask {
   acquisition: Acquisition;
   maskFromFile?: Uint8Array;
   method: MethodRequest;
-  /** Measurements in operator units. */
-  y: Float32Array;
+  input: SliceInput;
   rows: number;
   cols: number;
   /** The slice's index in the request (names the task; score-based methods seed slice k with seed + k). */
@@ -47,9 +55,11 @@ export function runSliceTask(
   signal?: AbortSignal,
 ): SliceOutput {
   const model = modelFor(task.acquisition, task.maskFromFile);
+  const { input } = task;
+  const y = input.kind === "measured" ? input.y : simulateSlice(model, input.x, input.seed);
   const t0 = performance.now();
   const out = findMethod(task.method.name).run(
-    { model, y: task.y, rows: task.rows, cols: task.cols, slice: task.slice, onIteration, signal },
+    { model, y, rows: task.rows, cols: task.cols, slice: task.slice, onIteration, signal },
     task.method.params,
   );
   const seconds = (performance.now() - t0) / 1000;
