@@ -10,6 +10,7 @@
  * results travel back whole, in one message, so a task is never half-applied.
  */
 import { fork, type ChildProcess } from "node:child_process";
+import { totalmem } from "node:os";
 import { UserError } from "../errors.js";
 import { compiledModule } from "../package-root.js";
 import type { SliceOutput, SliceTask } from "./slice-task.js";
@@ -23,11 +24,17 @@ export type WorkerMessage =
   | { kind: "done"; output: SliceOutput }
   | { kind: "error"; message: string; code?: string; field?: string };
 
-/** Default heap limit of one worker (MiB): a slice task needs far less; a runaway one stops here. */
-export const DEFAULT_WORKER_MEMORY_MB = 4096;
+/**
+ * Default heap limit of one worker (MiB): half the machine's memory shared by the workers, at
+ * least 256 and at most 4096. A slice task needs far less; a runaway one stops there.
+ */
+export function defaultWorkerMemoryMb(workers: number): number {
+  const share = Math.floor(totalmem() / 2 ** 20 / 2 / Math.max(1, workers));
+  return Math.max(256, Math.min(4096, share));
+}
 
 export interface SlicePoolOptions {
-  /** V8 heap limit of each worker process in MiB (its --max-old-space-size). */
+  /** V8 heap limit of each worker process in MiB (its --max-old-space-size); see defaultWorkerMemoryMb. */
   memoryMb?: number;
   /** The workers' entry module (default: slice-worker.js beside this file). */
   entry?: string;
@@ -64,7 +71,7 @@ export class SlicePool implements SliceRunner {
 
   constructor(size: number, options: SlicePoolOptions = {}) {
     for (let i = 0; i < size; i++) this.slots.push({ busy: false, stderr: "" });
-    this.memoryMb = options.memoryMb ?? DEFAULT_WORKER_MEMORY_MB;
+    this.memoryMb = options.memoryMb ?? defaultWorkerMemoryMb(size);
     this.entry = options.entry ?? compiledModule(new URL("./slice-worker.js", import.meta.url));
   }
 
