@@ -279,6 +279,8 @@ export class QueuePool implements SliceRunner {
         input: encodeInput(task.input),
         mask: task.maskFromFile && b64(task.maskFromFile),
         maskFromFile: undefined,
+        // Scored here, not on the worker: the truth stays out of Redis.
+        truth: undefined,
       } as TaskData["task"],
       store: this.store,
       group: this.group,

@@ -13,7 +13,6 @@
 import { realToComplex } from "../../operators/complex.js";
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
 import { valueRange } from "../image/stats.js";
-import { nmse, psnr, ssim } from "../metrics/index.js";
 import { UserError } from "../errors.js";
 import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
@@ -21,13 +20,18 @@ import { initBackend } from "../prior/backend.js";
 import { SlicePool, type SliceRunner } from "./pool.js";
 import type { SliceKey, SliceStore } from "./slice-store.js";
 import { checkPrior } from "./score-methods.js";
-import { runSliceTask, type SliceInput, type SliceOutput, type SliceTask } from "./slice-task.js";
+import {
+  fromOperatorUnits,
+  runSliceTask,
+  scoreSlice,
+  type Metrics,
+  type SliceInput,
+  type SliceOutput,
+  type SliceTask,
+  type Truth,
+} from "./slice-task.js";
 
-export interface Metrics {
-  psnr: number;
-  ssim: number;
-  nmse: number;
-}
+export type { Metrics };
 
 export interface MethodResult {
   method: string;
@@ -101,9 +105,7 @@ export function toOperatorUnits(image: Float32Array, acq: Acquisition, hu: boole
   return new Float32Array(image);
 }
 
-export function fromOperatorUnits(image: Float32Array, hu: boolean): Float32Array {
-  return hu ? image.map((mu) => 1000 * (mu - 1)) : image;
-}
+export { fromOperatorUnits };
 
 /** y = A x + noise for one slice in operator units (src/recon/acquisition.ts). */
 export { simulateSlice };
@@ -148,18 +150,11 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       ? { kind: "simulated", x: toOperatorUnits(sliceOf(req.volume, k).data, acq, hu), seed: seed + k }
       : { kind: "measured", y: req.measurements!.data[k] };
   const dataRange = req.volume ? volumeRange(req.volume) : undefined;
-  /** A finished slice's metrics against the ground truth, in output units. */
-  const scoreSlice = (image: Float32Array, k: number, seconds: number) => {
-    if (!req.volume || dataRange === undefined) return undefined;
-    const gt = sliceOf(req.volume, k);
-    const test = { rows, cols, data: image };
-    return {
-      psnr: psnr(gt, test, dataRange),
-      ssim: ssim(gt, test, { dataRange }),
-      nmse: nmse(gt, test),
-      seconds,
-    };
-  };
+  /** Slice k's ground truth, copied (a view would carry the whole volume to the worker). */
+  const truthOf = (k: number): Truth | undefined =>
+    req.volume && dataRange !== undefined
+      ? { image: sliceOf(req.volume, k).data.slice(), dataRange, hu }
+      : undefined;
   const ownPool =
     !req.pool && workers > 1 ? new SlicePool(Math.min(workers, slices * req.methods.length)) : undefined;
   const pool = req.pool ?? ownPool;
@@ -174,7 +169,10 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
         const report = (done: number, total: number) => req.onProgress?.({ ...event, done, total });
         const finish = (output: SliceOutput, resumed: boolean) => {
           const image = fromOperatorUnits(output.image, hu);
-          const metrics = scoreSlice(image, slice, output.seconds);
+          // Scored by the task where it ran; here only when it was not (a resumed or queued slice).
+          const truth = output.metrics ? undefined : truthOf(slice);
+          const scored = output.metrics ?? (truth && scoreSlice(truth, image, rows, cols));
+          const metrics = scored && { ...scored, seconds: output.seconds };
           req.onProgress?.({
             ...event,
             done: 1,
@@ -188,6 +186,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
         };
         const stored = req.store?.get(key);
         if (stored) return finish(stored, true);
+        const truth = truthOf(slice);
         const task: SliceTask = {
           acquisition: acq,
           maskFromFile: req.maskFromFile,
@@ -196,6 +195,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
           rows,
           cols,
           slice,
+          ...(truth ? { truth } : {}),
         };
         req.signal?.throwIfAborted();
         const output = pool

@@ -4,6 +4,7 @@
  * distributed queue runs the same function. Everything in a task is plain data (structured-clone
  * safe), so the forward model is rebuilt from the acquisition where the task runs.
  */
+import { nmse, psnr, ssim } from "../metrics/index.js";
 import { forwardModel, simulateSlice, type Acquisition, type ForwardModel } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
 
@@ -25,6 +26,22 @@ export interface SliceTask {
   cols: number;
   /** The slice's index in the request (names the task; score-based methods seed slice k with seed + k). */
   slice: number;
+  /** The ground truth (output units), when there is one: the result is scored where it is made. */
+  truth?: Truth;
+}
+
+export interface Truth {
+  image: Float32Array;
+  /** PSNR's and SSIM's data range (over the whole volume). */
+  dataRange: number;
+  /** The image is in HU: results convert back from attenuation (see fromOperatorUnits). */
+  hu: boolean;
+}
+
+export interface Metrics {
+  psnr: number;
+  ssim: number;
+  nmse: number;
 }
 
 export interface SliceOutput {
@@ -33,8 +50,23 @@ export interface SliceOutput {
   /** Per-pixel posterior std (score-based methods with samples > 1). */
   std?: Float32Array;
   seconds: number;
+  /** Against the task's truth, when it had one. */
+  metrics?: Metrics;
   /** Already in the request's slice store (a queue worker put it there). */
   stored?: boolean;
+}
+
+/** Operator units back to the image's: HU from attenuation relative to water, else unchanged. */
+export function fromOperatorUnits(image: Float32Array, hu: boolean): Float32Array {
+  return hu ? image.map((mu) => 1000 * (mu - 1)) : image;
+}
+
+/** A result (output units) against the ground truth. */
+export function scoreSlice(truth: Truth, image: Float32Array, rows: number, cols: number): Metrics {
+  const gt = { rows, cols, data: truth.image };
+  const test = { rows, cols, data: image };
+  const { dataRange } = truth;
+  return { psnr: psnr(gt, test, dataRange), ssim: ssim(gt, test, { dataRange }), nmse: nmse(gt, test) };
 }
 
 let cached: { key: string; mask?: Uint8Array; model: ForwardModel } | undefined;
@@ -63,5 +95,8 @@ export function runSliceTask(
     task.method.params,
   );
   const seconds = (performance.now() - t0) / 1000;
-  return out instanceof Float32Array ? { image: out, seconds } : { ...out, seconds };
+  const result = out instanceof Float32Array ? { image: out, seconds } : { ...out, seconds };
+  if (!task.truth) return result;
+  const image = fromOperatorUnits(result.image, task.truth.hu);
+  return { ...result, metrics: scoreSlice(task.truth, image, task.rows, task.cols) };
 }
