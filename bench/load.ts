@@ -77,6 +77,7 @@ try {
 
   const server = fork(compiledModule(new URL("./load-server.js", import.meta.url)), [dataDir, "2"], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: process.env.LOAD_PROF ? ["--cpu-prof", "--cpu-prof-dir=" + process.env.LOAD_PROF] : [],
   });
   const message = <T>() => new Promise<T>((resolve) => server.once("message", (m) => resolve(m as T)));
   const { port } = await message<{ port: number }>();

@@ -28,7 +28,7 @@ import { RedisJobQueue } from "./redis-queue.js";
 import { FINAL_STATES, JobService, type JobEvent, type JobRecord } from "./jobs.js";
 import { OPENAPI } from "./openapi.js";
 import { page, parseQuery } from "./paging.js";
-import { encodeSlice } from "./pixels.js";
+import { EncodedSlices, encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
 import { defaultWindow, Storage, UUID, type StudyRecord } from "./storage.js";
 import { HttpError, ingestUpload, uploadMiddleware, type UploadLimits } from "./uploads.js";
@@ -68,6 +68,9 @@ export interface ScoreReconServer {
   close(): Promise<void>;
 }
 
+/** Memory for encoded slice answers (server/pixels.ts): some 180 int16 slices of 512 x 512. */
+const ENCODED_SLICES_BYTES = 64 * 2 ** 20;
+
 const DEFAULT_LIMITS: UploadLimits = { fileSize: 512 * 1024 * 1024, files: 4000 };
 
 export function createServer(o: ServerOptions): ScoreReconServer {
@@ -84,6 +87,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
       )
     : new JobService(storage, pool!, workers);
   const limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const encoded = new EncodedSlices(ENCODED_SLICES_BYTES);
   let isReady = false;
   const ready = jobs.recover().then(() => void (isReady = true));
   const app = express();
@@ -132,7 +136,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     const v = info && storage.volume(study.id, info.id);
     if (!info || !v) throw notFound("series", req.params.sid);
     const n = sliceIndex(req.params.n, v.slices);
-    sendSlice(req, res, sliceOf(v, n).data, v, info.window);
+    sendSlice(req, res, encoded, () => [sliceOf(v, n).data, v, info.window]);
   });
 
   // Jobs.
@@ -166,15 +170,18 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   api.get("/jobs/:id/metrics", (req, res) => void res.json(metricsView(findJob(jobs, req.params.id))));
   api.get("/jobs/:id/results/:method/slices/:n", (req, res) => {
     const { job, method, image, series } = resultSlice(jobs, storage, req);
-    sendSlice(req, res, image, series, windowFor(storage, job, method));
+    // The window of a -std map is its own once the job is done.
+    sendSlice(req, res, encoded, () => [image(), series, windowFor(storage, job, method)], job.state);
   });
   api.get("/jobs/:id/results/:method/error/slices/:n", (req, res) => {
     const { n, image, series } = resultSlice(jobs, storage, req);
-    const truth = sliceOf(series, n).data;
-    const diff = image.map((v, i) => v - truth[i]);
-    let m = 0;
-    for (const d of diff) m = Math.max(m, Math.abs(d));
-    sendSlice(req, res, diff, series, { center: 0, width: 2 * m || 1 });
+    sendSlice(req, res, encoded, () => {
+      const truth = sliceOf(series, n).data;
+      const diff = image().map((v, i) => v - truth[i]);
+      let m = 0;
+      for (const d of diff) m = Math.max(m, Math.abs(d));
+      return [diff, series, { center: 0, width: 2 * m || 1 }];
+    });
   });
   api.get("/jobs/:id/results/:method/download", async (req, res) => {
     const job = findJob(jobs, req.params.id);
@@ -277,19 +284,32 @@ function sliceIndex(text: string, slices: number): number {
   return n;
 }
 
+/**
+ * A slice's pixels as JSON. Slices of a study and finished slices of a job never change: the
+ * client may keep them, and so does `cache` (by URL and format), so `compute` runs once per slice.
+ */
 function sendSlice(
   req: Request,
   res: Response,
-  data: Float32Array,
-  v: Volume,
-  window: { center: number; width: number },
+  cache: EncodedSlices,
+  compute: () => [Float32Array, Volume, { center: number; width: number }],
+  variant = "",
 ): void {
   const format = String(req.query.format ?? "int16");
   if (format !== "int16" && format !== "float32")
     throw new UserError(`format: must be int16 or float32, got '${format}'`, "bad_request", "format");
-  // Slices of a study and finished slices of a job never change: the client may keep them.
+  const body = cache.get(`${req.baseUrl}${req.path}?${format}&${variant}`, () => {
+    const [data, v, window] = compute();
+    const pixels = encodeSlice(data, v.rows, v.cols, {
+      dtype: format,
+      window,
+      units: v.units,
+      spacing: v.spacing,
+    });
+    return Buffer.from(JSON.stringify(pixels));
+  });
   res.set("Cache-Control", "private, max-age=31536000, immutable");
-  res.json(encodeSlice(data, v.rows, v.cols, { dtype: format, window, units: v.units, spacing: v.spacing }));
+  res.type("application/json").send(body);
 }
 
 /** A method of the job (or its `-std` map): the only names that reach the results folder. */
@@ -305,8 +325,12 @@ function resultSlice(jobs: JobService, storage: Storage, req: Request) {
   const series = storage.volume(job.study, job.plan.seriesId);
   if (!series) throw notFound("study", job.study);
   const n = sliceIndex(String(req.params.n), series.slices);
-  const image = jobs.resultSlice(job, method, n);
-  if (!image) throw new HttpError(404, `slice ${n} of ${method} is not finished`, "not_ready", "n");
+  // Read only when its answer is not encoded already.
+  const image = () => {
+    const im = jobs.resultSlice(job, method, n);
+    if (!im) throw new HttpError(404, `slice ${n} of ${method} is not finished`, "not_ready", "n");
+    return im;
+  };
   return { job, method, n, image, series };
 }
 

@@ -49,3 +49,34 @@ export function encodeSlice(
   for (let i = 0; i < data.length; i++) out[i] = Math.round((data[i] - intercept) / slope);
   return { ...common, dtype: "int16", slope, intercept, pixels: Buffer.from(out.buffer).toString("base64") };
 }
+
+/**
+ * Encoded slice answers (the JSON bytes), by URL, least recently used first out past `maxBytes`.
+ * A slice answer never changes once it can be given (a study's slice, a finished result slice),
+ * so many viewers scrolling the same study cost one encoding per slice.
+ */
+export class EncodedSlices {
+  private readonly entries = new Map<string, Buffer>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(key: string, encode: () => Buffer): Buffer {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit;
+    }
+    const body = encode();
+    if (body.length > this.maxBytes) return body;
+    this.entries.set(key, body);
+    this.bytes += body.length;
+    for (const [k, b] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(k);
+      this.bytes -= b.length;
+    }
+    return body;
+  }
+}
