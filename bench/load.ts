@@ -8,7 +8,8 @@
  * requests and the server's event loop delay: its longest stall and the longest ones with the
  * second they began (job start at 0 s, upload from 2 s). Bounded: 20 s of load, then everything
  * is stopped and the folder removed.
- * Usage: node dist/bench/load.js [--clients 50] [--seconds 20] [--slices 48] [--size 512] [--methods fbp,tv]
+ * Usage: node dist/bench/load.js [--clients 50] [--seconds 20] [--slices 48] [--size 512]
+ *   [--methods fbp,tv] [--upload 0]
  */
 import { fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -30,6 +31,8 @@ const SLICES = arg("slices", 48);
 const SIZE = arg("size", 512);
 const i = process.argv.indexOf("--methods");
 const METHODS = (i >= 0 ? process.argv[i + 1] : "fbp,tv").split(",");
+/** --upload 0 leaves the upload out (to tell its stalls from the job's). */
+const UPLOAD = arg("upload", 1) !== 0;
 
 interface LoopStats {
   maxMs: number;
@@ -105,6 +108,7 @@ try {
     if (res.status !== 201) throw new Error(`job: ${res.status} ${JSON.stringify(job)}`);
     let uploadSeconds = NaN;
     const uploading = new Promise((r) => setTimeout(r, 2000)).then(async () => {
+      if (!UPLOAD) return;
       const u0 = performance.now();
       await upload(files[1]);
       uploadSeconds = (performance.now() - u0) / 1000;
@@ -153,7 +157,7 @@ try {
         `latency p50 ${ms(p(0.5))}, p95 ${ms(p(0.95))}, p99 ${ms(p(0.99))}, max ${ms(latencies.at(-1)!)}`,
         `server event loop: longest stall ${ms(loop.maxMs)}, p99 delay ${ms(loop.p99Ms)}, mean ${ms(loop.meanMs)}`,
         `longest stalls (second they began: ms): ${loop.stalls.map(([t, d]) => `${t.toFixed(1)}: ${d.toFixed(0)}`).join(", ") || "none over 50 ms"}`,
-        `during the load: the job (${METHODS.join(", ")} on ${SLICES} x ${SIZE}^2 CT) got to ${(100 * state.progress).toFixed(0)}% (${state.state}); the upload of ${SLICES} x ${SIZE}^2 took ${uploadSeconds.toFixed(1)} s`,
+        `during the load: the job (${METHODS.join(", ")} on ${SLICES} x ${SIZE}^2 CT) got to ${(100 * state.progress).toFixed(0)}% (${state.state}); ${UPLOAD ? `the upload of ${SLICES} x ${SIZE}^2 took ${uploadSeconds.toFixed(1)} s` : "no upload"}`,
         "",
       ].join("\n"),
     );

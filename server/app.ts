@@ -1,6 +1,6 @@
 /**
  * The reconstruction server: an Express app with the API under /api (JSON everywhere, described
- * in /api/openapi.json), jobs on a pool of worker threads, and everything kept in a data folder
+ * in /api/openapi.json), jobs on a pool of worker processes, and everything kept in a data folder
  * that survives restarts. Thin by design: studies are read with src/io, jobs run src/recon.
  */
 import { randomUUID, timingSafeEqual } from "node:crypto";
@@ -298,7 +298,7 @@ function sendSlice(
   const format = String(req.query.format ?? "int16");
   if (format !== "int16" && format !== "float32")
     throw new UserError(`format: must be int16 or float32, got '${format}'`, "bad_request", "format");
-  const body = cache.get(`${req.baseUrl}${req.path}?${format}&${variant}`, () => {
+  const { body, etag } = cache.get(`${req.baseUrl}${req.path}?${format}&${variant}`, () => {
     const [data, v, window] = compute();
     const pixels = encodeSlice(data, v.rows, v.cols, {
       dtype: format,
@@ -308,7 +308,7 @@ function sendSlice(
     });
     return Buffer.from(JSON.stringify(pixels));
   });
-  res.set("Cache-Control", "private, max-age=31536000, immutable");
+  res.set({ "Cache-Control": "private, max-age=31536000, immutable", ETag: etag });
   res.type("application/json").send(body);
 }
 

@@ -1,6 +1,6 @@
 /**
  * Reconstruction jobs: their records, the queue they wait in, and the runner that takes them
- * through the one pipeline (src/recon) on a shared pool of worker threads, so the event loop only
+ * through the one pipeline (src/recon) on a shared pool of worker processes, so the event loop only
  * ever moves messages. Progress goes to subscribers (SSE) and, at every finished slice, to the
  * job's record on disk; finished slices are kept (src/recon/slice-store.ts), so a job re-queued
  * after a restart recomputes nothing it had finished, and a job that ended early (cancelled,

@@ -4,6 +4,7 @@
  * (real = stored x slope + intercept, DICOM PS3.3 C.11.1.1.2); `format=float32` sends the values
  * as they are. Pixels travel base64-encoded, little-endian, row-major.
  */
+import { createHash } from "node:crypto";
 import { fullRange } from "../src/io/png.js";
 
 export interface SlicePixels {
@@ -56,12 +57,12 @@ export function encodeSlice(
  * so many viewers scrolling the same study cost one encoding per slice.
  */
 export class EncodedSlices {
-  private readonly entries = new Map<string, Buffer>();
+  private readonly entries = new Map<string, EncodedSlice>();
   private bytes = 0;
 
   constructor(private readonly maxBytes: number) {}
 
-  get(key: string, encode: () => Buffer): Buffer {
+  get(key: string, encode: () => Buffer): EncodedSlice {
     const hit = this.entries.get(key);
     if (hit) {
       this.entries.delete(key);
@@ -69,14 +70,21 @@ export class EncodedSlices {
       return hit;
     }
     const body = encode();
-    if (body.length > this.maxBytes) return body;
-    this.entries.set(key, body);
+    // Its ETag once, not at every answer (Express would hash the body each time).
+    const entry = { body, etag: `"${createHash("sha1").update(body).digest("base64url")}"` };
+    if (body.length > this.maxBytes) return entry;
+    this.entries.set(key, entry);
     this.bytes += body.length;
-    for (const [k, b] of this.entries) {
+    for (const [k, e] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       this.entries.delete(k);
-      this.bytes -= b.length;
+      this.bytes -= e.body.length;
     }
-    return body;
+    return entry;
   }
+}
+
+export interface EncodedSlice {
+  body: Buffer;
+  etag: string;
 }

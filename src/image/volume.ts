@@ -77,6 +77,7 @@ export function sliceOf(v: Volume, k: number): Image2D {
  * (exact for one contiguous range), so anything derived from them lies where they lie.
  */
 export function keepSlices(v: Volume, keep: readonly number[]): Volume {
+  if (keep.length === v.slices && keep.every((k, i) => k === i)) return v;
   const n = v.rows * v.cols;
   const data = new Float32Array(keep.length * n);
   keep.forEach((k, i) => data.set(v.data.subarray(k * n, (k + 1) * n), i * n));

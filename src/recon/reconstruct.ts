@@ -85,9 +85,9 @@ export interface ReconRequest {
   signal?: AbortSignal;
   /** Finished slices: taken from here instead of recomputed, and every new one put here. */
   store?: SliceStore;
-  /** Worker threads running slices at once (default 1: in this thread). */
+  /** Worker processes running slices at once (default 1: in this thread). */
   workers?: number;
-  /** Where to run the slices (the server's worker threads, or a queue); takes precedence over `workers`. */
+  /** Where to run the slices (the server's worker processes, or a queue); takes precedence over `workers`. */
   pool?: SliceRunner;
 }
 

@@ -1,6 +1,6 @@
 /**
  * One unit of reconstruction work: one method on one slice's measurements. The pipeline runs these
- * in the calling thread or in worker threads (src/recon/pool.ts); a worker process of the
+ * in the calling thread or in worker processes (src/recon/pool.ts); a worker process of the
  * distributed queue runs the same function. Everything in a task is plain data (structured-clone
  * safe), so the forward model is rebuilt from the acquisition where the task runs.
  */
