@@ -148,7 +148,7 @@ const pageParameters = [
   {
     name: "offset",
     in: "query",
-    description: "records to skip, counted from the newest",
+    description: "the newest records to skip (0: the page ends with the newest)",
     schema: { type: "integer", minimum: 0, default: 0 },
   },
 ];
@@ -214,7 +214,8 @@ export const OPENAPI = {
         responses: { 201: json(study, "the stored study"), 400: error, 413: error },
       },
       get: {
-        summary: "List studies, newest first, one page at a time",
+        summary:
+          "List studies, a page at a time: the newest `limit` after skipping the `offset` newest, oldest first",
         parameters: pageParameters,
         responses: {
           200: json({
@@ -245,7 +246,8 @@ export const OPENAPI = {
         responses: { 201: json(job, "the queued job"), 400: error, 404: error, 429: error },
       },
       get: {
-        summary: "List jobs, newest first, one page at a time",
+        summary:
+          "List jobs, a page at a time: the newest `limit` after skipping the `offset` newest, oldest first",
         parameters: pageParameters,
         responses: {
           200: json({ type: "object", properties: { jobs: { type: "array", items: job }, ...pageFields } }),

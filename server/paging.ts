@@ -19,12 +19,13 @@ export function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.in
 }
 
 /**
- * One page (`?limit=&offset=`) of records kept oldest first: newest first, `offset` records
- * after the newest, with the total.
+ * One page (`?limit=&offset=`) of records kept oldest first: the `limit` newest after skipping
+ * the `offset` newest, in the order they were created (as the unpaged list was, so a client that
+ * takes the last as the newest still does), with the total. The default page is the newest.
  */
 export function page<T>(all: readonly T[], query: unknown) {
   const { limit, offset } = parseQuery(PageQuery, query);
   const end = Math.max(0, all.length - offset);
-  const items = all.slice(Math.max(0, end - limit), end).reverse();
+  const items = all.slice(Math.max(0, end - limit), end);
   return { items, total: all.length, offset, limit };
 }

@@ -9,6 +9,9 @@ const send = (m: WorkerMessage) => process.send!(m);
 
 // The pool cancels a task by killing this process; a pool that went away takes it along.
 process.on("disconnect", () => process.exit(0));
+// Ctrl-C or a stop sent to the whole process group is for the parent to act on (a stopping
+// server re-queues its jobs): a worker dying of it would fail its task instead.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => {});
 
 process.on("message", async ({ task }: SliceRequest) => {
   try {

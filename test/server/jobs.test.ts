@@ -184,19 +184,23 @@ describe("jobs at run time", () => {
     expect((await request(s.app).get(`/api/jobs/${running}`)).body.state).toBe("cancelled");
   });
 
-  it("lists jobs and studies newest first, a page at a time", async () => {
+  it("lists jobs and studies a page at a time, from the newest, in the order they were created", async () => {
     const all = (await request(s.app).get("/api/jobs?limit=1000")).body;
     expect(all.total).toBeGreaterThanOrEqual(4);
     expect(all.jobs).toHaveLength(all.total);
     const created = all.jobs.map((j: any) => j.created);
-    expect(created).toEqual([...created].sort().reverse());
+    expect(created).toEqual([...created].sort());
+    // The 2 newest after the newest one.
     const second = (await request(s.app).get("/api/jobs?limit=2&offset=1")).body;
     expect(second).toMatchObject({ total: all.total, limit: 2, offset: 1 });
-    expect(second.jobs.map((j: any) => j.id)).toEqual(all.jobs.slice(1, 3).map((j: any) => j.id));
+    expect(second.jobs.map((j: any) => j.id)).toEqual(all.jobs.slice(-3, -1).map((j: any) => j.id));
     expect((await request(s.app).get(`/api/jobs?offset=${all.total}`)).body.jobs).toEqual([]);
+    const newer = await upload(s, files);
     const studies = (await request(s.app).get("/api/studies?limit=1")).body;
-    expect(studies).toMatchObject({ total: 1, limit: 1, offset: 0 });
-    expect(studies.studies[0].id).toBe(study.id);
+    expect(studies).toMatchObject({ total: 2, limit: 1, offset: 0 });
+    expect(studies.studies.map((x: any) => x.id)).toEqual([newer.id]);
+    const older = (await request(s.app).get("/api/studies?limit=1&offset=1")).body;
+    expect(older.studies.map((x: any) => x.id)).toEqual([study.id]);
     expect((await request(s.app).get("/api/jobs")).body.limit).toBe(100);
     for (const [q, field] of [
       ["limit=0", "limit"],
