@@ -1,7 +1,7 @@
 /**
  * `npm run bench:score`: the default `score` method on 256x256 slices, end to end through the
  * pipeline (simulation excluded): seconds per slice, network evaluations per second, and slices
- * per minute with 1 and 2 worker threads. Numbers only; nothing passes or fails on time.
+ * per minute with 1 and 2 worker processes. Numbers only; nothing passes or fails on time.
  * Usage: node dist/bench/score.js [--slices 2] [--method score:steps=25] [--settings mri-4x,ct-60-views]
  */
 import { generatePhantom } from "../phantoms/index.js";

@@ -1,6 +1,6 @@
 /**
  * The reconstruction server: an Express app with the API under /api (JSON everywhere, described
- * in /api/openapi.json), jobs on a pool of worker threads, and everything kept in a data folder
+ * in /api/openapi.json), jobs on a pool of worker processes, and everything kept in a data folder
  * that survives restarts. Thin by design: studies are read with src/io, jobs run src/recon.
  */
 import { randomUUID, timingSafeEqual } from "node:crypto";
@@ -27,7 +27,8 @@ import { RedisJobQueue } from "./redis-queue.js";
 import { FINAL_STATES, JobService, type JobEvent, type JobRecord } from "./jobs.js";
 import { listModels, modelDir } from "./models.js";
 import { OPENAPI } from "./openapi.js";
-import { encodeSlice } from "./pixels.js";
+import { page, parseQuery } from "./paging.js";
+import { EncodedSlices, encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
 import { defaultWindow, Storage, UUID, type StudyRecord } from "./storage.js";
 import { DEFAULT_LIMITS, type UploadLimits } from "./limits.js";
@@ -44,8 +45,10 @@ const MaskQuery = z.object({
 
 export interface ServerOptions {
   dataDir: string;
-  /** Worker threads for reconstruction (default: the machine's cores). */
+  /** Worker processes for reconstruction (default: the machine's cores). */
   workers?: number;
+  /** Heap limit of each worker process in MiB (src/recon/pool.ts). */
+  workerMemoryMb?: number;
   /** When set, every /api route needs `Authorization: Bearer <token>`. */
   token?: string;
   limits?: Partial<UploadLimits>;
@@ -66,10 +69,13 @@ export interface ScoreReconServer {
   close(): Promise<void>;
 }
 
+/** Memory for encoded slice answers (server/pixels.ts): some 180 int16 slices of 512 x 512. */
+const ENCODED_SLICES_BYTES = 64 * 2 ** 20;
+
 export function createServer(o: ServerOptions): ScoreReconServer {
   const storage = new Storage(o.dataDir);
   const workers = Math.max(1, o.workers ?? availableParallelism());
-  const pool = o.redisUrl ? undefined : new SlicePool(workers);
+  const pool = o.redisUrl ? undefined : new SlicePool(workers, { memoryMb: o.workerMemoryMb });
   const redisUrl = o.redisUrl;
   const jobs = redisUrl
     ? new JobService(
@@ -80,6 +86,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
       )
     : new JobService(storage, pool!, workers);
   const limits = { ...DEFAULT_LIMITS, ...o.limits };
+  const encoded = new EncodedSlices(ENCODED_SLICES_BYTES);
   let isReady = false;
   const ready = jobs.recover().then(() => void (isReady = true));
   const app = express();
@@ -109,10 +116,15 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     const modality = typeof req.body?.modality === "string" ? req.body.modality : undefined;
     res.status(201).json(await ingestUpload(storage, receivedUpload(req), limits, modality));
   });
-  api.get("/studies", (_req, res) => void res.json({ studies: storage.studies() }));
+  api.get("/studies", (req, res) => {
+    const { items, ...rest } = page(storage.studies(), req.query);
+    res.json({ studies: items, ...rest });
+  });
   api.get("/studies/:id", (req, res) => void res.json(findStudy(storage, req.params.id)));
-  api.delete("/studies/:id", (req, res) => {
+  // Its jobs are stopped and their results removed first: nothing keeps running for a study that is gone.
+  api.delete("/studies/:id", async (req, res) => {
     findStudy(storage, req.params.id);
+    await jobs.removeStudyJobs(req.params.id);
     storage.deleteStudy(req.params.id);
     res.status(204).end();
   });
@@ -122,7 +134,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     const v = info && storage.volume(study.id, info.id);
     if (!info || !v) throw notFound("series", req.params.sid);
     const n = sliceIndex(req.params.n, v.slices);
-    sendSlice(req, res, sliceOf(v, n).data, v, info.window);
+    sendSlice(req, res, encoded, () => [sliceOf(v, n).data, v, info.window]);
   });
 
   // Jobs.
@@ -144,7 +156,10 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     );
     res.status(201).json(await jobs.create(plan.spec.study, plan));
   });
-  api.get("/jobs", (_req, res) => void res.json({ jobs: jobs.list().map(jobSummary) }));
+  api.get("/jobs", (req, res) => {
+    const { items, ...rest } = page(jobs.list(), req.query);
+    res.json({ jobs: items.map(jobSummary), ...rest });
+  });
   api.get("/jobs/:id", (req, res) => void res.json(jobView(findJob(jobs, req.params.id))));
   api.delete("/jobs/:id", (req, res) => {
     const job = findJob(jobs, req.params.id);
@@ -157,15 +172,18 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   api.get("/jobs/:id/metrics", (req, res) => void res.json(metricsView(findJob(jobs, req.params.id))));
   api.get("/jobs/:id/results/:method/slices/:n", (req, res) => {
     const { job, method, image, series } = resultSlice(jobs, storage, req);
-    sendSlice(req, res, image, series, windowFor(storage, job, method));
+    // The window of a -std map is its own once the job is done.
+    sendSlice(req, res, encoded, () => [image(), series, windowFor(storage, job, method)], job.state);
   });
   api.get("/jobs/:id/results/:method/error/slices/:n", (req, res) => {
     const { n, image, series } = resultSlice(jobs, storage, req);
-    const truth = sliceOf(series, n).data;
-    const diff = image.map((v, i) => v - truth[i]);
-    let m = 0;
-    for (const d of diff) m = Math.max(m, Math.abs(d));
-    sendSlice(req, res, diff, series, { center: 0, width: 2 * m || 1 });
+    sendSlice(req, res, encoded, () => {
+      const truth = sliceOf(series, n).data;
+      const diff = image().map((v, i) => v - truth[i]);
+      let m = 0;
+      for (const d of diff) m = Math.max(m, Math.abs(d));
+      return [diff, series, { center: 0, width: 2 * m || 1 }];
+    });
   });
   api.get("/jobs/:id/results/:method/download", async (req, res) => {
     const job = findJob(jobs, req.params.id);
@@ -189,12 +207,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   api.get("/models", (_req, res) => void res.json({ models: listModels(storage.root) }));
   // The sampling mask a job would use, for the job form's live picture (operators/masks.ts).
   api.get("/masks", (req, res) => {
-    const q = MaskQuery.safeParse(req.query);
-    if (!q.success) {
-      const issue = q.error.issues[0];
-      throw new UserError(`${issue.path.join(".")}: ${issue.message}`, "bad_request", String(issue.path[0]));
-    }
-    const { rows, cols, kind, acceleration, centerFraction, seed } = q.data;
+    const { rows, cols, kind, acceleration, centerFraction, seed } = parseQuery(MaskQuery, req.query);
     const mask = samplingMask(rows, cols, { kind, acceleration, centerFraction, seed });
     res.json({
       rows,
@@ -275,19 +288,32 @@ function sliceIndex(text: string, slices: number): number {
   return n;
 }
 
+/**
+ * A slice's pixels as JSON. Slices of a study and finished slices of a job never change: the
+ * client may keep them, and so does `cache` (by URL and format), so `compute` runs once per slice.
+ */
 function sendSlice(
   req: Request,
   res: Response,
-  data: Float32Array,
-  v: Volume,
-  window: { center: number; width: number },
+  cache: EncodedSlices,
+  compute: () => [Float32Array, Volume, { center: number; width: number }],
+  variant = "",
 ): void {
   const format = String(req.query.format ?? "int16");
   if (format !== "int16" && format !== "float32")
     throw new UserError(`format: must be int16 or float32, got '${format}'`, "bad_request", "format");
-  // Slices of a study and finished slices of a job never change: the client may keep them.
-  res.set("Cache-Control", "private, max-age=31536000, immutable");
-  res.json(encodeSlice(data, v.rows, v.cols, { dtype: format, window, units: v.units, spacing: v.spacing }));
+  const { body, etag } = cache.get(`${req.baseUrl}${req.path}?${format}&${variant}`, () => {
+    const [data, v, window] = compute();
+    const pixels = encodeSlice(data, v.rows, v.cols, {
+      dtype: format,
+      window,
+      units: v.units,
+      spacing: v.spacing,
+    });
+    return Buffer.from(JSON.stringify(pixels));
+  });
+  res.set({ "Cache-Control": "private, max-age=31536000, immutable", ETag: etag });
+  res.type("application/json").send(body);
 }
 
 /** A method of the job (or its `-std` map): the only names that reach the results folder. */
@@ -303,8 +329,12 @@ function resultSlice(jobs: JobService, storage: Storage, req: Request) {
   const series = storage.volume(job.study, job.plan.seriesId);
   if (!series) throw notFound("study", job.study);
   const n = sliceIndex(String(req.params.n), series.slices);
-  const image = jobs.resultSlice(job, method, n);
-  if (!image) throw new HttpError(404, `slice ${n} of ${method} is not finished`, "not_ready", "n");
+  // Read only when its answer is not encoded already.
+  const image = () => {
+    const im = jobs.resultSlice(job, method, n);
+    if (!im) throw new HttpError(404, `slice ${n} of ${method} is not finished`, "not_ready", "n");
+    return im;
+  };
   return { job, method, n, image, series };
 }
 

@@ -1,16 +1,24 @@
 /**
  * Reconstruction jobs: their records, the queue they wait in, and the runner that takes them
- * through the one pipeline (src/recon) on a shared pool of worker threads, so the event loop only
+ * through the one pipeline (src/recon) on a shared pool of worker processes, so the event loop only
  * ever moves messages. Progress goes to subscribers (SSE) and, at every finished slice, to the
  * job's record on disk; finished slices are kept (src/recon/slice-store.ts), so a job re-queued
- * after a restart recomputes nothing it had finished.
+ * after a restart recomputes nothing it had finished, and a job that ended early (cancelled,
+ * failed) still serves the slices it finished. A job that was running when the server died twice
+ * is failed at the next start, not re-queued: it may be what killed the server.
  */
 import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { UserError } from "../src/errors.js";
-import { makeVolume } from "../src/image/volume.js";
+import { keepSlices, sliceOf, type Volume } from "../src/image/volume.js";
 import type { Metrics } from "../src/recon/reconstruct.js";
-import { reconstruct, type ProgressEvent } from "../src/recon/reconstruct.js";
+import {
+  fromOperatorUnits,
+  inHounsfieldUnits,
+  reconstruct,
+  toOperatorUnits,
+  type ProgressEvent,
+} from "../src/recon/reconstruct.js";
 import type { SliceRunner } from "../src/recon/pool.js";
 import { withModelDir } from "./models.js";
 import type { ResolvedJob } from "./spec.js";
@@ -18,6 +26,9 @@ import type { Storage } from "./storage.js";
 
 export type JobState = "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
 export const FINAL_STATES: readonly JobState[] = ["done", "failed", "cancelled", "interrupted"];
+
+/** Server starts that found a job running (the server died under it) before it is failed. */
+export const MAX_INTERRUPTIONS = 2;
 
 export interface SliceMetrics extends Metrics {
   /** The slice's index in the series. */
@@ -34,7 +45,7 @@ export interface JobRecord {
   error?: { code: string; message: string };
   started?: string;
   finished?: string;
-  /** How often the job was re-queued after a server restart. */
+  /** How often a server start found the job running (the server had died under it). */
   restarts: number;
   /** Per method: slices finished of the total, and the slice in progress. */
   progress: Record<
@@ -118,14 +129,17 @@ export class EmbeddedQueue implements JobQueue {
 
 export class JobService {
   readonly events = new EventEmitter();
-  private readonly live = new Map<string, JobRecord>();
-  /** Finished slices of running jobs (output units), by job, then `method/slice`. */
-  private readonly partial = new Map<string, Map<string, Float32Array>>();
+  /** The runs in progress, by job: each settles once the job's run has ended. */
+  private readonly runs = new Map<string, Promise<void>>();
+  /** Why a job is being cancelled, when not by its own DELETE. */
+  private readonly cancelReasons = new Map<string, JobRecord["error"]>();
+  /** Per job: whether its CT values are in HU (output units differ from operator units). */
+  private readonly huOf = new Map<string, boolean>();
   private readonly saving = new Map<string, Promise<void>>();
   queue: JobQueue;
 
   /**
-   * `runner`: where slices run — a shared pool of worker threads, or one runner per job (a queue
+   * `runner`: where slices run — a shared pool of worker processes, or one runner per job (a queue
    * of remote workers, closed when the job ends). `queue`: makes the job queue (embedded by default).
    */
   constructor(
@@ -139,15 +153,25 @@ export class JobService {
   ) {
     this.events.setMaxListeners(0);
     const run = (id: string, signal: AbortSignal) => this.run(id, signal);
-    const cancelled = (id: string) => void this.finish(this.get(id)!, "cancelled");
+    const cancelled = (id: string) => void this.finishCancelled(this.get(id)!);
     this.queue = makeQueue ? makeQueue(run, cancelled) : new EmbeddedQueue(concurrency, run, cancelled);
   }
 
-  /** Re-queues the jobs a stopped server left queued or running. */
+  /**
+   * Re-queues the jobs a stopped server left queued or running; one found running for the
+   * MAX_INTERRUPTIONS-th time is failed instead.
+   */
   async recover(): Promise<void> {
     for (const job of this.storage.jobs())
       if (job.state === "queued" || job.state === "running") {
         if (job.state === "running") job.restarts++;
+        if (job.restarts >= MAX_INTERRUPTIONS) {
+          await this.finish(job, "failed", {
+            code: "interrupted",
+            message: `the server stopped ${job.restarts} times while this job was running; it is not run again, since it may be what stopped the server`,
+          });
+          continue;
+        }
         job.state = "queued";
         await this.save(job);
         this.queue.enqueue(job.id);
@@ -155,11 +179,12 @@ export class JobService {
   }
 
   get(id: string): JobRecord | undefined {
-    return this.live.get(id) ?? this.storage.job(id);
+    return this.storage.job(id);
   }
 
+  /** Every job, oldest first. */
   list(): JobRecord[] {
-    return this.storage.jobs().map((j) => this.live.get(j.id) ?? j);
+    return this.storage.jobs();
   }
 
   async create(study: string, plan: ResolvedJob): Promise<JobRecord> {
@@ -184,6 +209,29 @@ export class JobService {
     return this.queue.cancel(id);
   }
 
+  /**
+   * Before a study is deleted: cancels its queued and running jobs, waits until they have
+   * stopped, and removes every one of its jobs' results and finished slices. The records stay,
+   * with error `study_deleted`.
+   */
+  async removeStudyJobs(study: string): Promise<void> {
+    const reason = { code: "study_deleted", message: "the job's study was deleted" };
+    for (const job of this.storage.jobs().filter((j) => j.study === study)) {
+      if (!this.isFinal(job)) {
+        this.cancelReasons.set(job.id, reason);
+        this.queue.cancel(job.id);
+        const running = this.runs.get(job.id);
+        if (running) await running;
+        // Queued on a queue that cancels later (Redis): stopped here; its run, if it comes, skips it.
+        else if (!this.isFinal(job)) await this.finishCancelled(job);
+      } else if (!job.error) {
+        job.error = reason;
+        await this.save(job);
+      }
+      await this.storage.removeJobOutputs(job.id);
+    }
+  }
+
   /** Writes the record; writes of one job happen one after another, the last one wins. */
   private save(job: JobRecord): Promise<void> {
     const next = (this.saving.get(job.id) ?? Promise.resolve()).then(() => this.storage.saveJob(job));
@@ -204,16 +252,25 @@ export class JobService {
     if (error) job.error = error;
     for (const p of Object.values(job.progress)) delete p.current;
     await this.save(job);
-    this.live.delete(job.id);
-    this.partial.delete(job.id);
     this.emit({ type: "state", job: job.id, state, ...(error ? { error } : {}) });
   }
 
-  private async run(id: string, signal: AbortSignal): Promise<void> {
+  private finishCancelled(job: JobRecord): Promise<void> {
+    const reason = this.cancelReasons.get(job.id);
+    this.cancelReasons.delete(job.id);
+    return this.finish(job, "cancelled", reason);
+  }
+
+  private run(id: string, signal: AbortSignal): Promise<void> {
     const job = this.storage.job(id);
-    if (!job || FINAL_STATES.includes(job.state)) return;
-    this.live.set(id, job);
-    this.partial.set(id, new Map());
+    if (!job || FINAL_STATES.includes(job.state)) return Promise.resolve();
+    const running = this.runJob(job, signal).finally(() => this.runs.delete(id));
+    this.runs.set(id, running);
+    return running;
+  }
+
+  private async runJob(job: JobRecord, signal: AbortSignal): Promise<void> {
+    const { id } = job;
     job.state = "running";
     job.started = new Date().toISOString();
     await this.save(job);
@@ -223,8 +280,11 @@ export class JobService {
     try {
       const series = this.storage.volume(job.study, plan.seriesId);
       if (!series) throw new UserError("the job's study was deleted", "not_found", "study");
-      const n = series.rows * series.cols;
-      const volume = makeVolume(b - a, series.rows, series.cols, series.data.slice(a * n, b * n), series);
+      // The slices [a, b) with their own geometry: exports lie where these slices lie.
+      const volume = keepSlices(
+        series,
+        Array.from({ length: b - a }, (_, k) => a + k),
+      );
       const onProgress = (e: ProgressEvent) => {
         const p = job.progress[e.method];
         if (!e.finished) {
@@ -249,7 +309,6 @@ export class JobService {
           }
         }
         delete p.current;
-        if (e.image) this.partial.get(id)?.set(`${e.method}/${a + e.slice}`, e.image);
         void this.save(job);
         this.emit({
           type: "slice",
@@ -289,9 +348,7 @@ export class JobService {
         if (String((signal.reason as Error)?.message) === "server stopping") {
           job.state = "queued";
           await this.save(job);
-          this.live.delete(id);
-          this.partial.delete(id);
-        } else await this.finish(job, "cancelled");
+        } else await this.finishCancelled(job);
       } else await this.finish(job, "failed", this.errorOf(id, err));
     }
   }
@@ -305,15 +362,45 @@ export class JobService {
     return { code: "internal", message: `${prefix}internal error (error id ${ref})` };
   }
 
-  /** One finished slice of a method's result (output units), from a running or a done job. */
+  /**
+   * One finished slice of a method's result or its `-std` map (output units), `slice` in the
+   * series: from the result volume of a done job, else from the job's finished slices, whatever
+   * the job's state (running, cancelled, failed).
+   */
   resultSlice(job: JobRecord, method: string, slice: number): Float32Array | undefined {
-    const running = this.partial.get(job.id)?.get(`${method}/${slice}`);
-    if (running) return running;
-    const v = this.storage.result(job.id, method);
-    const [a] = job.plan.slices;
-    if (!v || slice < a || slice >= a + v.slices) return undefined;
-    const n = v.rows * v.cols;
-    return v.data.subarray((slice - a) * n, (slice - a + 1) * n);
+    const [a, b] = job.plan.slices;
+    if (slice < a || slice >= b) return undefined;
+    if (job.state === "done") {
+      const v = this.storage.result(job.id, method);
+      const n = v ? v.rows * v.cols : 0;
+      return v?.data.subarray((slice - a) * n, (slice - a + 1) * n);
+    }
+    const std = method.endsWith("-std");
+    const request = job.plan.methods.find((m) => m.name === (std ? method.slice(0, -4) : method));
+    const series = this.storage.volume(job.study, job.plan.seriesId);
+    if (!request || !series) return undefined;
+    const { acquisition } = job.plan;
+    const hu = this.inHu(job, series);
+    const k = slice - a;
+    const x = toOperatorUnits(sliceOf(series, slice).data, acquisition, hu);
+    const input = { kind: "simulated" as const, x, seed: (job.plan.spec.seed ?? 0) + k };
+    const out = this.storage.sliceStore(job.id).get({ acquisition, method: request, slice: k, input });
+    if (!out) return undefined;
+    if (!std) return fromOperatorUnits(out.image, hu);
+    return out.std && (hu ? out.std.map((v) => 1000 * v) : out.std);
+  }
+
+  /** As the pipeline decides it for the job's slices (src/recon/reconstruct.ts). */
+  private inHu(job: JobRecord, series: Volume): boolean {
+    let hu = this.huOf.get(job.id);
+    if (hu === undefined) {
+      const [a, b] = job.plan.slices;
+      const n = series.rows * series.cols;
+      const own = { ...series, slices: b - a, data: series.data.subarray(a * n, b * n) };
+      hu = inHounsfieldUnits(own, job.plan.acquisition);
+      this.huOf.set(job.id, hu);
+    }
+    return hu;
   }
 
   isFinal(job: JobRecord): boolean {

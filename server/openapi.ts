@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { METHODS, paramsSchema } from "../src/recon/methods.js";
+import { PAGE_LIMIT } from "./paging.js";
 
 const id = { type: "string", format: "uuid" };
 const error = {
@@ -153,6 +154,27 @@ function methodSchema(m: (typeof METHODS)[number]) {
   };
 }
 
+const pageParameters = [
+  {
+    name: "limit",
+    in: "query",
+    description: `records per page (default ${PAGE_LIMIT.default})`,
+    schema: { type: "integer", minimum: 1, maximum: PAGE_LIMIT.max, default: PAGE_LIMIT.default },
+  },
+  {
+    name: "offset",
+    in: "query",
+    description: "the newest records to skip (0: the page ends with the newest)",
+    schema: { type: "integer", minimum: 0, default: 0 },
+  },
+];
+
+const pageFields = {
+  total: { type: "integer", description: "records in all pages" },
+  offset: { type: "integer" },
+  limit: { type: "integer" },
+};
+
 const job = {
   type: "object",
   properties: {
@@ -162,7 +184,11 @@ const job = {
     perMethod: { type: "object", description: "per method: {done, total, current?: {slice, done, total}}" },
     seconds: { type: "object" },
     metrics: { type: "object" },
-    error: { type: "object" },
+    error: {
+      type: "object",
+      description:
+        "why it failed or was cancelled: {code, message}; codes include out_of_memory and worker_died (its worker process died), interrupted (the server died under it twice) and study_deleted",
+    },
   },
 };
 
@@ -204,16 +230,26 @@ export const OPENAPI = {
         responses: { 201: json(study, "the stored study"), 400: error, 413: error },
       },
       get: {
-        summary: "List studies",
+        summary:
+          "List studies, a page at a time: the newest `limit` after skipping the `offset` newest, oldest first",
+        parameters: pageParameters,
         responses: {
-          200: json({ type: "object", properties: { studies: { type: "array", items: study } } }),
+          200: json({
+            type: "object",
+            properties: { studies: { type: "array", items: study }, ...pageFields },
+          }),
+          400: error,
         },
       },
     },
     "/api/studies/{id}": {
       parameters: [path("id")],
       get: { summary: "One study and its series", responses: { 200: json(study), 404: error } },
-      delete: { summary: "Delete a study", responses: { 204: { description: "deleted" }, 404: error } },
+      delete: {
+        summary:
+          "Delete a study: its queued and running jobs are cancelled first (error study_deleted), and the results of all its jobs are removed",
+        responses: { 204: { description: "deleted" }, 404: error },
+      },
     },
     "/api/studies/{id}/series/{sid}/slices/{n}": {
       parameters: [path("id"), path("sid"), path("n", { type: "integer" }), format],
@@ -226,8 +262,13 @@ export const OPENAPI = {
         responses: { 201: json(job, "the queued job"), 400: error, 404: error, 429: error },
       },
       get: {
-        summary: "List jobs",
-        responses: { 200: json({ type: "object", properties: { jobs: { type: "array", items: job } } }) },
+        summary:
+          "List jobs, a page at a time: the newest `limit` after skipping the `offset` newest, oldest first",
+        parameters: pageParameters,
+        responses: {
+          200: json({ type: "object", properties: { jobs: { type: "array", items: job }, ...pageFields } }),
+          400: error,
+        },
       },
     },
     "/api/jobs/{id}": {

@@ -4,6 +4,7 @@
  * (real = stored x slope + intercept, DICOM PS3.3 C.11.1.1.2); `format=float32` sends the values
  * as they are. Pixels travel base64-encoded, little-endian, row-major.
  */
+import { createHash } from "node:crypto";
 import { fullRange } from "../src/io/png.js";
 
 export interface SlicePixels {
@@ -48,4 +49,42 @@ export function encodeSlice(
   const out = new Int16Array(data.length);
   for (let i = 0; i < data.length; i++) out[i] = Math.round((data[i] - intercept) / slope);
   return { ...common, dtype: "int16", slope, intercept, pixels: Buffer.from(out.buffer).toString("base64") };
+}
+
+/**
+ * Encoded slice answers (the JSON bytes), by URL, least recently used first out past `maxBytes`.
+ * A slice answer never changes once it can be given (a study's slice, a finished result slice),
+ * so many viewers scrolling the same study cost one encoding per slice.
+ */
+export class EncodedSlices {
+  private readonly entries = new Map<string, EncodedSlice>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(key: string, encode: () => Buffer): EncodedSlice {
+    const hit = this.entries.get(key);
+    if (hit) {
+      this.entries.delete(key);
+      this.entries.set(key, hit);
+      return hit;
+    }
+    const body = encode();
+    // Its ETag once, not at every answer (Express would hash the body each time).
+    const entry = { body, etag: `"${createHash("sha1").update(body).digest("base64url")}"` };
+    if (body.length > this.maxBytes) return entry;
+    this.entries.set(key, entry);
+    this.bytes += body.length;
+    for (const [k, e] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(k);
+      this.bytes -= e.body.length;
+    }
+    return entry;
+  }
+}
+
+export interface EncodedSlice {
+  body: Buffer;
+  etag: string;
 }

@@ -13,6 +13,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { percentiles } from "../src/image/stats.js";
 import { makeVolume, type Volume } from "../src/image/volume.js";
@@ -52,7 +53,13 @@ export class Storage {
   readonly jobsDir: string;
   readonly uploadsDir: string;
   private readonly volumes = new Map<string, Volume>();
-  private readonly studyRecords = new Map<string, StudyRecord>();
+  /**
+   * Every study and job, read once at start (oldest first) and then kept in memory: the folder
+   * has one server, so listing or finding one never touches the disk. A job's record is the one
+   * object its runner updates and saves.
+   */
+  private readonly studyRecords: Map<string, StudyRecord>;
+  private readonly jobRecords: Map<string, JobRecord>;
 
   constructor(readonly root: string) {
     this.studiesDir = join(root, "studies");
@@ -62,6 +69,8 @@ export class Storage {
     // Uploads interrupted by a restart are incomplete by definition.
     rmSync(this.uploadsDir, { recursive: true, force: true });
     mkdirSync(this.uploadsDir, { recursive: true });
+    this.studyRecords = readRecords<StudyRecord>(this.studiesDir, "study.json");
+    this.jobRecords = readRecords<JobRecord>(this.jobsDir, "job.json");
   }
 
   /** A fresh folder for one upload's files. */
@@ -107,20 +116,17 @@ export class Storage {
     const record: StudyRecord = { id, created: new Date().toISOString(), source, files, series };
     await writeJsonAtomic(join(building, "study.json"), record);
     renameSync(building, join(this.studiesDir, id));
+    this.studyRecords.set(id, record);
     return record;
   }
 
-  /** Study records never change once written: read once, then from memory. */
   study(id: string): StudyRecord | undefined {
-    const hit = this.studyRecords.get(id);
-    if (hit) return hit;
-    const s = readRecord<StudyRecord>(this.studiesDir, id, "study.json");
-    if (s) this.studyRecords.set(id, s);
-    return s;
+    return this.studyRecords.get(id);
   }
 
+  /** Every study, oldest first. */
   studies(): StudyRecord[] {
-    return listRecords(this.studiesDir, (id) => this.study(id));
+    return [...this.studyRecords.values()];
   }
 
   deleteStudy(id: string): boolean {
@@ -147,16 +153,25 @@ export class Storage {
   }
 
   job(id: string): JobRecord | undefined {
-    return readRecord<JobRecord>(this.jobsDir, id, "job.json");
+    return this.jobRecords.get(id);
   }
 
+  /** Every job, oldest first. */
   jobs(): JobRecord[] {
-    return listRecords(this.jobsDir, (id) => this.job(id));
+    return [...this.jobRecords.values()];
   }
 
   async saveJob(job: JobRecord): Promise<void> {
+    this.jobRecords.set(job.id, job);
     mkdirSync(this.jobDir(job.id), { recursive: true });
     await writeJsonAtomic(join(this.jobDir(job.id), "job.json"), job);
+  }
+
+  /** Removes a job's results and finished slices (its record stays). */
+  async removeJobOutputs(id: string): Promise<void> {
+    for (const key of this.volumes.keys()) if (key.startsWith(`${id}:`)) this.volumes.delete(key);
+    for (const sub of ["results", "slices"])
+      await rm(join(this.jobDir(id), sub), { recursive: true, force: true });
   }
 
   sliceStore(jobId: string): SliceStore {
@@ -189,19 +204,23 @@ export class Storage {
   }
 }
 
-/** `<dir>/<id>/<file>` as JSON; undefined for a malformed id or a missing record. */
-function readRecord<T>(dir: string, id: string, file: string): T | undefined {
-  if (!UUID.test(id)) return undefined;
-  const path = join(dir, id, file);
-  return existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as T) : undefined;
-}
-
-/** Every record under `dir`, oldest first. */
-function listRecords<T extends { created: string }>(dir: string, read: (id: string) => T | undefined): T[] {
-  return readdirSync(dir)
-    .map(read)
-    .filter((r): r is T => !!r)
-    .sort((a, b) => a.created.localeCompare(b.created));
+/**
+ * Every `<dir>/<id>/<file>` record, oldest first. A folder without its record (a job being created
+ * when the server stopped) or with an unreadable one is left out.
+ */
+function readRecords<T extends { id: string; created: string }>(dir: string, file: string): Map<string, T> {
+  const records: T[] = [];
+  for (const id of readdirSync(dir)) {
+    const path = join(dir, id, file);
+    if (!UUID.test(id) || !existsSync(path)) continue;
+    try {
+      records.push(JSON.parse(readFileSync(path, "utf8")) as T);
+    } catch {
+      // Records are written atomically: an unreadable one was damaged outside the server.
+    }
+  }
+  records.sort((a, b) => a.created.localeCompare(b.created));
+  return new Map(records.map((r) => [r.id, r]));
 }
 
 function readStoredVolume(base: string): Volume {

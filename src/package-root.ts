@@ -10,7 +10,7 @@ export function packageRoot(): string {
 }
 
 /**
- * A compiled module beside this one (worker threads need .js): the file itself when running from
+ * A compiled module beside this one (worker processes need .js): the file itself when running from
  * dist/, its built copy in dist/ when running from the TypeScript sources (the tests).
  */
 export function compiledModule(url: URL): string {

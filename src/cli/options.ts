@@ -3,7 +3,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Option, type Command } from "commander";
 import { MASK_KINDS, type MaskKind } from "../../operators/masks.js";
-import type { Volume } from "../image/volume.js";
+import { keepSlices, type Volume } from "../image/volume.js";
 import type { MethodRequest } from "../recon/methods.js";
 import { readMask } from "./measurements.js";
 import { UserError } from "../errors.js";
@@ -186,15 +186,7 @@ export function sliceIndices(ranges: string | undefined, count: number, file: st
 /** Keeps the slices in `ranges` (as `sliceIndices`) of a volume; undefined keeps all. */
 export function selectSlices(v: Volume, ranges: string | undefined, file: string): Volume {
   if (!ranges) return v;
-  const keep = sliceIndices(ranges, v.slices, file);
-  const n = v.rows * v.cols;
-  const data = new Float32Array(keep.length * n);
-  keep.forEach((k, i) => data.set(v.data.subarray(k * n, (k + 1) * n), i * n));
-  const dicom = v.dicom && { ...v.dicom, slices: keep.map((k) => v.dicom!.slices[k]) };
-  // The affine's origin moves to the first kept slice (exact for one contiguous range).
-  const a =
-    v.affine && v.affine.map((x, i) => (i === 3 || i === 7 || i === 11 ? x + keep[0] * v.affine![i - 1] : x));
-  return { ...v, slices: keep.length, data, ...(dicom ? { dicom } : {}), ...(a ? { affine: a } : {}) };
+  return keepSlices(v, sliceIndices(ranges, v.slices, file));
 }
 
 export const volumeIndex = (v: string | undefined) =>

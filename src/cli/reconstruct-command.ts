@@ -2,7 +2,7 @@
  * `scorerecon reconstruct`: one study or a batch of studies through the pipeline (src/recon), with
  * an overall and a per-slice progress bar, per-study output folders, a metrics.csv/json summary,
  * `--resume` (finished slices are kept in <study out>/.slices and never recomputed) and
- * `--workers N` (slices in N worker threads).
+ * `--workers N` (slices in N worker processes).
  */
 import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { basename, isAbsolute, join, relative, resolve } from "node:path";
@@ -131,7 +131,7 @@ export function registerReconstruct(program: Command): void {
       )
       .option("--model <dir>", "prior for the score-based methods (default: models/<modality>)")
       .option("--resume", "keep the slices an interrupted run already finished (kept in <out>/.slices)")
-      .option("--workers <N>", "reconstruct N slices at once in worker threads", "1")
+      .option("--workers <N>", "reconstruct N slices at once in worker processes", "1")
       .option(
         "--queue <redis-url>",
         "run the slices on `scorerecon worker` processes through this Redis queue",

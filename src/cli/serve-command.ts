@@ -16,7 +16,11 @@ export function registerServe(program: Command): void {
     .option("--port <port>", "TCP port (0: any free port)", "8080")
     .option("--host <host>", "interface to listen on", "127.0.0.1")
     .option("--data-dir <dir>", "uploads, jobs and results", join(homedir(), ".scorerecon", "data"))
-    .option("--workers <N>", "reconstruction worker threads (default: the machine's cores)")
+    .option("--workers <N>", "reconstruction worker processes (default: the machine's cores)")
+    .option(
+      "--worker-memory <MiB>",
+      "heap limit of each worker process, in MiB (default: half the memory shared by the workers, 256-4096)",
+    )
     .option(
       "--max-file-mib <MiB>",
       "largest uploaded file (and zip entry), in MiB",
@@ -33,6 +37,9 @@ export function registerServe(program: Command): void {
       // Every check before anything is created or started.
       const port = parseNumber("--port", o.port, { min: 0, max: 65535, integer: true });
       const workers = o.workers ? parseNumber("--workers", o.workers, { min: 1, integer: true }) : undefined;
+      const workerMemoryMb = o.workerMemory
+        ? parseNumber("--worker-memory", o.workerMemory, { min: 64, max: 1 << 20, integer: true })
+        : undefined;
       const mib = (flag: string, v: string) =>
         parseNumber(flag, v, { min: 1, max: 1 << 20, integer: true }) * MIB;
       const limits = {
@@ -58,7 +65,7 @@ export function registerServe(program: Command): void {
       let s: import("../../server/app.js").ScoreReconServer;
       try {
         const { createServer } = await import("../../server/app.js");
-        s = createServer({ dataDir: o.dataDir, workers, token, redisUrl, log, limits });
+        s = createServer({ dataDir: o.dataDir, workers, workerMemoryMb, token, redisUrl, log, limits });
       } catch (e) {
         server.close();
         throw e;
@@ -136,7 +143,7 @@ export function registerWorker(program: Command): void {
     .description("take slice tasks from the Redis queue (server jobs, reconstruct --queue) and run them")
     .requiredOption("--redis <url>", "the Redis server, e.g. redis://queue-host:6379")
     .requiredOption("--data-dir <dir>", "the shared data folder, as mounted on this machine")
-    .option("--concurrency <N>", "slices at once, each in a worker thread", "1")
+    .option("--concurrency <N>", "slices at once, each in a worker process", "1")
     .option(
       "--lock-ms <ms>",
       "how long a task stays with a worker that stopped answering before another takes it",

@@ -71,6 +71,21 @@ export function sliceOf(v: Volume, k: number): Image2D {
   return { rows: v.rows, cols: v.cols, data: v.data.subarray(k * n, (k + 1) * n) };
 }
 
+/**
+ * Some of a volume's slices (indices in order), with their geometry: the DICOM source keeps the
+ * kept slices' instances and positions, and the affine's origin moves to the first kept slice
+ * (exact for one contiguous range), so anything derived from them lies where they lie.
+ */
+export function keepSlices(v: Volume, keep: readonly number[]): Volume {
+  if (keep.length === v.slices && keep.every((k, i) => k === i)) return v;
+  const n = v.rows * v.cols;
+  const data = new Float32Array(keep.length * n);
+  keep.forEach((k, i) => data.set(v.data.subarray(k * n, (k + 1) * n), i * n));
+  const dicom = v.dicom && { ...v.dicom, slices: keep.map((k) => v.dicom!.slices[k]) };
+  const a = v.affine?.map((x, i) => (i === 3 || i === 7 || i === 11 ? x + keep[0] * v.affine![i - 1] : x));
+  return { ...v, slices: keep.length, data, ...(dicom ? { dicom } : {}), ...(a ? { affine: a } : {}) };
+}
+
 /** Stack equally sized slices into a volume. */
 export function stackSlices(images: readonly Image2D[], init: Parameters<typeof makeVolume>[4] = {}): Volume {
   if (images.length === 0) throw new RangeError("no slices to stack");

@@ -23,14 +23,17 @@ import { Redis } from "ioredis";
 import { UserError } from "../errors.js";
 import { SlicePool, type SliceRunner } from "../recon/pool.js";
 import { folderSliceStore, type SliceKey } from "../recon/slice-store.js";
-import type { SliceOutput, SliceTask } from "../recon/slice-task.js";
+import type { SliceInput, SliceOutput, SliceTask } from "../recon/slice-task.js";
 
 export const SLICE_QUEUE = "scorerecon-slices";
 const CANCEL_CHANNEL = "scorerecon:cancel";
 
 interface TaskData {
   /** The task with its typed arrays as base64. */
-  task: Omit<SliceTask, "y" | "maskFromFile"> & { y: string; mask?: string };
+  task: Omit<SliceTask, "input" | "maskFromFile"> & {
+    input: { kind: SliceInput["kind"]; data: string; seed?: number };
+    mask?: string;
+  };
   /** The slice store, relative to the workers' data folder. */
   store: string;
   /** Cancellation group: a job (or batch) id. */
@@ -55,7 +58,18 @@ function fromB64<T>(s: string, make: (b: ArrayBuffer) => T): T {
 }
 
 function keyOf(t: SliceTask): SliceKey {
-  return { acquisition: t.acquisition, method: t.method, slice: t.slice, y: t.y };
+  return { acquisition: t.acquisition, method: t.method, slice: t.slice, input: t.input };
+}
+
+function encodeInput(i: SliceInput): TaskData["task"]["input"] {
+  return i.kind === "measured"
+    ? { kind: i.kind, data: b64(i.y) }
+    : { kind: i.kind, data: b64(i.x), seed: i.seed };
+}
+
+function decodeInput(i: TaskData["task"]["input"]): SliceInput {
+  const data = fromB64(i.data, (b) => new Float32Array(b));
+  return i.kind === "measured" ? { kind: i.kind, y: data } : { kind: i.kind, x: data, seed: i.seed ?? 0 };
 }
 
 /** The URL with its password, if any, hidden: for messages and logs. */
@@ -262,9 +276,11 @@ export class QueuePool implements SliceRunner {
     const data: TaskData = {
       task: {
         ...task,
-        y: b64(task.y),
+        input: encodeInput(task.input),
         mask: task.maskFromFile && b64(task.maskFromFile),
         maskFromFile: undefined,
+        // Scored here, not on the worker: the truth stays out of Redis.
+        truth: undefined,
       } as TaskData["task"],
       store: this.store,
       group: this.group,
@@ -358,7 +374,7 @@ export interface SliceWorkerOptions extends QueueOptions {
 }
 
 /**
- * A queue worker: takes slice tasks, runs them in worker threads (so this process keeps renewing
+ * A queue worker: takes slice tasks, runs them in worker processes (so this process keeps renewing
  * its locks while a slice computes), puts the results into the shared store. Returns a stopper.
  */
 export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close(): Promise<void> }> {
@@ -371,7 +387,7 @@ export async function startSliceWorker(o: SliceWorkerOptions): Promise<{ close()
     const { task: t, store, group } = job.data;
     const task: SliceTask = {
       ...t,
-      y: fromB64(t.y, (b) => new Float32Array(b)),
+      input: decodeInput(t.input),
       ...(t.mask ? { maskFromFile: fromB64(t.mask, (b) => new Uint8Array(b)) } : {}),
     };
     const slices = folderSliceStore(storeFolder(o.dataDir, store));

@@ -3,10 +3,14 @@
  * forward operator A and to simulate y = A x + noise. It is what `simulate` writes beside its
  * measurements (MEAS.json) and what `reconstruct --measurements` reads back.
  */
-import { ParallelBeamProjector } from "../../operators/ct.js";
+import {
+  addSinogramGaussianNoise,
+  addSinogramPoissonNoise,
+  ParallelBeamProjector,
+} from "../../operators/ct.js";
 import type { LinearOperator } from "../../operators/linear-operator.js";
 import { samplingMask, type MaskSpec } from "../../operators/masks.js";
-import { MriCartesianOperator } from "../../operators/mri.js";
+import { addKspaceNoise, MriCartesianOperator } from "../../operators/mri.js";
 
 export type Modality = "mri" | "ct";
 
@@ -58,6 +62,17 @@ export function forwardModel(acq: Acquisition, maskFromFile?: Uint8Array): Forwa
   }
   const op = new ParallelBeamProjector({ size: acq.size, views: acq.views, detectors: acq.detectors });
   return { acquisition: acq, op };
+}
+
+/** y = A x + noise for one slice in operator units (the noise seeded by `seed`). */
+export function simulateSlice(model: ForwardModel, x: Float32Array, seed: number): Float32Array {
+  const acq = model.acquisition;
+  const y = model.op.forward(x);
+  if (acq.modality === "mri") return addKspaceNoise(y, model.mask!, acq.noiseSigma, seed);
+  const n = acq.noise;
+  if (n.kind === "gaussian") return addSinogramGaussianNoise(y, n.sigma, seed);
+  if (n.kind === "poisson") return addSinogramPoissonNoise(y, { I0: n.I0, seed });
+  return y;
 }
 
 /** One line describing the acquisition, for tables, logs and DICOM DerivationDescription. */

@@ -1,20 +1,22 @@
 /**
- * A fixed pool of worker threads running slice tasks (src/recon/slice-task.ts), so that N slices
- * are reconstructed at once and the calling thread's event loop stays free. Each worker loads the
+ * A fixed pool of worker processes running slice tasks (src/recon/slice-task.ts), so that N slices
+ * are reconstructed at once and the calling thread's event loop stays free. Processes, not threads:
+ * a fatal error in V8 (a heap out of memory, which no `resourceLimits` of a worker thread can
+ * contain when one allocation is huge) aborts the whole process it happens in, so it must not be
+ * the caller's. A worker that dies fails only the task it was running, with a message that says
+ * why (out of memory: its heap limit), and is replaced for the next task. Each worker loads the
  * modules (and, for score-based methods, the TensorFlow.js backend and the prior) once and keeps
- * them for every task it runs. Cancellation reaches the running sampler between two steps through
- * a flag in shared memory (the worker's own event loop is busy while it computes); results travel
- * back whole, in one message, so a task is never half-applied.
+ * them for every task it runs. Cancelling a task kills its worker at once, wherever it is stuck;
+ * results travel back whole, in one message, so a task is never half-applied.
  */
-import { Worker } from "node:worker_threads";
+import { fork, type ChildProcess } from "node:child_process";
+import { totalmem } from "node:os";
 import { UserError } from "../errors.js";
 import { compiledModule } from "../package-root.js";
 import type { SliceOutput, SliceTask } from "./slice-task.js";
 
 export interface SliceRequest {
   task: SliceTask;
-  /** [0] becomes 1 when the task is cancelled. */
-  cancelled: Int32Array;
 }
 
 export type WorkerMessage =
@@ -22,13 +24,31 @@ export type WorkerMessage =
   | { kind: "done"; output: SliceOutput }
   | { kind: "error"; message: string; code?: string; field?: string };
 
+/**
+ * Default heap limit of one worker (MiB): half the machine's memory shared by the workers, at
+ * least 256 and at most 4096. A slice task needs far less; a runaway one stops there.
+ */
+export function defaultWorkerMemoryMb(workers: number): number {
+  const share = Math.floor(totalmem() / 2 ** 20 / 2 / Math.max(1, workers));
+  return Math.max(256, Math.min(4096, share));
+}
+
+export interface SlicePoolOptions {
+  /** V8 heap limit of each worker process in MiB (its --max-old-space-size); see defaultWorkerMemoryMb. */
+  memoryMb?: number;
+  /** The workers' entry module (default: slice-worker.js beside this file). */
+  entry?: string;
+}
+
 interface Slot {
-  worker: Worker;
+  child?: ChildProcess;
   busy: boolean;
+  /** The end of the current worker's stderr: what a fatal error printed. */
+  stderr: string;
 }
 
 /**
- * Runs slice tasks somewhere else than the calling thread: worker threads here (SlicePool) or
+ * Runs slice tasks somewhere else than the calling thread: worker processes here (SlicePool) or
  * worker processes on other machines through a queue (src/queue/slice-queue.ts).
  */
 export interface SliceRunner {
@@ -45,26 +65,47 @@ export interface SliceRunner {
 export class SlicePool implements SliceRunner {
   private readonly slots: Slot[] = [];
   private readonly waiting: ((slot: Slot) => void)[] = [];
+  private readonly memoryMb: number;
+  private readonly entry: string;
   private closed = false;
 
-  constructor(size: number) {
-    for (let i = 0; i < size; i++) {
-      const slot: Slot = { worker: this.spawn(() => slot), busy: false };
-      this.slots.push(slot);
-    }
-  }
-
-  /** A worker thread; one that dies (out of memory, a crash) is replaced for the next task. */
-  private spawn(slot: () => Slot): Worker {
-    const worker = new Worker(compiledModule(new URL("./slice-worker.js", import.meta.url)));
-    worker.once("exit", () => {
-      if (!this.closed) slot().worker = this.spawn(slot);
-    });
-    return worker;
+  constructor(size: number, options: SlicePoolOptions = {}) {
+    for (let i = 0; i < size; i++) this.slots.push({ busy: false, stderr: "" });
+    this.memoryMb = options.memoryMb ?? defaultWorkerMemoryMb(size);
+    this.entry = options.entry ?? compiledModule(new URL("./slice-worker.js", import.meta.url));
   }
 
   get size(): number {
     return this.slots.length;
+  }
+
+  /** The slot's worker, started when it has none (at its first task, or after one died). */
+  private worker(slot: Slot): ChildProcess {
+    if (slot.child) return slot.child;
+    const child = fork(this.entry, [], {
+      execArgv: [`--max-old-space-size=${this.memoryMb}`],
+      serialization: "advanced",
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    slot.child = child;
+    slot.stderr = "";
+    child.stdout!.on("data", (c: Buffer) => process.stdout.write(c));
+    child.stderr!.on("data", (c: Buffer) => {
+      slot.stderr = (slot.stderr + c.toString()).slice(-4096);
+      process.stderr.write(c);
+    });
+    child.once("exit", () => {
+      if (slot.child === child) slot.child = undefined;
+    });
+    // An IPC failure shows as the worker's exit; this only keeps it from being an uncaught error.
+    child.on("error", () => {});
+    return child;
+  }
+
+  private kill(slot: Slot): void {
+    const child = slot.child;
+    slot.child = undefined;
+    child?.kill("SIGKILL");
   }
 
   private acquire(): Promise<Slot> {
@@ -82,54 +123,76 @@ export class SlicePool implements SliceRunner {
     else slot.busy = false;
   }
 
-  /** Runs one task on the next free worker; `signal` stops it between two iterations. */
+  /** Why a worker stopped, for the task it was running. */
+  private death(slot: Slot, task: SliceTask, code: number | null, signal: NodeJS.Signals | null): UserError {
+    const what = `the reconstruction worker running ${task.method.name}`;
+    if (/heap out of memory|Allocation failed/i.test(slot.stderr))
+      return new UserError(
+        `${what} ran out of memory (heap limit ${this.memoryMb} MiB) and was stopped; ask for less work (fewer steps, samples or iterations) or a smaller image`,
+        "out_of_memory",
+      );
+    return new UserError(
+      `${what} stopped unexpectedly (${signal ? `signal ${signal}` : `exit code ${code}`})`,
+      "worker_died",
+    );
+  }
+
+  /** Runs one task on the next free worker; `signal` stops it at once (its worker is killed). */
   async run(
     task: SliceTask,
     onIteration?: (done: number, total: number) => void,
     signal?: AbortSignal,
   ): Promise<SliceOutput> {
     const slot = await this.acquire();
-    if (this.closed) throw new Error("the worker pool was closed");
-    const cancelled = new Int32Array(new SharedArrayBuffer(4));
-    const cancel = () => Atomics.store(cancelled, 0, 1);
-    signal?.addEventListener("abort", cancel);
     try {
+      if (this.closed) throw new Error("the worker pool was closed");
       signal?.throwIfAborted();
+      const child = this.worker(slot);
       return await new Promise<SliceOutput>((resolve, reject) => {
         const onMessage = (m: WorkerMessage) => {
           if (m.kind === "progress") return onIteration?.(m.done, m.total);
           cleanup();
           if (m.kind === "done") resolve(m.output);
-          else if (signal?.aborted) reject(signal.reason);
           else reject(m.code ? new UserError(m.message, m.code, m.field) : new Error(m.message));
         };
-        const onError = (err: Error) => {
+        const onExit = (code: number | null, sig: NodeJS.Signals | null) => {
           cleanup();
-          reject(err);
+          // The pipe may still hold the end of what a fatal error printed.
+          setImmediate(() =>
+            reject(this.closed ? new Error("the worker pool was closed") : this.death(slot, task, code, sig)),
+          );
         };
-        const onExit = (code: number) => {
+        const onAbort = () => {
           cleanup();
-          reject(new Error(`a reconstruction worker stopped (exit code ${code})`));
+          this.kill(slot);
+          reject(signal!.reason);
         };
         const cleanup = () => {
-          slot.worker.off("message", onMessage);
-          slot.worker.off("error", onError);
-          slot.worker.off("exit", onExit);
+          child.off("message", onMessage);
+          child.off("exit", onExit);
+          signal?.removeEventListener("abort", onAbort);
         };
-        slot.worker.on("message", onMessage);
-        slot.worker.on("error", onError);
-        slot.worker.on("exit", onExit);
-        const message: SliceRequest = { task, cancelled };
-        slot.worker.postMessage(message);
+        child.on("message", onMessage);
+        child.on("exit", onExit);
+        signal?.addEventListener("abort", onAbort);
+        const message: SliceRequest = { task };
+        child.send(message);
       });
     } finally {
-      signal?.removeEventListener("abort", cancel);
       this.release(slot);
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all(
+      this.slots.map((s) => {
+        const child = s.child;
+        if (!child || child.exitCode !== null || child.signalCode !== null) return undefined;
+        const exited = new Promise((r) => child.once("exit", r));
+        this.kill(s);
+        return exited;
+      }),
+    );
   }
 }

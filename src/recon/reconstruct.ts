@@ -11,25 +11,27 @@
  * with values below -500 is taken to be in HU whatever its metadata says.
  */
 import { realToComplex } from "../../operators/complex.js";
-import { addSinogramGaussianNoise, addSinogramPoissonNoise } from "../../operators/ct.js";
-import { addKspaceNoise } from "../../operators/mri.js";
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
 import { valueRange } from "../image/stats.js";
-import { nmse, psnr, ssim } from "../metrics/index.js";
 import { UserError } from "../errors.js";
-import { describeAcquisition, forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
+import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
 import { initBackend } from "../prior/backend.js";
 import { SlicePool, type SliceRunner } from "./pool.js";
 import type { SliceKey, SliceStore } from "./slice-store.js";
 import { checkPrior } from "./score-methods.js";
-import { runSliceTask, type SliceOutput, type SliceTask } from "./slice-task.js";
+import {
+  fromOperatorUnits,
+  runSliceTask,
+  scoreSlice,
+  type Metrics,
+  type SliceInput,
+  type SliceOutput,
+  type SliceTask,
+  type Truth,
+} from "./slice-task.js";
 
-export interface Metrics {
-  psnr: number;
-  ssim: number;
-  nmse: number;
-}
+export type { Metrics };
 
 export interface MethodResult {
   method: string;
@@ -55,8 +57,6 @@ export interface ReconResult {
   /** Data range used for PSNR/SSIM (ground-truth max - min over the volume). */
   dataRange?: number;
   results: MethodResult[];
-  /** The measurements used, one per slice (simulated or given). */
-  measurements: Float32Array[];
   mask?: Uint8Array;
 }
 
@@ -91,9 +91,9 @@ export interface ReconRequest {
   signal?: AbortSignal;
   /** Finished slices: taken from here instead of recomputed, and every new one put here. */
   store?: SliceStore;
-  /** Worker threads running slices at once (default 1: in this thread). */
+  /** Worker processes running slices at once (default 1: in this thread). */
   workers?: number;
-  /** Where to run the slices (the server's worker threads, or a queue); takes precedence over `workers`. */
+  /** Where to run the slices (the server's worker processes, or a queue); takes precedence over `workers`. */
   pool?: SliceRunner;
   /** Where the caller chose the prior (`--model`, or a job's `model`): the words of prior errors. */
   priorField?: string;
@@ -113,20 +113,10 @@ export function toOperatorUnits(image: Float32Array, acq: Acquisition, hu: boole
   return new Float32Array(image);
 }
 
-export function fromOperatorUnits(image: Float32Array, hu: boolean): Float32Array {
-  return hu ? image.map((mu) => 1000 * (mu - 1)) : image;
-}
+export { fromOperatorUnits };
 
-/** y = A x + noise for one slice in operator units. */
-export function simulateSlice(model: ForwardModel, x: Float32Array, seed: number): Float32Array {
-  const acq = model.acquisition;
-  const y = model.op.forward(x);
-  if (acq.modality === "mri") return addKspaceNoise(y, model.mask!, acq.noiseSigma, seed);
-  const n = acq.noise;
-  if (n.kind === "gaussian") return addSinogramGaussianNoise(y, n.sigma, seed);
-  if (n.kind === "poisson") return addSinogramPoissonNoise(y, { I0: n.I0, seed });
-  return y;
-}
+/** y = A x + noise for one slice in operator units (src/recon/acquisition.ts). */
+export { simulateSlice };
 
 function volumeRange(v: Volume): number {
   const { min, max } = valueRange(v.data);
@@ -148,36 +138,31 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   if (!req.pool && workers === 1 && priors.length) await initBackend();
   const seed = req.seed ?? 0;
   const hu = inHounsfieldUnits(like, acq);
-  const measurements: Float32Array[] = [];
-  for (let k = 0; k < slices; k++) {
-    if (req.volume) {
-      const x = toOperatorUnits(sliceOf(req.volume, k).data, acq, hu);
-      measurements.push(simulateSlice(model, x, seed + k));
-    } else {
-      const y = req.measurements!.data[k];
-      const expected = model.op.output.shape.reduce((a, b) => a * b, 1) * (model.op.output.complex ? 2 : 1);
+  if (req.measurements) {
+    const expected = model.op.output.shape.reduce((a, b) => a * b, 1) * (model.op.output.complex ? 2 : 1);
+    req.measurements.data.forEach((y, k) => {
       if (y.length !== expected)
         throw new UserError(
           `the measurements of slice ${k} have ${y.length} values, but ${describeAcquisition(acq)} expects ${expected} (${model.op.output.shape.join("x")}${model.op.output.complex ? " complex" : ""})`,
           "bad_measurements",
           "measurements",
         );
-      measurements.push(y);
-    }
+    });
   }
+  /**
+   * Slice k's input, made when its task is: the measurements of a retrospective study are
+   * simulated by the task (in its worker), so they are never all computed here or held at once.
+   */
+  const inputOf = (k: number): SliceInput =>
+    req.volume
+      ? { kind: "simulated", x: toOperatorUnits(sliceOf(req.volume, k).data, acq, hu), seed: seed + k }
+      : { kind: "measured", y: req.measurements!.data[k] };
   const dataRange = req.volume ? volumeRange(req.volume) : undefined;
-  /** A finished slice's metrics against the ground truth, in output units. */
-  const scoreSlice = (image: Float32Array, k: number, seconds: number) => {
-    if (!req.volume || dataRange === undefined) return undefined;
-    const gt = sliceOf(req.volume, k);
-    const test = { rows, cols, data: image };
-    return {
-      psnr: psnr(gt, test, dataRange),
-      ssim: ssim(gt, test, { dataRange }),
-      nmse: nmse(gt, test),
-      seconds,
-    };
-  };
+  /** Slice k's ground truth, copied (a view would carry the whole volume to the worker). */
+  const truthOf = (k: number): Truth | undefined =>
+    req.volume && dataRange !== undefined
+      ? { image: sliceOf(req.volume, k).data.slice(), dataRange, hu }
+      : undefined;
   const ownPool =
     !req.pool && workers > 1 ? new SlicePool(Math.min(workers, slices * req.methods.length)) : undefined;
   const pool = req.pool ?? ownPool;
@@ -186,16 +171,19 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   try {
     // Every (method, slice) task, finished ones taken from the store; with a pool, N at a time.
     const outputs = await mapConcurrent(
-      req.methods.flatMap((method) => measurements.map((y, slice) => ({ method, slice, y }))),
+      req.methods.flatMap((method) => Array.from({ length: slices }, (_, slice) => ({ method, slice }))),
       pool?.size ?? 1,
-      async ({ method, slice, y }) => {
+      async ({ method, slice }) => {
         if (failed.has(method.name)) return undefined;
-        const key: SliceKey = { acquisition: acq, method, slice, y };
+        const key: SliceKey = { acquisition: acq, method, slice, input: inputOf(slice) };
         const event = { slice, slices, method: method.name, resumed: false, finished: false };
         const report = (done: number, total: number) => req.onProgress?.({ ...event, done, total });
         const finish = (output: SliceOutput, resumed: boolean) => {
           const image = fromOperatorUnits(output.image, hu);
-          const metrics = scoreSlice(image, slice, output.seconds);
+          // Scored by the task where it ran; here only when it was not (a resumed or queued slice).
+          const truth = output.metrics ? undefined : truthOf(slice);
+          const scored = output.metrics ?? (truth && scoreSlice(truth, image, rows, cols));
+          const metrics = scored && { ...scored, seconds: output.seconds };
           req.onProgress?.({
             ...event,
             done: 1,
@@ -209,15 +197,17 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
         };
         const stored = req.store?.get(key);
         if (stored) return finish(stored, true);
+        const truth = truthOf(slice);
         const task: SliceTask = {
           acquisition: acq,
           maskFromFile: req.maskFromFile,
           method,
-          y,
+          input: key.input,
           rows,
           cols,
           slice,
           ...(req.priorField ? { priorField: req.priorField } : {}),
+          ...(truth ? { truth } : {}),
         };
         req.signal?.throwIfAborted();
         let output: SliceOutput;
@@ -245,7 +235,6 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       failed: [...failed].map(([method, error]) => ({ method, error })),
       dataRange,
       results,
-      measurements,
       mask: model.mask,
     };
   } finally {

@@ -2,8 +2,9 @@
  * Finished slices kept on disk so that an interrupted reconstruction resumes where it stopped
  * (`reconstruct --resume`, the server's restarts). A slice is finished when its record
  * `slice-NNNN.json` exists: it is written, atomically, only after the pixels (`slice-NNNN.npy`,
- * also atomic), and it names the hash of the measurements and of the method, its parameters and
- * the acquisition, so a re-run with other settings or other data never reuses a stale slice.
+ * also atomic), and it names the hash of the measurements (or of the image and noise seed they are
+ * simulated from) and of the method, its parameters and the acquisition, so a re-run with other
+ * settings or other data never reuses a stale slice.
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
@@ -12,14 +13,14 @@ import { writeFileAtomic } from "../io/atomic.js";
 import { encodeNpy, readNpy } from "../io/npy.js";
 import type { Acquisition } from "./acquisition.js";
 import type { MethodRequest } from "./methods.js";
-import type { SliceOutput } from "./slice-task.js";
+import type { SliceInput, SliceOutput } from "./slice-task.js";
 
 export interface SliceKey {
   acquisition: Acquisition;
   method: MethodRequest;
   slice: number;
-  /** The slice's measurements: part of the identity of its result. */
-  y: Float32Array;
+  /** What the slice is reconstructed from: part of the identity of its result. */
+  input: SliceInput;
 }
 
 export interface SliceStore {
@@ -47,7 +48,10 @@ export function folderSliceStore(dir: string): SliceStore {
     const stem = join(sub, `slice-${String(k.slice).padStart(4, "0")}`);
     return { sub, npy: `${stem}.npy`, json: `${stem}.json` };
   };
-  const yHash = (k: SliceKey) => hash(new Uint8Array(k.y.buffer, k.y.byteOffset, k.y.byteLength));
+  const bytes = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  // Measurements hash as they are; a simulated slice by its image and noise seed.
+  const yHash = ({ input: i }: SliceKey) =>
+    i.kind === "measured" ? hash(bytes(i.y)) : hash(`simulated:${i.seed}:`, bytes(i.x));
   return {
     get(k) {
       const p = paths(k);

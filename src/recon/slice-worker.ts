@@ -1,25 +1,22 @@
-/** Worker-thread entry of the slice pool (src/recon/pool.ts): runs slice tasks one at a time. */
-import { parentPort } from "node:worker_threads";
+/** Entry of a slice pool's worker process (src/recon/pool.ts): runs slice tasks one at a time. */
 import { UserError } from "../errors.js";
 import { initBackend } from "../prior/backend.js";
 import { findMethod } from "./methods.js";
 import type { SliceRequest, WorkerMessage } from "./pool.js";
 import { runSliceTask } from "./slice-task.js";
 
-const port = parentPort!;
-const send = (m: WorkerMessage) => port.postMessage(m);
+const send = (m: WorkerMessage) => process.send!(m);
 
-port.on("message", async ({ task, cancelled }: SliceRequest) => {
-  // The samplers and solvers read `aborted` between iterations: an AbortSignal-shaped view of the flag.
-  const signal = {
-    get aborted() {
-      return Atomics.load(cancelled, 0) === 1;
-    },
-    reason: new Error("cancelled"),
-  } as AbortSignal;
+// The pool cancels a task by killing this process; a pool that went away takes it along.
+process.on("disconnect", () => process.exit(0));
+// Ctrl-C or a stop sent to the whole process group is for the parent to act on (a stopping
+// server re-queues its jobs): a worker dying of it would fail its task instead.
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => {});
+
+process.on("message", async ({ task }: SliceRequest) => {
   try {
     if (findMethod(task.method.name).needsPrior) await initBackend();
-    const output = runSliceTask(task, (done, total) => send({ kind: "progress", done, total }), signal);
+    const output = runSliceTask(task, (done, total) => send({ kind: "progress", done, total }));
     send({ kind: "done", output });
   } catch (err) {
     if (err instanceof UserError)

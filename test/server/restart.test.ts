@@ -1,6 +1,7 @@
 /**
  * A real server process killed mid-job (SIGKILL: no chance to clean up) and started again on the
- * same data folder: the upload and the finished slices are intact, and the job completes.
+ * same data folder: the upload and the finished slices are intact, and the job completes. A job
+ * under which the server died twice is failed at the next start, not run a third time.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -45,6 +46,19 @@ function finished(job: string): Map<string, number> {
     for (const f of readdirSync(join(dir, m)).filter((x) => x.endsWith(".json")))
       out.set(join(m, f), statSync(join(dir, m, f)).mtimeMs);
   return out;
+}
+
+/** The job's state as saved on disk (what a start after a kill sees). */
+const savedState = (job: string) =>
+  JSON.parse(readFileSync(join(dataDir, "jobs", job, "job.json"), "utf8")).state as string;
+
+async function killWhileRunning(child: ChildProcess, job: string): Promise<void> {
+  for (let i = 0; savedState(job) !== "running"; i++) {
+    expect(i).toBeLessThan(1200);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  child.kill("SIGKILL");
+  await new Promise((r) => child.once("exit", r));
 }
 
 afterAll(() => {
@@ -111,6 +125,38 @@ describe("server restart", () => {
     for (const [f, mtime] of kept) expect(after.get(f)).toBe(mtime);
     const res = await fetch(`${url}api/jobs/${job.id}/results/tv/slices/3`);
     expect(res.status).toBe(200);
+    child.kill("SIGTERM");
+  }, 180_000);
+
+  it("fails, at the next start, a job under which the server died twice", async () => {
+    const N = 64;
+    const path = join(root, "small.nii.gz");
+    await writeVolume(path, makeVolume(1, N, N, generatePhantom("brain", N, 7).data, { modality: "MR" }));
+    let { child, url } = await start();
+    const form = new FormData();
+    form.append("modality", "MR");
+    form.append("files", new Blob([readFileSync(path)]), "small.nii.gz");
+    const study = await (await fetch(`${url}api/studies`, { method: "POST", body: form })).json();
+    const job = await (
+      await fetch(`${url}api/jobs`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ study: study.id, methods: [{ name: "tv", params: { iterations: 5000 } }] }),
+      })
+    ).json();
+    await killWhileRunning(child, job.id);
+    // The first death: re-queued and run again.
+    ({ child, url } = await start());
+    await killWhileRunning(child, job.id);
+    ({ child, url } = await start());
+    for (let i = 0; (await fetch(`${url}readyz`)).status !== 200; i++) {
+      expect(i).toBeLessThan(1200);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    const j = await (await fetch(`${url}api/jobs/${job.id}`)).json();
+    expect(j).toMatchObject({ state: "failed", restarts: 2, error: { code: "interrupted" } });
+    expect(j.error.message).toMatch(/the server stopped 2 times while this job was running/);
+    expect(savedState(job.id)).toBe("failed");
     child.kill("SIGTERM");
   }, 180_000);
 });

@@ -1,0 +1,31 @@
+/** Query strings checked with zod, and the pages of the list routes (GET /api/jobs, /api/studies). */
+import { z } from "zod";
+import { UserError } from "../src/errors.js";
+
+/** `?limit=` of the list routes: its default and its largest value. */
+export const PAGE_LIMIT = { default: 100, max: 1000 } as const;
+
+const PageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(PAGE_LIMIT.max).default(PAGE_LIMIT.default),
+  offset: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+});
+
+/** A query string checked against its schema; a 400 names the first bad parameter. */
+export function parseQuery<T extends z.ZodType>(schema: T, query: unknown): z.infer<T> {
+  const q = schema.safeParse(query);
+  if (q.success) return q.data;
+  const issue = q.error.issues[0];
+  throw new UserError(`${issue.path.join(".")}: ${issue.message}`, "bad_request", String(issue.path[0]));
+}
+
+/**
+ * One page (`?limit=&offset=`) of records kept oldest first: the `limit` newest after skipping
+ * the `offset` newest, in the order they were created (as the unpaged list was, so a client that
+ * takes the last as the newest still does), with the total. The default page is the newest.
+ */
+export function page<T>(all: readonly T[], query: unknown) {
+  const { limit, offset } = parseQuery(PageQuery, query);
+  const end = Math.max(0, all.length - offset);
+  const items = all.slice(Math.max(0, end - limit), end);
+  return { items, total: all.length, offset, limit };
+}
