@@ -118,3 +118,13 @@ export function padOrCrop(v: Volume, rows: number, cols: number): Volume {
         out.data[(k * rows + r) * cols + c] = v.data[(k * v.rows + r - r0) * v.cols + c - c0];
   return out;
 }
+
+/**
+ * A volume's voxel-to-world affine (NIfTI convention, RAS+ mm): its own, or for a volume without one
+ * (a phantom, an .npy) the one every writer gives it: row 0 at the top, spacing from the volume.
+ */
+export function affineOf(v: Volume): readonly number[] {
+  if (v.affine) return v.affine;
+  const [dy, dx, dz] = v.spacing;
+  return [dx, 0, 0, 0, 0, -dy, 0, (v.rows - 1) * dy, 0, 0, dz, 0, 0, 0, 0, 1];
+}

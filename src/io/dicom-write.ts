@@ -9,12 +9,15 @@
  *   give CT Image Storage instances (PS3.3 A.3); other modalities Secondary Capture.
  * - Without a source (NIfTI, phantoms): a Secondary Capture series (PS3.3 A.8.1) in a new study,
  *   with generated UIDs.
+ * Every series carries its geometry (ImageOrientation/PositionPatient, PixelSpacing,
+ * SliceThickness, a FrameOfReferenceUID): the source's where it has it, else the volume's affine,
+ * so that reading the series back puts every voxel where it was.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import dcmjs from "dcmjs";
 import { valueRange } from "../image/stats.js";
-import type { Volume } from "../image/volume.js";
+import { affineOf, type Volume } from "../image/volume.js";
 import { writeFileAtomic } from "./atomic.js";
 
 const { DicomDict, DicomMetaDictionary } = dcmjs.data;
@@ -33,6 +36,25 @@ export interface DerivedSeriesOptions {
 }
 
 const ds = (x: number) => String(+x.toPrecision(10));
+
+/**
+ * The image plane (PS3.3 C.7.6.2, patient LPS) of each slice from a NIfTI-style affine (RAS+):
+ * IOP's row direction is the column index's axis, its column direction the row index's; PixelSpacing
+ * is [between rows, between columns].
+ */
+function planeFromAffine(v: Volume) {
+  const a = affineOf(v);
+  const lps = (x: number, y: number, z: number) => [-x, -y, z];
+  const [ci, cj, ck] = [0, 1, 2].map((c) => lps(a[c], a[4 + c], a[8 + c]));
+  const origin = lps(a[3], a[7], a[11]);
+  const length = (x: number[]) => Math.hypot(...x);
+  return {
+    orientation: [...ci.map((x) => x / length(ci)), ...cj.map((x) => x / length(cj))],
+    pixelSpacing: [length(cj), length(ci)],
+    thickness: length(ck),
+    position: (k: number) => origin.map((x, i) => x + k * ck[i]),
+  };
+}
 const dicomDate = (d: Date) => d.toISOString().slice(0, 10).replace(/-/g, "");
 const dicomTime = (d: Date) => d.toISOString().slice(11, 19).replace(/:/g, "");
 
@@ -70,6 +92,8 @@ export async function writeDicomSeries(dir: string, v: Volume, o: DerivedSeriesO
   const slope = hi > lo ? (hi - lo) / 65000 : 1;
   const intercept = (hi + lo) / 2;
   const n = v.rows * v.cols;
+  const plane = planeFromAffine(v);
+  const frameOfReference = src?.frameOfReferenceUid ?? DicomMetaDictionary.uid();
   const files: string[] = [];
   for (let k = 0; k < v.slices; k++) {
     const sop = DicomMetaDictionary.uid();
@@ -118,18 +142,20 @@ export async function writeDicomSeries(dir: string, v: Volume, o: DerivedSeriesO
     else Object.assign(dataset, { ConversionType: "WSD", RescaleType: v.units === "HU" ? "HU" : "US" });
     // Laterality is type 2C in General Series: present and empty (unknown) for a derived image.
     dataset.Laterality = "";
-    if (src && source) {
-      Object.assign(dataset, {
-        FrameOfReferenceUID: src.frameOfReferenceUid ?? DicomMetaDictionary.uid(),
-        ...(src.orientation ? { ImageOrientationPatient: src.orientation.map(ds) } : {}),
-        ...(source.position ? { ImagePositionPatient: source.position.map(ds) } : {}),
-        SliceThickness: ds(v.spacing[2]),
-        SourceImageSequence: [
-          { ReferencedSOPClassUID: source.sopClassUid, ReferencedSOPInstanceUID: source.sopInstanceUid },
-        ],
-      });
-      if (!ct && !(src.orientation && source.position)) dataset.PatientOrientation = "";
-    } else dataset.PatientOrientation = "";
+    if (src && source)
+      dataset.SourceImageSequence = [
+        { ReferencedSOPClassUID: source.sopClassUid, ReferencedSOPInstanceUID: source.sopInstanceUid },
+      ];
+    const fromSource = src?.orientation && source?.position;
+    Object.assign(dataset, {
+      FrameOfReferenceUID: frameOfReference,
+      ImageOrientationPatient: (fromSource ? src.orientation! : plane.orientation).map(ds),
+      ImagePositionPatient: (fromSource ? source.position! : plane.position(k)).map(ds),
+      SliceThickness: ds(fromSource ? v.spacing[2] : plane.thickness),
+      ...(fromSource ? {} : { PixelSpacing: plane.pixelSpacing.map(ds) }),
+    });
+    // Secondary Capture has no Image Plane module: PatientOrientation (type 2C) is then required.
+    if (!ct) dataset.PatientOrientation = "";
     const meta = {
       FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
       MediaStorageSOPClassUID: sopClass,

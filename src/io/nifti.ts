@@ -9,7 +9,7 @@
 import { gzipSync } from "node:zlib";
 import * as nifti from "nifti-reader-js";
 import { UserError } from "../errors.js";
-import { makeVolume, type Volume } from "../image/volume.js";
+import { affineOf as volumeAffine, makeVolume, type Volume } from "../image/volume.js";
 import { writeFileAtomic } from "./atomic.js";
 import { DecompressionBudget } from "./decompression.js";
 import { readInputFile } from "./files.js";
@@ -157,12 +157,6 @@ function affineOf(h: Header, buf: ArrayBuffer, nifti2: boolean): number[] {
   return [step(1), 0, 0, 0, 0, step(2), 0, 0, 0, 0, step(3), 0, 0, 0, 0, 1];
 }
 
-/** The affine we write for a volume without one: row 0 at the top, spacing from the volume. */
-export function defaultAffine(v: Volume): number[] {
-  const [dy, dx, dz] = v.spacing;
-  return [dx, 0, 0, 0, 0, -dy, 0, (v.rows - 1) * dy, 0, 0, dz, 0, 0, 0, 0, 1];
-}
-
 /** nifti1_io.c nifti_mat44_to_quatern, for an orthogonal affine. */
 function quaternion(m: readonly number[]) {
   const col = (j: number) => [m[j], m[4 + j], m[8 + j]];
@@ -216,7 +210,7 @@ function quaternion(m: readonly number[]) {
 
 /** A single-file NIfTI-1 image (float32), gzipped when the path ends in .gz. */
 export function encodeNifti1(v: Volume, gzip: boolean): Uint8Array {
-  const affine = v.affine ?? defaultAffine(v);
+  const affine = volumeAffine(v);
   const n = v.rows * v.cols * v.slices;
   const voxOffset = 352;
   const buf = new ArrayBuffer(voxOffset + 4 * n);

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { readDicomSeries } from "../../src/io/dicom.js";
 import { writeDicomSeries } from "../../src/io/dicom-write.js";
-import { makeVolume } from "../../src/image/volume.js";
+import { affineOf, makeVolume } from "../../src/image/volume.js";
 import { runCli } from "../helpers.js";
 
 const fx = (p: string) => new URL(`../fixtures/dicom/${p}`, import.meta.url).pathname;
@@ -69,6 +69,48 @@ describe("derived DICOM series", () => {
     });
     const read = (await readDicomSeries(join(anon[0], ".."))).volume.dicom!.patientStudy;
     expect(read).toMatchObject({ PatientName: "", PatientID: "ANONYMOUS", PatientBirthDate: "" });
+  });
+
+  it("a series without a DICOM source carries the volume's geometry: read back, every voxel lies where it was", async () => {
+    // World position (RAS+ mm) of voxel (col, row, slice) under a NIfTI-style affine.
+    const world = (a: readonly number[], c: number, r: number, k: number) =>
+      [0, 4, 8].map((o) => a[o] * c + a[o + 1] * r + a[o + 2] * k + a[o + 3]);
+    const affines = [
+      undefined, // a phantom: the default affine, row 0 at the top
+      [-0.9, 0, 0, 10, 0, 0, 1.1, -5, 0, -1.2, 0, 20, 0, 0, 0, 1], // RPS-like (coronal), left-handed
+      [0.8, 0, 0, -40, 0, 0.8, 0, -60, 0, 0, 2.5, 7, 0, 0, 0, 1], // RAS, right-handed
+      [0.6, -0.8, 0, 3, 0.8, 0.6, 0, 4, 0, 0, 1.5, 5, 0, 0, 0, 1], // oblique about z
+    ];
+    for (const affine of affines) {
+      const v = makeVolume(
+        3,
+        16,
+        12,
+        Float32Array.from({ length: 3 * 16 * 12 }, (_, i) => i),
+        { spacing: [1.2, 0.9, 1.1], ...(affine ? { affine } : {}) },
+      );
+      const dir = mkdtempSync(join(tmpdir(), "scorerecon-dcmw-"));
+      (await writeDicomSeries(dir, v, { description: "geometry", derivation: "test" })).forEach(validate);
+      const back = (await readDicomSeries(dir)).volume;
+      const a0 = affineOf(v),
+        a1 = back.affine!;
+      for (let k1 = 0; k1 < back.slices; k1++) {
+        // The source slice at the read-back slice's position (readers sort slices along the normal).
+        const k0 = [0, 1, 2].find((k) =>
+          world(a0, 0, 0, k).every((x, i) => Math.abs(x - world(a1, 0, 0, k1)[i]) < 1e-3),
+        );
+        expect(k0, `slice ${k1} of the read-back series lies on a source slice`).toBeDefined();
+        for (const [c, r] of [
+          [11, 0],
+          [0, 15],
+          [11, 15],
+        ])
+          world(a1, c, r, k1).forEach((x, i) => expect(x).toBeCloseTo(world(a0, c, r, k0!)[i], 3));
+        const n = 16 * 12;
+        for (let i = 0; i < n; i++)
+          expect(Math.abs(back.data[k1 * n + i] - v.data[k0! * n + i])).toBeLessThan(0.01);
+      }
+    }
   });
 
   it("reconstruct --format dicom writes a derived series that overlays its source", async () => {
