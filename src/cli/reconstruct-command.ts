@@ -21,7 +21,7 @@ import {
 } from "../io/index.js";
 import { writeDicomSeries } from "../io/dicom-write.js";
 import { describeAcquisition } from "../recon/acquisition.js";
-import { describeDerivation, METHODS, parseMethods } from "../recon/methods.js";
+import { describeDerivation, findMethod, METHODS, parseMethods } from "../recon/methods.js";
 import {
   reconstruct,
   type ProgressEvent,
@@ -43,6 +43,7 @@ import {
   withModel,
   type OperatorFlags,
 } from "./options.js";
+import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { progressBars } from "./progress.js";
 import { readMeasurements } from "./measurements.js";
 
@@ -141,12 +142,14 @@ export function registerReconstruct(program: Command): void {
         "--anonymise",
         "with --format dicom: drop patient name, ID, birth date, sex and accession number",
       )
-      .option("--json", "print one JSON object instead of a table"),
+      .option("--json", "print one JSON object instead of a table")
+      .addOption(engineOption()),
   ).action(async (o) => {
     if (!o.in === !o.measurements)
       throw new UserError("give exactly one of --in IMAGE... or --measurements MEAS", "bad_flag", "--in");
     const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
     const workers = parseNumber("--workers", o.workers, { min: 1, integer: true });
+    engineChoice(o.engine);
     checkFolder("--out", o.out);
     // What holds for every study fails once, here, not once per study of a batch.
     if (o.modality) parseMethods(o.method, parseModality(o.modality));
@@ -232,6 +235,8 @@ async function runStudy(
     store: o.resume ? kept : { get: () => undefined, put: kept.put },
   };
   const run = async (req: Omit<ReconRequest, "store" | "workers" | "pool">) => {
+    // Here or in worker threads (which inherit the choice); queue workers have their own.
+    if (!o.queue && req.methods.some((m) => findMethod(m.name).needsPrior)) await startEngine(o.engine);
     const pool = o.queue ? await queuePool(o.queue, o.dataDir, storeDir) : undefined;
     try {
       return await reconstruct({ ...req, ...common, ...(pool ? { pool } : {}) });

@@ -4,6 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
+import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { checkFolder, parseNumber } from "./options.js";
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -17,10 +18,12 @@ export function registerServe(program: Command): void {
     .option("--data-dir <dir>", "uploads, jobs and results", join(homedir(), ".scorerecon", "data"))
     .option("--workers <N>", "reconstruction worker threads (default: the machine's cores)")
     .option("--demo", "preload a demo study (brain phantom) and a comparison job")
+    .addOption(engineOption())
     .action(async (o) => {
       // Every check before anything is created or started.
       const port = parseNumber("--port", o.port, { min: 0, max: 65535, integer: true });
       const workers = o.workers ? parseNumber("--workers", o.workers, { min: 1, integer: true }) : undefined;
+      engineChoice(o.engine);
       // The server creates its data folder when missing; the worker reads the shared one.
       checkFolder("--data-dir", o.dataDir);
       const token = process.env.SCORERECON_TOKEN || undefined;
@@ -32,6 +35,8 @@ export function registerServe(program: Command): void {
       }
       // The port is taken before the data folder is opened: a second server on a port in use
       // fails here, before it re-queues the jobs of a data folder that another server may use.
+      // The worker threads createServer starts evaluate priors on this engine (with Redis, the queue workers do).
+      if (!redisUrl) await startEngine(o.engine, log);
       const server = await bind(port, o.host);
       // The server is loaded only by this command: the other commands start without Express.
       let s: import("../../server/app.js").ScoreReconServer;
@@ -114,6 +119,7 @@ export function registerWorker(program: Command): void {
       "how long a task stays with a worker that stopped answering before another takes it",
       "30000",
     )
+    .addOption(engineOption())
     .action(async (o) => {
       const concurrency = parseNumber("--concurrency", o.concurrency, { min: 1, integer: true });
       const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, integer: true });
@@ -122,6 +128,7 @@ export function registerWorker(program: Command): void {
       // Redis is checked first (one line and exit 2 when it cannot be reached); a later outage is
       // one log line, and BullMQ reconnects.
       await checkRedis(o.redis, "--redis");
+      await startEngine(o.engine, log);
       const worker = await startSliceWorker({
         redisUrl: o.redis,
         dataDir: o.dataDir,

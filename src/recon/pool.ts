@@ -47,8 +47,9 @@ export class SlicePool implements SliceRunner {
   private readonly waiting: ((slot: Slot) => void)[] = [];
   private closed = false;
 
-  constructor(size: number) {
-    for (let i = 0; i < size; i++) {
+  /** `size` workers; each evaluates a prior's network on cores / size threads (src/prior/engine.ts). */
+  constructor(private readonly poolSize: number) {
+    for (let i = 0; i < poolSize; i++) {
       const slot: Slot = { worker: this.spawn(() => slot), busy: false };
       this.slots.push(slot);
     }
@@ -56,7 +57,9 @@ export class SlicePool implements SliceRunner {
 
   /** A worker thread; one that dies (out of memory, a crash) is replaced for the next task. */
   private spawn(slot: () => Slot): Worker {
-    const worker = new Worker(compiledModule(new URL("./slice-worker.js", import.meta.url)));
+    const worker = new Worker(compiledModule(new URL("./slice-worker.js", import.meta.url)), {
+      workerData: { workers: this.poolSize },
+    });
     worker.once("exit", () => {
       if (!this.closed) slot().worker = this.spawn(slot);
     });

@@ -19,7 +19,7 @@ import { nmse, psnr, ssim } from "../metrics/index.js";
 import { UserError } from "../errors.js";
 import { describeAcquisition, forwardModel, type Acquisition, type ForwardModel } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
-import { initBackend } from "../prior/backend.js";
+import { initEngine } from "../prior/engine.js";
 import { SlicePool, type SliceRunner } from "./pool.js";
 import type { SliceKey, SliceStore } from "./slice-store.js";
 import { checkPrior } from "./score-methods.js";
@@ -137,7 +137,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   const priors = req.methods.filter((m) => findMethod(m.name).needsPrior);
   for (const m of priors) checkPrior(String(m.params.model ?? ""), acq.modality, rows, cols);
   const workers = Math.max(1, Math.floor(req.workers ?? 1));
-  if (!req.pool && workers === 1 && priors.length) await initBackend();
+  if (!req.pool && workers === 1 && priors.length) await initEngine();
   const seed = req.seed ?? 0;
   const hu = inHounsfieldUnits(like, acq);
   const measurements: Float32Array[] = [];

@@ -15,6 +15,7 @@ import { realInputView } from "../../operators/solvers.js";
 import { UserError } from "../errors.js";
 import { percentile } from "../image/stats.js";
 import { tf } from "../prior/backend.js";
+import { engineFor, scoreFunction } from "../prior/engine.js";
 import { loadPrior, readPriorInfo, type LoadedPrior, type PriorInfo } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
 import type { MethodContext, Params } from "./methods.js";
@@ -91,7 +92,7 @@ export function scoreReconstruct(
     cols: ctx.cols,
   };
   const { net } = prior;
-  const score = (x: tf.Tensor, t: number) => net.apply(x as tf.Tensor4D, new Array(x.shape[0]).fill(t));
+  const score = scoreFunction(engineFor(prior));
   const common = {
     samples: Number(p.samples),
     steps: Number(p.steps),

@@ -1,13 +1,16 @@
 /** Worker-thread entry of the slice pool (src/recon/pool.ts): runs slice tasks one at a time. */
-import { parentPort } from "node:worker_threads";
+import { availableParallelism } from "node:os";
+import { parentPort, workerData } from "node:worker_threads";
 import { UserError } from "../errors.js";
-import { initBackend } from "../prior/backend.js";
+import { initEngine, setEngineThreads } from "../prior/engine.js";
 import { findMethod } from "./methods.js";
 import type { SliceRequest, WorkerMessage } from "./pool.js";
 import { runSliceTask } from "./slice-task.js";
 
 const port = parentPort!;
 const send = (m: WorkerMessage) => port.postMessage(m);
+// The pool's workers share the cores: workers x threads per evaluation <= cores.
+setEngineThreads(availableParallelism() / ((workerData as { workers?: number } | null)?.workers ?? 1));
 
 port.on("message", async ({ task, cancelled }: SliceRequest) => {
   // The samplers and solvers read `aborted` between iterations: an AbortSignal-shaped view of the flag.
@@ -18,7 +21,7 @@ port.on("message", async ({ task, cancelled }: SliceRequest) => {
     reason: new Error("cancelled"),
   } as AbortSignal;
   try {
-    if (findMethod(task.method.name).needsPrior) await initBackend();
+    if (findMethod(task.method.name).needsPrior) await initEngine();
     const output = runSliceTask(task, (done, total) => send({ kind: "progress", done, total }), signal);
     send({ kind: "done", output });
   } catch (err) {
