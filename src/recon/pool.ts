@@ -25,6 +25,8 @@ export type WorkerMessage =
 interface Slot {
   worker: Worker;
   busy: boolean;
+  /** The running task's cancel flag, and its end (settled either way). */
+  running?: { cancelled: Int32Array; ended: Promise<unknown> };
 }
 
 /**
@@ -98,7 +100,7 @@ export class SlicePool implements SliceRunner {
     signal?.addEventListener("abort", cancel);
     try {
       signal?.throwIfAborted();
-      return await new Promise<SliceOutput>((resolve, reject) => {
+      const result = new Promise<SliceOutput>((resolve, reject) => {
         const onMessage = (m: WorkerMessage) => {
           if (m.kind === "progress") return onIteration?.(m.done, m.total);
           cleanup();
@@ -125,14 +127,32 @@ export class SlicePool implements SliceRunner {
         const message: SliceRequest = { task, cancelled };
         slot.worker.postMessage(message);
       });
+      slot.running = { cancelled, ended: result.catch(() => {}) };
+      return await result;
     } finally {
+      slot.running = undefined;
       signal?.removeEventListener("abort", cancel);
       this.release(slot);
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Stops the workers. A worker is never terminated inside a native ONNX Runtime call (that aborts
+   * the whole process): running tasks are cancelled (they stop after their current step) and each
+   * worker is terminated once idle, or after `graceMs` in any case.
+   */
+  async close(graceMs = 30_000): Promise<void> {
     this.closed = true;
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    await Promise.all(
+      this.slots.map(async (s) => {
+        if (s.running) {
+          Atomics.store(s.running.cancelled, 0, 1);
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([s.running.ended, new Promise((r) => (timer = setTimeout(r, graceMs)))]);
+          clearTimeout(timer);
+        }
+        await s.worker.terminate();
+      }),
+    );
   }
 }
