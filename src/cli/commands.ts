@@ -252,7 +252,8 @@ export function registerCommands(program: Command): void {
         mri: withModel(parseMethods(String(o.mriMethods), "mri"), o.model),
         ct: withModel(parseMethods(String(o.ctMethods), "ct"), o.model),
       };
-      if ([...methods.mri, ...methods.ct].some((m) => findMethod(m.name).needsPrior)) await startEngine(o.engine);
+      if ([...methods.mri, ...methods.ct].some((m) => findMethod(m.name).needsPrior))
+        await startEngine(o.engine);
       const bar = progressBar(1000, "eval");
       const rows = await evaluate(
         inputs,

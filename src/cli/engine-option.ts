@@ -16,10 +16,14 @@ export function engineChoice(flag: string | undefined): EngineChoice {
   return parseChoice("--engine", flag ?? "auto", ENGINES);
 }
 
-/** Selects the engine once; the line naming it goes to stderr (through `log` when given). */
+/**
+ * Selects the engine once, for `workers` threads evaluating at once; the line naming it goes to
+ * stderr (through `log` when given).
+ */
 export function startEngine(
   flag: string | undefined,
+  workers = 1,
   log: (line: string) => void = (line) => process.stderr.write(line + "\n"),
 ) {
-  return initEngine(engineChoice(flag), log);
+  return initEngine(engineChoice(flag), log, workers);
 }

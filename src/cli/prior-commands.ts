@@ -203,7 +203,7 @@ export function registerPriorCommands(program: Command): void {
         );
         const count = parseNumber("--grid", o.grid, { min: 0, integer: true });
         if (!r.interrupted && count > 0) {
-          await startEngine(o.engine, log);
+          await startEngine(o.engine, 1, log);
           const prior = loadPrior(o.out);
           const gridSteps = parseNumber("--grid-steps", o.gridSteps, { min: 2, integer: true });
           const sbar = progressBar(gridSteps, "samples");
@@ -245,7 +245,7 @@ export function registerPriorCommands(program: Command): void {
           "--out",
         );
       await initBackend(o.backend, log);
-      await startEngine(o.engine, log);
+      await startEngine(o.engine, 1, log);
       const prior = loadPrior(o.model);
       const steps = parseNumber("--steps", o.steps, { min: 2, integer: true });
       const count = parseNumber("--count", o.count, { min: 1, integer: true });

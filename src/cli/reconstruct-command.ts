@@ -236,7 +236,8 @@ async function runStudy(
   };
   const run = async (req: Omit<ReconRequest, "store" | "workers" | "pool">) => {
     // Here or in worker threads (which inherit the choice); queue workers have their own.
-    if (!o.queue && req.methods.some((m) => findMethod(m.name).needsPrior)) await startEngine(o.engine);
+    if (!o.queue && req.methods.some((m) => findMethod(m.name).needsPrior))
+      await startEngine(o.engine, workers);
     const pool = o.queue ? await queuePool(o.queue, o.dataDir, storeDir) : undefined;
     try {
       return await reconstruct({ ...req, ...common, ...(pool ? { pool } : {}) });

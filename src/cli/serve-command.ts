@@ -1,6 +1,6 @@
 /** `scorerecon serve`: the HTTP API (server/) and the viewer, on one port. */
 import { createServer as httpServer, type Server } from "node:http";
-import { homedir } from "node:os";
+import { availableParallelism, homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
@@ -36,7 +36,7 @@ export function registerServe(program: Command): void {
       // The port is taken before the data folder is opened: a second server on a port in use
       // fails here, before it re-queues the jobs of a data folder that another server may use.
       // The worker threads createServer starts evaluate priors on this engine (with Redis, the queue workers do).
-      if (!redisUrl) await startEngine(o.engine, log);
+      if (!redisUrl) await startEngine(o.engine, workers ?? availableParallelism(), log);
       const server = await bind(port, o.host);
       // The server is loaded only by this command: the other commands start without Express.
       let s: import("../../server/app.js").ScoreReconServer;
@@ -128,7 +128,7 @@ export function registerWorker(program: Command): void {
       // Redis is checked first (one line and exit 2 when it cannot be reached); a later outage is
       // one log line, and BullMQ reconnects.
       await checkRedis(o.redis, "--redis");
-      await startEngine(o.engine, log);
+      await startEngine(o.engine, concurrency, log);
       const worker = await startSliceWorker({
         redisUrl: o.redis,
         dataDir: o.dataDir,

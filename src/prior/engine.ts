@@ -43,13 +43,19 @@ interface OrtRuntime {
 
 let chosen: EngineName | undefined;
 let runtime: OrtRuntime | undefined;
-let threads = availableParallelism();
 
 /**
- * ONNX Runtime's intra-op threads per evaluation: the cores divided among the threads that
- * evaluate at once (the pool's workers each set cores / workers). Its results do not depend on it
+ * ONNX Runtime's intra-op threads per evaluation when `workers` threads evaluate at once: the
+ * cores divided among them (workers x threads <= cores). Its results do not depend on it
  * (test/prior/onnx.test.ts), so a seed gives the same bytes with any number of workers.
  */
+export function threadsPerWorker(workers: number): number {
+  return Math.max(1, Math.floor(availableParallelism() / Math.max(1, workers)));
+}
+
+let threads = threadsPerWorker(1);
+
+/** Sets this thread's intra-op threads per evaluation (the pool's workers: threadsPerWorker). */
 export function setEngineThreads(n: number): void {
   threads = Math.max(1, Math.floor(n));
 }
@@ -61,20 +67,34 @@ export function engineThreads(): number {
 const require = createRequire(import.meta.url);
 
 async function loadOnnxRuntime(): Promise<OrtRuntime> {
-  const ort = ((await import("onnxruntime-node")) as { default?: Ort }).default ?? (await import("onnxruntime-node"));
+  const ort =
+    ((await import("onnxruntime-node")) as { default?: Ort }).default ?? (await import("onnxruntime-node"));
   const bindingModule = (await import("onnxruntime-node/dist/binding.js")) as Binding & { default?: Binding };
   const { binding, initOrt } = bindingModule.default ?? bindingModule;
   initOrt();
   const version = (require("onnxruntime-node/package.json") as { version: string }).version;
   // The CUDA provider is not in the npm package; it is present when the user installed it.
-  const bin = join(dirname(require.resolve("onnxruntime-node/package.json")), "bin", "napi-v6", process.platform, process.arch);
-  const candidates = existsSync(join(bin, "libonnxruntime_providers_cuda.so")) ? [["cuda", "cpu"], ["cpu"]] : [["cpu"]];
+  const bin = join(
+    dirname(require.resolve("onnxruntime-node/package.json")),
+    "bin",
+    "napi-v6",
+    process.platform,
+    process.arch,
+  );
+  const candidates = existsSync(join(bin, "libonnxruntime_providers_cuda.so"))
+    ? [["cuda", "cpu"], ["cpu"]]
+    : [["cpu"]];
   const probe = buildProbeModel();
   let failure: unknown;
   for (const providers of candidates) {
     try {
       const session = new binding.InferenceSession();
-      session.loadModel(probe.buffer as ArrayBuffer, probe.byteOffset, probe.byteLength, sessionOptions(providers, 1));
+      session.loadModel(
+        probe.buffer as ArrayBuffer,
+        probe.byteOffset,
+        probe.byteLength,
+        sessionOptions(providers, 1),
+      );
       session.dispose();
       return { Tensor: ort.Tensor, binding, version, providers };
     } catch (e) {
@@ -102,15 +122,21 @@ function reason(e: unknown): string {
 
 /**
  * Selects the engine once per thread (and the tfjs backend, which the samplers use either way);
- * later calls return the same name. `log` receives one line naming it.
+ * later calls return the same name. `log` receives one line naming it, with the threads per
+ * evaluation when `workers` threads evaluate at once.
  */
 export async function initEngine(
   choice: string = process.env.SCORERECON_ENGINE || "auto",
   log: (line: string) => void = () => {},
+  workers = 1,
 ): Promise<EngineName> {
   if (chosen) return chosen;
   if (!(ENGINES as readonly string[]).includes(choice))
-    throw new UserError(`engine must be one of ${ENGINES.join(", ")}, got '${choice}'`, "bad_flag", "--engine");
+    throw new UserError(
+      `engine must be one of ${ENGINES.join(", ")}, got '${choice}'`,
+      "bad_flag",
+      "--engine",
+    );
   const backend = await initBackend();
   const tfjsLine = `TensorFlow.js ${backend}`;
   let name: EngineName = "tfjs";
@@ -119,8 +145,9 @@ export async function initEngine(
     try {
       runtime = await loadOnnxRuntime();
       name = "onnx";
+      const n = workers > 1 ? threadsPerWorker(workers) : threads;
       log(
-        `scorerecon: inference engine onnx (ONNX Runtime ${runtime.version}, ${runtime.providers[0]}, ${threads} thread${threads === 1 ? "" : "s"} per evaluation)`,
+        `scorerecon: inference engine onnx (ONNX Runtime ${runtime.version}, ${runtime.providers[0]}, ${workers > 1 ? `${workers} workers x ` : ""}${n} thread${n === 1 ? "" : "s"} per evaluation)`,
       );
     } catch (e) {
       if (choice === "onnx")
@@ -162,14 +189,22 @@ class OnnxEngine implements ScoreEngine {
     if (this.session?.threads !== threads) {
       if (!this.model) {
         const weights = new Map(
-          [...this.net.variables].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+          [...this.net.variables].map(([k, v]) => [
+            k,
+            { shape: v.shape, data: v.dataSync() as Float32Array },
+          ]),
         );
         this.model = buildOnnxModel(this.net.config, weights);
       }
       this.session?.session.dispose();
       const session = new this.ort.binding.InferenceSession();
       const m = this.model;
-      session.loadModel(m.buffer as ArrayBuffer, m.byteOffset, m.byteLength, sessionOptions(this.ort.providers, threads));
+      session.loadModel(
+        m.buffer as ArrayBuffer,
+        m.byteOffset,
+        m.byteLength,
+        sessionOptions(this.ort.providers, threads),
+      );
       this.session = { threads, session };
     }
     return this.session.session;
@@ -182,9 +217,18 @@ class OnnxEngine implements ScoreEngine {
     const feeds: Record<string, InstanceType<Ort["Tensor"]>> = {
       // NHWC with one channel has the bytes of NCHW [B, 1, H, W].
       x: new Tensor("float32", x.dataSync() as Float32Array, [b, 1, h, w]),
-      level: new Tensor("float32", Float32Array.from(t, (ti) => sde.noiseInput(ti)), [b, 1]),
+      level: new Tensor(
+        "float32",
+        Float32Array.from(t, (ti) => sde.noiseInput(ti)),
+        [b, 1],
+      ),
     };
-    if (config.scaleBySigma) feeds.sigma = new Tensor("float32", Float32Array.from(t, (ti) => sde.std(ti)), [b]);
+    if (config.scaleBySigma)
+      feeds.sigma = new Tensor(
+        "float32",
+        Float32Array.from(t, (ti) => sde.std(ti)),
+        [b],
+      );
     const out = this.current().run(feeds, { score: null }, {}).score as InstanceType<Ort["Tensor"]>;
     return tf.tensor4d(out.data as Float32Array, [b, h, w, 1]);
   }
@@ -196,7 +240,10 @@ const engines = new WeakMap<ScoreUNet, Map<EngineName, ScoreEngine>>();
  * The engine that evaluates a loaded prior: `name`, or the one initEngine chose (tfjs before it is
  * called). Cached per network; the ONNX graph is built from the network's own weights.
  */
-export function engineFor(prior: LoadedPrior | { net: ScoreUNet }, name: EngineName = chosen ?? "tfjs"): ScoreEngine {
+export function engineFor(
+  prior: LoadedPrior | { net: ScoreUNet },
+  name: EngineName = chosen ?? "tfjs",
+): ScoreEngine {
   const { net } = prior;
   let byName = engines.get(net);
   if (!byName) engines.set(net, (byName = new Map()));

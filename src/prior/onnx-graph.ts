@@ -59,7 +59,8 @@ function toOihw(w: NamedWeight): Float32Array {
   for (let y = 0; y < kh; y++)
     for (let x = 0; x < kw; x++)
       for (let i = 0; i < ci; i++)
-        for (let o = 0; o < co; o++) out[((o * ci + i) * kh + y) * kw + x] = w.data[((y * kw + x) * ci + i) * co + o];
+        for (let o = 0; o < co; o++)
+          out[((o * ci + i) * kh + y) * kw + x] = w.data[((y * kw + x) * ci + i) * co + o];
   return out;
 }
 
@@ -103,7 +104,8 @@ class GraphBuilder implements NetOps<Value, NamedWeight> {
   /** Every parameter of the network was used (a mismatched weight set fails, never half-runs). */
   checkAllUsed(): void {
     const unused = [...this.weights.keys()].filter((k) => !this.used.has(k));
-    if (unused.length) throw new Error(`ONNX graph: parameters the network does not have: ${unused.slice(0, 3).join(", ")}`);
+    if (unused.length)
+      throw new Error(`ONNX graph: parameters the network does not have: ${unused.slice(0, 3).join(", ")}`);
   }
 
   param(name: string, shape: number[]): NamedWeight {
@@ -128,7 +130,10 @@ class GraphBuilder implements NetOps<Value, NamedWeight> {
     if (m === 1) return x;
     const mod = this.constInt([m]);
     // (m - hw % m) % m at the bottom and right: pads = [0, 0, 0, 0, 0, 0, ph, pw].
-    const extra = this.node("Mod", [this.node("Sub", [mod, this.node("Mod", [this.heightWidth(x), mod])]), mod]);
+    const extra = this.node("Mod", [
+      this.node("Sub", [mod, this.node("Mod", [this.heightWidth(x), mod])]),
+      mod,
+    ]);
     const pads = this.node("Concat", [this.constInt([0, 0, 0, 0, 0, 0]), extra], { axis: 0 });
     return { name: this.node("Pad", [x.name, pads], { mode: "constant" }), c: x.c };
   }
@@ -159,11 +164,15 @@ class GraphBuilder implements NetOps<Value, NamedWeight> {
 
   groupNorm(x: Value, gamma: NamedWeight, beta: NamedWeight, groups: number): Value {
     const grouped = this.node("Reshape", [x.name, this.constInt([0, groups, -1])]);
-    const normed = this.node("InstanceNormalization", [
-      grouped,
-      this.constFloat([groups], new Float32Array(groups).fill(1)),
-      this.constFloat([groups], new Float32Array(groups)),
-    ], { epsilon: 1e-5 });
+    const normed = this.node(
+      "InstanceNormalization",
+      [
+        grouped,
+        this.constFloat([groups], new Float32Array(groups).fill(1)),
+        this.constFloat([groups], new Float32Array(groups)),
+      ],
+      { epsilon: 1e-5 },
+    );
     const back = this.node("Reshape", [normed, this.node("Shape", [x.name])]);
     // gamma x + beta per channel as a depthwise 1x1 convolution: one pass, in the provider's blocked layout.
     const W = this.constFloat([x.c, 1, 1, 1], gamma.data, "gamma");
@@ -213,14 +222,20 @@ class GraphBuilder implements NetOps<Value, NamedWeight> {
     // [B, C, HW] per input; scores [B, HW(q), HW(k)]; out[b, c, i] = sum_j v[b, c, j] attn[b, i, j].
     const flat = (x: Value) => this.node("Reshape", [x.name, this.constInt([0, 0, -1])]);
     const qt = this.node("Transpose", [flat(q)], { perm: [0, 2, 1] });
-    const scores = this.node("Mul", [this.node("MatMul", [qt, flat(k)]), this.constFloat([], [1 / Math.sqrt(q.c)])]);
+    const scores = this.node("Mul", [
+      this.node("MatMul", [qt, flat(k)]),
+      this.constFloat([], [1 / Math.sqrt(q.c)]),
+    ]);
     const attn = this.node("Softmax", [scores], { axis: -1 });
     const out = this.node("MatMul", [flat(v), this.node("Transpose", [attn], { perm: [0, 2, 1] })]);
     return { name: this.node("Reshape", [out, this.node("Shape", [q.name])]), c: q.c };
   }
 
   divPerSample(h: Value, sigma: Value): Value {
-    return { name: this.node("Div", [h.name, this.node("Reshape", [sigma.name, this.constInt([-1, 1, 1, 1])])]), c: h.c };
+    return {
+      name: this.node("Div", [h.name, this.node("Reshape", [sigma.name, this.constInt([-1, 1, 1, 1])])]),
+      c: h.c,
+    };
   }
 }
 
@@ -271,7 +286,12 @@ export function buildOnnxModel(config: UNetConfig, weights: Map<string, NamedWei
 /** A one-convolution model: loading it checks that ONNX Runtime's library and a provider work. */
 export function buildProbeModel(): Uint8Array {
   const one = { shape: [1], data: new Float32Array([1]) };
-  const g = new GraphBuilder(new Map([["w", { shape: [1, 1, 1, 1], data: one.data }], ["b", one]]));
+  const g = new GraphBuilder(
+    new Map([
+      ["w", { shape: [1, 1, 1, 1], data: one.data }],
+      ["b", one],
+    ]),
+  );
   const out = g.conv({ name: "x", c: 1 }, g.param("w", [1, 1, 1, 1]), g.param("b", [1]));
   return encode(g, out, [valueInfo("x", ["batch", 1, "height", "width"])]);
 }

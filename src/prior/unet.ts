@@ -66,9 +66,7 @@ export class ScoreUNet {
       t.map((ti) => this.sde.noiseInput(ti)),
       [b, 1],
     );
-    const sigma = this.config.scaleBySigma
-      ? tf.tensor1d(t.map((ti) => this.sde.std(ti)))
-      : undefined;
+    const sigma = this.config.scaleBySigma ? tf.tensor1d(t.map((ti) => this.sde.std(ti))) : undefined;
     return unetForward(this.ops, this.config, x, level, sigma) as T4;
   }
 
@@ -123,7 +121,8 @@ function tfOps(param: NetOps<tf.Tensor, tf.Tensor>["param"]): NetOps<tf.Tensor, 
     conv: (x, w, b) => (w.shape[0] === 1 ? pixelMatMul(x, w, b) : tf.add(conv2d(x as T4, w as T4), b)),
     dense: (x, w, b) => tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b),
     linear: pixelMatMul,
-    groupNorm: (x, gamma, beta, groups) => groupNorm(x as T4, gamma as tf.Tensor1D, beta as tf.Tensor1D, groups),
+    groupNorm: (x, gamma, beta, groups) =>
+      groupNorm(x as T4, gamma as tf.Tensor1D, beta as tf.Tensor1D, groups),
     silu,
     add: (a, b) => tf.add(a, b),
     scale: (x, c) => tf.mul(x, c),

@@ -1,8 +1,7 @@
 /** Worker-thread entry of the slice pool (src/recon/pool.ts): runs slice tasks one at a time. */
-import { availableParallelism } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { UserError } from "../errors.js";
-import { initEngine, setEngineThreads } from "../prior/engine.js";
+import { initEngine, setEngineThreads, threadsPerWorker } from "../prior/engine.js";
 import { findMethod } from "./methods.js";
 import type { SliceRequest, WorkerMessage } from "./pool.js";
 import { runSliceTask } from "./slice-task.js";
@@ -10,7 +9,7 @@ import { runSliceTask } from "./slice-task.js";
 const port = parentPort!;
 const send = (m: WorkerMessage) => port.postMessage(m);
 // The pool's workers share the cores: workers x threads per evaluation <= cores.
-setEngineThreads(availableParallelism() / ((workerData as { workers?: number } | null)?.workers ?? 1));
+setEngineThreads(threadsPerWorker((workerData as { workers?: number } | null)?.workers ?? 1));
 
 port.on("message", async ({ task, cancelled }: SliceRequest) => {
   // The samplers and solvers read `aborted` between iterations: an AbortSignal-shaped view of the flag.

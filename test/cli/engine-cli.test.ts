@@ -17,27 +17,54 @@ beforeAll(async () => {
   await writeVolume(image, makeVolume(1, 96, 96, generatePhantom("brain", 96, 4).data));
 });
 
-function reconstruct(out: string, extra: string[], o: { env?: Record<string, string>; node?: string[] } = {}) {
+function reconstruct(
+  out: string,
+  extra: string[],
+  o: { env?: Record<string, string>; node?: string[] } = {},
+) {
   const r = spawnSync(
     process.execPath,
-    [...(o.node ?? []), bin, "reconstruct", "--in", image, "--modality", "mri", "--method", "score:steps=3", "--out", join(dir, out), "--json", ...extra],
+    [
+      ...(o.node ?? []),
+      bin,
+      "reconstruct",
+      "--in",
+      image,
+      "--modality",
+      "mri",
+      "--method",
+      "score:steps=3",
+      "--out",
+      join(dir, out),
+      "--json",
+      ...extra,
+    ],
     { encoding: "utf8", env: { ...process.env, SCORERECON_ENGINE: "", ...o.env } },
   );
   const engineLines = r.stderr.split("\n").filter((l) => /engine|ONNX Runtime/.test(l));
-  return { status: r.status, stderr: r.stderr, engineLines, psnr: r.status === 0 ? (JSON.parse(r.stdout).results[0].psnr as number) : NaN };
+  return {
+    status: r.status,
+    stderr: r.stderr,
+    engineLines,
+    psnr: r.status === 0 ? (JSON.parse(r.stdout).results[0].psnr as number) : NaN,
+  };
 }
 
 describe("scorerecon reconstruct --engine", () => {
   it("runs the score method on ONNX Runtime by default, and on tfjs with --engine tfjs, to the same result", () => {
     const onnx = reconstruct("onnx", []);
     expect(onnx.status).toBe(0);
-    expect(onnx.engineLines).toEqual([expect.stringMatching(/^scorerecon: inference engine onnx \(ONNX Runtime .*\)$/)]);
+    expect(onnx.engineLines).toEqual([
+      expect.stringMatching(/^scorerecon: inference engine onnx \(ONNX Runtime .*\)$/),
+    ]);
     const tfjs = reconstruct("tfjs", ["--engine", "tfjs"]);
     expect(tfjs.status).toBe(0);
     expect(tfjs.engineLines).toEqual(["scorerecon: inference engine tfjs (TensorFlow.js wasm)"]);
     expect(Math.abs(onnx.psnr - tfjs.psnr)).toBeLessThan(0.01);
     // SCORERECON_ENGINE chooses when the flag is absent.
-    expect(reconstruct("env", [], { env: { SCORERECON_ENGINE: "tfjs" } }).engineLines[0]).toMatch(/engine tfjs/);
+    expect(reconstruct("env", [], { env: { SCORERECON_ENGINE: "tfjs" } }).engineLines[0]).toMatch(
+      /engine tfjs/,
+    );
   }, 120_000);
 
   it("falls back to tfjs with one line when ONNX Runtime cannot be loaded; --engine onnx then exits 2", () => {
@@ -59,7 +86,9 @@ describe("scorerecon reconstruct --engine", () => {
     expect(flag.stderr).toBe("scorerecon: error: --engine must be one of auto, onnx, tfjs, got 'gpu'\n");
     const env = reconstruct("bad-env", [], { env: { SCORERECON_ENGINE: "cuda" } });
     expect(env.status).toBe(2);
-    expect(env.stderr).toBe("scorerecon: error: SCORERECON_ENGINE must be one of auto, onnx, tfjs, got 'cuda'\n");
+    expect(env.stderr).toBe(
+      "scorerecon: error: SCORERECON_ENGINE must be one of auto, onnx, tfjs, got 'cuda'\n",
+    );
     expect(() => readFileSync(join(dir, "bad", "metrics.json"))).toThrow();
   });
 });

@@ -33,27 +33,38 @@ describe("inference engine choice", () => {
     const { initEngine } = await freshEngine();
     const lines: string[] = [];
     expect(await initEngine("auto", (l) => lines.push(l))).toBe("onnx");
-    expect(lines).toEqual([expect.stringMatching(/^scorerecon: inference engine onnx \(ONNX Runtime 1\.\d+\.\d+, cpu, \d+ threads? per evaluation\)$/)]);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^scorerecon: inference engine onnx \(ONNX Runtime 1\.\d+\.\d+, cpu, \d+ threads? per evaluation\)$/,
+      ),
+    ]);
     expect(process.env.SCORERECON_ENGINE).toBe("onnx");
     // Chosen once: a second call neither probes again nor prints.
     expect(await initEngine("tfjs", (l) => lines.push(l))).toBe("onnx");
     expect(lines).toHaveLength(1);
   });
 
-  it.each(["missing", "broken"] as const)("ONNX Runtime %s: auto falls back to tfjs with one line; onnx is a clear error", async (mock) => {
-    let engine = await freshEngine(mock);
-    const lines: string[] = [];
-    expect(await engine.initEngine("auto", (l) => lines.push(l))).toBe("tfjs");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^scorerecon: ONNX Runtime is not available \(.+\); inference engine tfjs \(TensorFlow\.js \w+\)$/);
-    // (vitest words a module that fails to load its own way; the native library's error is passed on.)
-    if (mock === "broken") expect(lines[0]).toContain("cannot open shared object file");
-    engine = await freshEngine(mock);
-    await expect(engine.initEngine("onnx")).rejects.toMatchObject({
-      message: expect.stringMatching(/^ONNX Runtime is not available on this machine \(.+\); use --engine tfjs$/),
-      field: "--engine",
-    });
-  });
+  it.each(["missing", "broken"] as const)(
+    "ONNX Runtime %s: auto falls back to tfjs with one line; onnx is a clear error",
+    async (mock) => {
+      let engine = await freshEngine(mock);
+      const lines: string[] = [];
+      expect(await engine.initEngine("auto", (l) => lines.push(l))).toBe("tfjs");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        /^scorerecon: ONNX Runtime is not available \(.+\); inference engine tfjs \(TensorFlow\.js \w+\)$/,
+      );
+      // (vitest words a module that fails to load its own way; the native library's error is passed on.)
+      if (mock === "broken") expect(lines[0]).toContain("cannot open shared object file");
+      engine = await freshEngine(mock);
+      await expect(engine.initEngine("onnx")).rejects.toMatchObject({
+        message: expect.stringMatching(
+          /^ONNX Runtime is not available on this machine \(.+\); use --engine tfjs$/,
+        ),
+        field: "--engine",
+      });
+    },
+  );
 
   it("an unknown engine is a clear error naming the choices", async () => {
     const { initEngine } = await freshEngine();

@@ -15,7 +15,9 @@ beforeAll(async () => {
 
 /** max |a - b| / max |b| of the two engines' scores on one batch. */
 function compare(net: ScoreUNet, rows: number, cols: number, t: number[], seed: number): number {
-  const x = tf.tidy(() => tf.mul(tf.randomNormal([t.length, rows, cols, 1], 0, 1, "float32", seed), 2)) as tf.Tensor4D;
+  const x = tf.tidy(() =>
+    tf.mul(tf.randomNormal([t.length, rows, cols, 1], 0, 1, "float32", seed), 2),
+  ) as tf.Tensor4D;
   const [a, b] = (["onnx", "tfjs"] as const).map((name) =>
     tf.tidy(() => engineFor({ net }, name).score(x, t).dataSync() as Float32Array),
   );
@@ -71,30 +73,53 @@ describe("ONNX graph of the score network", () => {
 
   const ve = makeSde({ name: "ve", sigmaMin: 0.01, sigmaMax: 50 });
   const vp = makeSde({ name: "vp", betaMin: 0.1, betaMax: 20 });
-  const base: UNetConfig = { channels: 8, channelMult: [1, 2], resBlocks: 1, fourierScale: 16, scaleBySigma: true };
+  const base: UNetConfig = {
+    channels: 8,
+    channelMult: [1, 2],
+    resBlocks: 1,
+    fourierScale: 16,
+    scaleBySigma: true,
+  };
   const variants: [string, UNetConfig, boolean][] = [
     ["two levels", base, true],
-    ["channel multipliers 1-2-2-2 with attention", { ...base, channelMult: [1, 2, 2, 2], attention: true }, true],
-    ["channel multipliers 1-1-3, two residual blocks per level", { ...base, channelMult: [1, 1, 3], resBlocks: 2 }, true],
-    ["16 channels, 1-2-2-2-2, attention (the MRI prior's shape)", { ...base, channels: 16, channelMult: [1, 2, 2, 2, 2], attention: true }, true],
+    [
+      "channel multipliers 1-2-2-2 with attention",
+      { ...base, channelMult: [1, 2, 2, 2], attention: true },
+      true,
+    ],
+    [
+      "channel multipliers 1-1-3, two residual blocks per level",
+      { ...base, channelMult: [1, 1, 3], resBlocks: 2 },
+      true,
+    ],
+    [
+      "16 channels, 1-2-2-2-2, attention (the MRI prior's shape)",
+      { ...base, channels: 16, channelMult: [1, 2, 2, 2, 2], attention: true },
+      true,
+    ],
     ["one level, no sigma scaling (VP)", { ...base, channelMult: [2], scaleBySigma: false }, false],
   ];
-  it.each(variants)("random weights, %s: ONNX Runtime and tfjs agree to 1e-4 at sizes 48 and 96", (_, config, isVe) => {
-    const net = new ScoreUNet(config, isVe ? ve : vp, 1);
-    randomise(net, 100);
-    for (const size of [48, 96])
-      for (const t of [
-        [0.9, 0.3],
-        [0.02, 0.6],
-      ])
-        expect(compare(net, size, size, t, size)).toBeLessThan(TOLERANCE);
-    net.dispose();
-  });
+  it.each(variants)(
+    "random weights, %s: ONNX Runtime and tfjs agree to 1e-4 at sizes 48 and 96",
+    (_, config, isVe) => {
+      const net = new ScoreUNet(config, isVe ? ve : vp, 1);
+      randomise(net, 100);
+      for (const size of [48, 96])
+        for (const t of [
+          [0.9, 0.3],
+          [0.02, 0.6],
+        ])
+          expect(compare(net, size, size, t, size)).toBeLessThan(TOLERANCE);
+      net.dispose();
+    },
+  );
 
   it("a parameter missing or of the wrong shape fails the build, naming it", async () => {
     const { buildOnnxModel } = await import("../../src/prior/onnx-graph.js");
     const net = new ScoreUNet(base, ve, 1);
-    const weights = new Map([...net.variables].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+    const weights = new Map(
+      [...net.variables].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+    );
     expect(() => buildOnnxModel(base, weights)).not.toThrow();
     weights.set("in/b", { shape: [7], data: new Float32Array(7) });
     expect(() => buildOnnxModel(base, weights)).toThrow(/parameter 'in\/b' has shape 7, expected 8/);
