@@ -3,10 +3,11 @@
  * 1. Network evaluations per second of each setting's shipped prior on both engines, in one run on
  *    the same inputs (batch 2, 256x256, one thread: ONNX Runtime with 1 intra-op thread, tfjs-wasm
  *    is single-threaded), the engines alternating round by round so that a busy machine slows
- *    both alike; and their ratio.
+ *    both alike; and their ratio, from wall time and from CPU time (process.cpuUsage: on a shared
+ *    machine the CPU seconds an evaluation used are steadier than its wall time).
  * 2. The method end to end through the pipeline (simulation excluded) on the chosen engine: seconds
- *    per slice on one core (1 worker, 1 thread per evaluation), and slices per minute with 1 and 2
- *    worker threads. Numbers only; nothing passes or fails on time.
+ *    per slice on one core (1 worker, 1 thread per evaluation; wall and CPU seconds), and slices
+ *    per minute with 1 and 2 worker threads. Numbers only; nothing passes or fails on time.
  * Usage: node dist/bench/score.js [--slices 2] [--method score:steps=25] [--settings mri-4x,ct-23-views]
  *        [--rounds 6] [--engine auto|onnx|tfjs] [--skip-pipeline]
  */
@@ -59,25 +60,29 @@ function compareEngines(modality: "mri" | "ct", rounds: number): void {
           .dataSync(),
     );
   for (const name of engines) evaluate(name, 0); // warm-up: graph build, session, kernels
-  const seconds: Record<string, number> = { onnx: 0, tfjs: 0 };
+  const wall: Record<string, number> = { onnx: 0, tfjs: 0 };
+  const cpu: Record<string, number> = { onnx: 0, tfjs: 0 };
   const ratios: number[] = [];
   for (let r = 0; r < rounds; r++) {
     const round: Record<string, number> = {};
     for (const name of r % 2 ? [...engines].reverse() : engines) {
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       evaluate(name, r);
+      const c = process.cpuUsage(c0);
       round[name] = (performance.now() - t0) / 1000;
-      seconds[name] += round[name];
+      wall[name] += round[name];
+      cpu[name] += (c.user + c.system) / 1e6;
     }
     ratios.push(round.tfjs / round.onnx);
   }
   ratios.sort((a, b) => a - b);
-  const rate = (name: string) => rounds / seconds[name];
+  const line = (name: string) =>
+    `${name} ${(rounds / wall[name]).toFixed(2)} evaluations/s (${((1000 * wall[name]) / rounds).toFixed(0)} ms wall, ${((1000 * cpu[name]) / rounds).toFixed(0)} ms CPU)`;
   console.log(
-    `${modality} prior, ${size}x${size}, batch ${batch}, 1 thread, ${rounds} rounds: ` +
-      `onnx ${rate("onnx").toFixed(2)} evaluations/s (${((1000 * seconds.onnx) / rounds).toFixed(0)} ms), ` +
-      `tfjs ${rate("tfjs").toFixed(2)} evaluations/s (${((1000 * seconds.tfjs) / rounds).toFixed(0)} ms): ` +
-      `onnx/tfjs ${(rate("onnx") / rate("tfjs")).toFixed(2)}x (per round ${ratios[0].toFixed(2)}-${ratios[ratios.length - 1].toFixed(2)}x, median ${ratios[Math.floor(ratios.length / 2)].toFixed(2)}x)`,
+    `${modality} prior, ${size}x${size}, batch ${batch}, 1 thread, ${rounds} rounds: ${line("onnx")}, ${line("tfjs")}: ` +
+      `onnx/tfjs ${(wall.tfjs / wall.onnx).toFixed(2)}x by wall time (per round ${ratios[0].toFixed(2)}-${ratios[ratios.length - 1].toFixed(2)}x, median ${ratios[Math.floor(ratios.length / 2)].toFixed(2)}x), ` +
+      `${(cpu.tfjs / cpu.onnx).toFixed(2)}x by CPU time`,
   );
   tf.dispose(inputs);
 }
@@ -116,13 +121,17 @@ async function main() {
       // One core per worker: 1 thread per evaluation in the calling thread, cores / 2 in each of 2 workers.
       setEngineThreads(1);
       const t0 = performance.now();
+      const c0 = process.cpuUsage();
       const r = await reconstruct({ acquisition, methods, volume, workers });
+      const c = process.cpuUsage(c0);
       const wall = (performance.now() - t0) / 1000;
+      // In the calling thread (1 worker) every CPU second is the slice's; worker threads count too.
+      const cpuPerSlice = (c.user + c.system) / 1e6 / slices;
       const perSlice = r.results[0].seconds / slices;
       const threads = workers === 1 ? 1 : threadsPerWorker(workers);
       console.log(
         `${setting.name} ${methods[0].name} (${engine}, steps ${steps}, samples ${samples}), ${slices} slices, ${workers} worker(s) x ${threads} thread(s): ` +
-          `${perSlice.toFixed(1)} s/slice of compute, ${(wall / slices).toFixed(1)} s/slice wall, ` +
+          `${perSlice.toFixed(1)} s/slice of compute (${cpuPerSlice.toFixed(1)} CPU s), ${(wall / slices).toFixed(1)} s/slice wall, ` +
           `${((60 * slices) / wall).toFixed(2)} slices/min, ${(nfe / r.results[0].seconds).toFixed(2)} network evaluations/s ` +
           `(batch of ${samples}), PSNR ${r.results[0].metrics!.psnr.toFixed(2)} dB`,
       );
