@@ -21,7 +21,7 @@ import {
 } from "../io/index.js";
 import { writeDicomSeries } from "../io/dicom-write.js";
 import { describeAcquisition } from "../recon/acquisition.js";
-import { describeDerivation, findMethod, METHODS, parseMethods } from "../recon/methods.js";
+import { describeDerivation, METHODS, parseMethods } from "../recon/methods.js";
 import {
   reconstruct,
   type ProgressEvent,
@@ -154,6 +154,13 @@ export function registerReconstruct(program: Command): void {
     // What holds for every study fails once, here, not once per study of a batch.
     if (o.modality) parseMethods(o.method, parseModality(o.modality));
     if (o.queue) await checkQueue(o.queue, o.dataDir, o.out);
+    // The engine for score-based methods, named before the progress bars draw: here or in the worker
+    // threads (which inherit the choice); with --queue, the queue workers use their own.
+    const names = String(o.method)
+      .split(",")
+      .map((m) => m.split(":")[0].trim());
+    if (!o.queue && METHODS.some((m) => m.needsPrior && names.includes(m.name)))
+      await startEngine(o.engine, workers);
     const { studies, batch } = o.in
       ? expandStudies(o.in as string[])
       : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };
@@ -235,9 +242,6 @@ async function runStudy(
     store: o.resume ? kept : { get: () => undefined, put: kept.put },
   };
   const run = async (req: Omit<ReconRequest, "store" | "workers" | "pool">) => {
-    // Here or in worker threads (which inherit the choice); queue workers have their own.
-    if (!o.queue && req.methods.some((m) => findMethod(m.name).needsPrior))
-      await startEngine(o.engine, workers);
     const pool = o.queue ? await queuePool(o.queue, o.dataDir, storeDir) : undefined;
     try {
       return await reconstruct({ ...req, ...common, ...(pool ? { pool } : {}) });

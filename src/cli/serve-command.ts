@@ -33,10 +33,13 @@ export function registerServe(program: Command): void {
         await checkRedis(redisUrl, "REDIS_URL");
         redisOutages(redisUrl).log = log;
       }
+      // The worker threads createServer starts evaluate priors on this engine (with Redis, the queue
+      // workers do), named in the start line; a failure to load it is the only line.
+      const engineLines: string[] = [];
+      if (!redisUrl)
+        await startEngine(o.engine, workers ?? availableParallelism(), (l) => engineLines.push(l));
       // The port is taken before the data folder is opened: a second server on a port in use
       // fails here, before it re-queues the jobs of a data folder that another server may use.
-      // The worker threads createServer starts evaluate priors on this engine (with Redis, the queue workers do).
-      if (!redisUrl) await startEngine(o.engine, workers ?? availableParallelism(), log);
       const server = await bind(port, o.host);
       // The server is loaded only by this command: the other commands start without Express.
       let s: import("../../server/app.js").ScoreReconServer;
@@ -79,11 +82,14 @@ export function registerServe(program: Command): void {
       const bound = typeof address === "object" && address ? address.port : port;
       const url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${bound}/`;
       process.stdout.write(
-        `scorerecon server: open ${url} (API ${url}api, data in ${o.dataDir}${token ? ", bearer token required" : ""}${redisUrl ? ", jobs on the Redis queue" : ""})\n`,
+        `scorerecon server: open ${url} (API ${url}api, data in ${o.dataDir}${token ? ", bearer token required" : ""}${redisUrl ? ", jobs on the Redis queue" : ""})${engineNote(engineLines)}\n`,
       );
       if (demo) process.stdout.write(`demo study ${demo.study}, demo job ${demo.job}\n`);
     });
 }
+
+/** The engine line, for the end of a start line: "; inference engine onnx (...)". */
+const engineNote = (lines: string[]) => lines.map((l) => `; ${l.replace(/^scorerecon: /, "")}`).join("");
 
 /** Listens on port and host; a port in use or not allowed, or a host not here, is a UserError. */
 function bind(port: number, host: string): Promise<Server> {
@@ -128,7 +134,8 @@ export function registerWorker(program: Command): void {
       // Redis is checked first (one line and exit 2 when it cannot be reached); a later outage is
       // one log line, and BullMQ reconnects.
       await checkRedis(o.redis, "--redis");
-      await startEngine(o.engine, concurrency, log);
+      const engineLines: string[] = [];
+      await startEngine(o.engine, concurrency, (l) => engineLines.push(l));
       const worker = await startSliceWorker({
         redisUrl: o.redis,
         dataDir: o.dataDir,
@@ -137,7 +144,7 @@ export function registerWorker(program: Command): void {
         log,
       });
       process.stdout.write(
-        `scorerecon worker: ${concurrency} slice(s) at once from ${redactRedisUrl(o.redis)}, data in ${o.dataDir}\n`,
+        `scorerecon worker: ${concurrency} slice(s) at once from ${redactRedisUrl(o.redis)}, data in ${o.dataDir}${engineNote(engineLines)}\n`,
       );
       let stopping = false;
       const stop = () => {

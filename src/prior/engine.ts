@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { initBackend, tf } from "./backend.js";
 import type { LoadedPrior } from "./checkpoint.js";
-import { buildOnnxModel, buildProbeModel } from "./onnx-graph.js";
+import type { NamedWeight } from "./onnx-graph.js";
 import type { ScoreUNet } from "./unet.js";
 
 export const ENGINES = ["auto", "onnx", "tfjs"] as const;
@@ -39,6 +39,8 @@ interface OrtRuntime {
   version: string;
   /** Execution providers, in order of preference. */
   providers: string[];
+  /** src/prior/onnx-graph.ts's builder (loaded with ONNX Runtime: the tfjs engine never needs it). */
+  buildModel: (config: ScoreUNet["config"], weights: Map<string, NamedWeight>) => Uint8Array;
 }
 
 let chosen: EngineName | undefined;
@@ -84,6 +86,7 @@ async function loadOnnxRuntime(): Promise<OrtRuntime> {
   const candidates = existsSync(join(bin, "libonnxruntime_providers_cuda.so"))
     ? [["cuda", "cpu"], ["cpu"]]
     : [["cpu"]];
+  const { buildOnnxModel, buildProbeModel } = await import("./onnx-graph.js");
   const probe = buildProbeModel();
   let failure: unknown;
   for (const providers of candidates) {
@@ -96,7 +99,7 @@ async function loadOnnxRuntime(): Promise<OrtRuntime> {
         sessionOptions(providers, 1),
       );
       session.dispose();
-      return { Tensor: ort.Tensor, binding, version, providers };
+      return { Tensor: ort.Tensor, binding, version, providers, buildModel: buildOnnxModel };
     } catch (e) {
       failure = e;
     }
@@ -194,7 +197,7 @@ class OnnxEngine implements ScoreEngine {
             { shape: v.shape, data: v.dataSync() as Float32Array },
           ]),
         );
-        this.model = buildOnnxModel(this.net.config, weights);
+        this.model = this.ort.buildModel(this.net.config, weights);
       }
       this.session?.session.dispose();
       const session = new this.ort.binding.InferenceSession();
