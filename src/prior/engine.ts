@@ -241,7 +241,8 @@ const engines = new WeakMap<ScoreUNet, Map<EngineName, ScoreEngine>>();
 
 /**
  * The engine that evaluates a loaded prior: `name`, or the one initEngine chose (tfjs before it is
- * called). Cached per network; the ONNX graph is built from the network's own weights.
+ * called). Cached per network. The ONNX graph is built in memory from the network's weights at its
+ * first evaluation (no model.onnx file, so never a stale one); a loaded prior's weights never change.
  */
 export function engineFor(
   prior: LoadedPrior | { net: ScoreUNet },
