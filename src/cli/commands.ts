@@ -16,7 +16,7 @@ import {
   writeVolume,
 } from "../io/index.js";
 import { describeAcquisition, forwardModel, type Acquisition } from "../recon/acquisition.js";
-import { parseMethods } from "../recon/methods.js";
+import { findMethod, parseMethods } from "../recon/methods.js";
 import { evalMarkdown, evaluate, STANDARD_SETTINGS, type EvalInput } from "../recon/evaluate.js";
 import { inHounsfieldUnits, reconstruct, simulateSlice, toOperatorUnits } from "../recon/reconstruct.js";
 import {
@@ -33,6 +33,7 @@ import {
   withModel,
   type OperatorFlags,
 } from "./options.js";
+import { engineOption, startEngine } from "./engine-option.js";
 import { progressBar } from "./progress.js";
 import { measurementPaths } from "./measurements.js";
 import { metricsTable, registerReconstruct, writeResults } from "./reconstruct-command.js";
@@ -207,6 +208,7 @@ export function registerCommands(program: Command): void {
     .option("--ct-methods <list>", "methods for the CT settings", "fbp,sirt,tv,score")
     .option("--model <dir>", "prior for the score-based methods (default: models/<modality>)")
     .requiredOption("--out <dir>", "writes eval.md and eval.json")
+    .addOption(engineOption())
     .action(async (o) => {
       const n = parseNumber("--phantoms", o.phantoms, { min: 0, integer: true });
       const size = parseNumber("--size", o.size, { min: 8, integer: true });
@@ -250,6 +252,8 @@ export function registerCommands(program: Command): void {
         mri: withModel(parseMethods(String(o.mriMethods), "mri"), o.model),
         ct: withModel(parseMethods(String(o.ctMethods), "ct"), o.model),
       };
+      if ([...methods.mri, ...methods.ct].some((m) => findMethod(m.name).needsPrior))
+        await startEngine(o.engine);
       const bar = progressBar(1000, "eval");
       const rows = await evaluate(
         inputs,

@@ -23,6 +23,7 @@ import type { SdeConfig } from "../prior/sde.js";
 import { requireTrainingData, trainPrior } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";
 import { checkFolder, parseChoice, parseModality, parseNumber, selectSlices } from "./options.js";
+import { engineOption, startEngine } from "./engine-option.js";
 import { progressBar } from "./progress.js";
 
 const IMAGE_FILE = /\.(nii|nii\.gz|npy|png)$/i;
@@ -92,6 +93,7 @@ export function registerPriorCommands(program: Command): void {
       "prior folder: model.json, weights.bin, prior.json, loss.csv, loss.png, samples.png",
     )
     .addOption(backendOption())
+    .addOption(engineOption())
     .action(async (o, cmd: Command) => {
       const modality = parseModality(o.modality);
       const phantom = o.phantom
@@ -201,6 +203,7 @@ export function registerPriorCommands(program: Command): void {
         );
         const count = parseNumber("--grid", o.grid, { min: 0, integer: true });
         if (!r.interrupted && count > 0) {
+          await startEngine(o.engine, 1, log);
           const prior = loadPrior(o.out);
           const gridSteps = parseNumber("--grid-steps", o.gridSteps, { min: 2, integer: true });
           const sbar = progressBar(gridSteps, "samples");
@@ -233,6 +236,7 @@ export function registerPriorCommands(program: Command): void {
     .option("--seed <S>", "seed", "0")
     .requiredOption("--out <grid.png>", "output PNG grid (window [0, 1] of the prior's normalised units)")
     .addOption(backendOption())
+    .addOption(engineOption())
     .action(async (o) => {
       if (!/\.png$/i.test(o.out))
         throw new UserError(
@@ -241,6 +245,7 @@ export function registerPriorCommands(program: Command): void {
           "--out",
         );
       await initBackend(o.backend, log);
+      await startEngine(o.engine, 1, log);
       const prior = loadPrior(o.model);
       const steps = parseNumber("--steps", o.steps, { min: 2, integer: true });
       const count = parseNumber("--count", o.count, { min: 1, integer: true });

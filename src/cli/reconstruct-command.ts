@@ -43,6 +43,7 @@ import {
   withModel,
   type OperatorFlags,
 } from "./options.js";
+import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { progressBars } from "./progress.js";
 import { readMeasurements } from "./measurements.js";
 
@@ -141,16 +142,25 @@ export function registerReconstruct(program: Command): void {
         "--anonymise",
         "with --format dicom: drop patient name, ID, birth date, sex and accession number",
       )
-      .option("--json", "print one JSON object instead of a table"),
+      .option("--json", "print one JSON object instead of a table")
+      .addOption(engineOption()),
   ).action(async (o) => {
     if (!o.in === !o.measurements)
       throw new UserError("give exactly one of --in IMAGE... or --measurements MEAS", "bad_flag", "--in");
     const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
     const workers = parseNumber("--workers", o.workers, { min: 1, integer: true });
+    engineChoice(o.engine);
     checkFolder("--out", o.out);
     // What holds for every study fails once, here, not once per study of a batch.
     if (o.modality) parseMethods(o.method, parseModality(o.modality));
     if (o.queue) await checkQueue(o.queue, o.dataDir, o.out);
+    // The engine for score-based methods, named before the progress bars draw: here or in the worker
+    // threads (which inherit the choice); with --queue, the queue workers use their own.
+    const names = String(o.method)
+      .split(",")
+      .map((m) => m.split(":")[0].trim());
+    if (!o.queue && METHODS.some((m) => m.needsPrior && names.includes(m.name)))
+      await startEngine(o.engine, workers);
     const { studies, batch } = o.in
       ? expandStudies(o.in as string[])
       : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };

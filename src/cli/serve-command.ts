@@ -1,10 +1,11 @@
 /** `scorerecon serve`: the HTTP API (server/) and the viewer, on one port. */
 import { createServer as httpServer, type RequestListener, type Server } from "node:http";
-import { homedir } from "node:os";
+import { availableParallelism, homedir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import { DEFAULT_LIMITS, MIB } from "../../server/limits.js";
+import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { checkFolder, parseNumber } from "./options.js";
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -33,6 +34,7 @@ export function registerServe(program: Command): void {
       String(DEFAULT_LIMITS.decompressed / MIB),
     )
     .option("--demo", "preload a demo study (brain phantom) and a comparison job")
+    .addOption(engineOption())
     .action(async (o) => {
       // Every check before anything is created or started.
       const port = parseNumber("--port", o.port, { min: 0, max: 65535, integer: true });
@@ -47,6 +49,7 @@ export function registerServe(program: Command): void {
         files: parseNumber("--max-files", o.maxFiles, { min: 1, max: 1_000_000, integer: true }),
         decompressed: mib("--max-decompressed-mib", o.maxDecompressedMib),
       };
+      engineChoice(o.engine);
       // The server creates its data folder when missing; the worker reads the shared one.
       checkFolder("--data-dir", o.dataDir);
       const token = process.env.SCORERECON_TOKEN || undefined;
@@ -56,6 +59,11 @@ export function registerServe(program: Command): void {
         await checkRedis(redisUrl, "REDIS_URL");
         redisOutages(redisUrl).log = log;
       }
+      // The worker processes createServer starts evaluate priors on this engine (with Redis, the queue
+      // workers do), named in the start line; a failure to load it is the only line.
+      const engineLines: string[] = [];
+      if (!redisUrl)
+        await startEngine(o.engine, workers ?? availableParallelism(), (l) => engineLines.push(l));
       // The port is taken before the data folder is opened: a second server on a port in use
       // fails here, before it re-queues the jobs of a data folder that another server may use.
       // Until the app is attached, every request is answered 503 (none waits unanswered).
@@ -102,7 +110,7 @@ export function registerServe(program: Command): void {
       const bound = typeof address === "object" && address ? address.port : port;
       const url = `http://${o.host.includes(":") ? `[${o.host}]` : o.host}:${bound}/`;
       process.stdout.write(
-        `scorerecon server: open ${url} (API ${url}api, data in ${o.dataDir}${token ? ", bearer token required" : ""}${redisUrl ? ", jobs on the Redis queue" : ""})\n`,
+        `scorerecon server: open ${url} (API ${url}api, data in ${o.dataDir}${token ? ", bearer token required" : ""}${redisUrl ? ", jobs on the Redis queue" : ""})${engineNote(engineLines)}\n`,
       );
       if (demo) process.stdout.write(`demo study ${demo.study}, demo job ${demo.job}\n`);
     });
@@ -114,6 +122,9 @@ const starting: RequestListener = (_req, res) => {
   res.writeHead(503, { "Content-Type": "application/json", "Retry-After": "1", Connection: "close" });
   res.end(body);
 };
+
+/** The engine line, for the end of a start line: "; inference engine onnx (...)". */
+const engineNote = (lines: string[]) => lines.map((l) => `; ${l.replace(/^scorerecon: /, "")}`).join("");
 
 /** Listens on port and host; a port in use or not allowed, or a host not here, is a UserError. */
 function bind(port: number, host: string, listener: RequestListener): Promise<Server> {
@@ -149,6 +160,7 @@ export function registerWorker(program: Command): void {
       "how long a task stays with a worker that stopped answering before another takes it",
       "30000",
     )
+    .addOption(engineOption())
     .action(async (o) => {
       const concurrency = parseNumber("--concurrency", o.concurrency, { min: 1, integer: true });
       const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, integer: true });
@@ -157,6 +169,8 @@ export function registerWorker(program: Command): void {
       // Redis is checked first (one line and exit 2 when it cannot be reached); a later outage is
       // one log line, and BullMQ reconnects.
       await checkRedis(o.redis, "--redis");
+      const engineLines: string[] = [];
+      await startEngine(o.engine, concurrency, (l) => engineLines.push(l));
       const worker = await startSliceWorker({
         redisUrl: o.redis,
         dataDir: o.dataDir,
@@ -165,7 +179,7 @@ export function registerWorker(program: Command): void {
         log,
       });
       process.stdout.write(
-        `scorerecon worker: ${concurrency} slice(s) at once from ${redactRedisUrl(o.redis)}, data in ${o.dataDir}\n`,
+        `scorerecon worker: ${concurrency} slice(s) at once from ${redactRedisUrl(o.redis)}, data in ${o.dataDir}${engineNote(engineLines)}\n`,
       );
       let stopping = false;
       const stop = () => {

@@ -1,8 +1,8 @@
 /** Unconditional samples of a loaded prior, in its normalised units, as images. */
 import type { Image2D } from "../image/volume.js";
 import { odeSample, pcSample } from "../sampling/unconditional.js";
-import { tf } from "./backend.js";
 import type { LoadedPrior } from "./checkpoint.js";
+import { engineFor, scoreFunction } from "./engine.js";
 
 export interface SampleOptions {
   count: number;
@@ -17,7 +17,7 @@ export interface SampleOptions {
 
 export function samplePrior(prior: LoadedPrior, o: SampleOptions): Image2D[] {
   const { net } = prior;
-  const score = (x: tf.Tensor, t: number) => net.apply(x as tf.Tensor4D, new Array(x.shape[0]).fill(t));
+  const score = scoreFunction(engineFor(prior));
   const shape = [o.count, o.size, o.size, 1];
   const x =
     o.sampler === "ode"

@@ -1,43 +1,14 @@
 /**
- * Time-conditioned score network: a U-Net of the NCSN++/DDPM++ family (Song et al. 2021; Ho et
- * al. 2020) sized for CPUs. Gaussian Fourier features of the noise level (log sigma for VE) feed a
- * two-layer MLP whose output conditions every residual block (GroupNorm, SiLU, 3x3 convolutions,
- * skip connections rescaled by 1/sqrt(2)); skip connections join the down and up paths. The
- * output is divided by sigma(t) for VE SDEs (NCSN++ `scale_by_sigma`). The network is fully
- * convolutional: inputs of any size are padded to a multiple of 2^(levels-1) and cropped back, so
- * a model trained on crops runs on whole slices.
+ * The score network on TensorFlow.js (training, and inference on the tfjs engine): the
+ * architecture of src/prior/unet-arch.ts over tf tensors (NHWC), its parameters as tf.Variables
+ * created by one forward pass at construction.
  */
 import { tf } from "./backend.js";
 import { conv2d, downsample, groupNorm, silu, upsample } from "./layers.js";
 import type { Sde } from "./sde.js";
+import { unetForward, type NetOps, type ParamInit, type UNetConfig } from "./unet-arch.js";
 
-export interface UNetConfig {
-  /** Base channel count. */
-  channels: number;
-  /** Channel multiplier per resolution level. */
-  channelMult: number[];
-  /** Residual blocks per level on the way down. */
-  resBlocks: number;
-  /** Standard deviation of the fixed Fourier feature frequencies. */
-  fourierScale: number;
-  /** Divide the output by sigma(t) (VE SDEs). */
-  scaleBySigma: boolean;
-  /** Self-attention block at the lowest resolution (NCSN++ AttnBlock); on in the shipped MRI prior. */
-  attention?: boolean;
-}
-
-/**
- * The default network and the shipped CT prior's: about 0.23 M parameters, fast enough for 256x256
- * on a CPU. The shipped MRI prior adds two levels (channelMult 1-2-2-2-2) and attention: 0.41 M
- * parameters at the same cost per evaluation, as the added levels run at 1/8 and 1/16 resolution.
- */
-export const DEFAULT_UNET: UNetConfig = {
-  channels: 16,
-  channelMult: [1, 2, 2],
-  resBlocks: 1,
-  fourierScale: 16,
-  scaleBySigma: true,
-};
+export { DEFAULT_UNET, type UNetConfig } from "./unet-arch.js";
 
 type T4 = tf.Tensor4D;
 
@@ -49,6 +20,7 @@ export class ScoreUNet {
   private readonly prefix = `unet${ScoreUNet.instances++}/`;
   private building = true;
   private initSeed: number;
+  private readonly ops: NetOps<tf.Tensor, tf.Tensor>;
 
   constructor(
     readonly config: UNetConfig,
@@ -56,6 +28,7 @@ export class ScoreUNet {
     seed = 0,
   ) {
     this.initSeed = seed * 7919 + 1;
+    this.ops = tfOps((name, shape, init) => this.param(name, shape, init));
     // One forward pass at the smallest valid size creates every variable in a fixed order.
     const m = 2 ** (config.channelMult.length - 1);
     tf.tidy(() => {
@@ -64,7 +37,7 @@ export class ScoreUNet {
     this.building = false;
   }
 
-  private param(name: string, shape: number[], init: "fan" | "zeros" | "ones" | "fourier"): tf.Tensor {
+  private param(name: string, shape: number[], init: ParamInit): tf.Tensor {
     const existing = this.variables.get(name);
     if (existing) return existing;
     if (!this.building) throw new Error(`score network has no parameter '${name}'`);
@@ -86,123 +59,15 @@ export class ScoreUNet {
     return v;
   }
 
-  private conv(name: string, x: T4, out: number, k = 3, zeroInit = false): T4 {
-    const w = this.param(`${name}/w`, [k, k, x.shape[3], out], zeroInit ? "zeros" : "fan") as tf.Tensor4D;
-    const b = this.param(`${name}/b`, [out], "zeros");
-    if (k === 1) {
-      // A 1x1 convolution is a matMul over pixels (and needs no filter-gradient kernel).
-      const [n, h, wd, c] = x.shape;
-      const y = tf.matMul(tf.reshape(x, [n * h * wd, c]), tf.reshape(w, [c, out]));
-      return tf.reshape(tf.add(y, b), [n, h, wd, out]) as T4;
-    }
-    return tf.add(conv2d(x, w), b) as T4;
-  }
-
-  private dense(name: string, x: tf.Tensor2D, out: number): tf.Tensor2D {
-    const w = this.param(`${name}/w`, [x.shape[1], out], "fan") as tf.Tensor2D;
-    return tf.add(tf.matMul(x, w), this.param(`${name}/b`, [out], "zeros")) as tf.Tensor2D;
-  }
-
-  private norm(name: string, x: T4): T4 {
-    const c = x.shape[3];
-    const groups = Math.min(32, Math.max(1, c / 4));
-    return groupNorm(
-      x,
-      this.param(`${name}/gamma`, [c], "ones") as tf.Tensor1D,
-      this.param(`${name}/beta`, [c], "zeros") as tf.Tensor1D,
-      groups,
-    );
-  }
-
-  private resBlock(name: string, x: T4, temb: tf.Tensor2D, out: number): T4 {
-    let h = this.conv(`${name}/conv0`, silu(this.norm(`${name}/norm0`, x)) as T4, out);
-    const t = this.dense(`${name}/temb`, silu(temb) as tf.Tensor2D, out);
-    h = tf.add(h, tf.reshape(t, [t.shape[0], 1, 1, out])) as T4;
-    h = this.conv(`${name}/conv1`, silu(this.norm(`${name}/norm1`, h)) as T4, out, 3, true);
-    const skip = x.shape[3] === out ? x : this.conv(`${name}/skip`, x, out, 1);
-    return tf.mul(tf.add(skip, h), Math.SQRT1_2) as T4;
-  }
-
-  /** Single-head self-attention over pixels (NCSN++ AttnBlock), residual, rescaled by 1/sqrt(2). */
-  private attnBlock(name: string, x: T4): T4 {
-    const [b, h, w, c] = x.shape;
-    const n = this.norm(`${name}/norm`, x);
-    const flat = tf.reshape(n, [b, h * w, c]) as tf.Tensor3D;
-    const proj = (k: string) => {
-      const wt = this.param(`${name}/${k}/w`, [c, c], k === "out" ? "zeros" : "fan");
-      return (v: tf.Tensor3D) =>
-        tf.add(
-          tf.matMul(tf.reshape(v, [b * h * w, c]), wt as tf.Tensor2D),
-          this.param(`${name}/${k}/b`, [c], "zeros"),
-        );
-    };
-    const q = tf.reshape(proj("q")(flat), [b, h * w, c]) as tf.Tensor3D;
-    const k = tf.reshape(proj("k")(flat), [b, h * w, c]) as tf.Tensor3D;
-    const v = tf.reshape(proj("v")(flat), [b, h * w, c]) as tf.Tensor3D;
-    const attn = tf.softmax(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(c)));
-    const hOut = tf.reshape(proj("out")(tf.matMul(attn, v) as tf.Tensor3D), [b, h, w, c]);
-    return tf.mul(tf.add(x, hOut), Math.SQRT1_2) as T4;
-  }
-
   /** The score s(x, t) for a batch x [B, H, W, 1] at times t (one per batch element). */
   apply(x: T4, t: number[]): T4 {
-    const { channels: nf, channelMult, resBlocks } = this.config;
-    const [b, h0, w0] = x.shape;
-    const m = 2 ** (channelMult.length - 1);
-    const ph = (m - (h0 % m)) % m,
-      pw = (m - (w0 % m)) % m;
-    let h: T4 =
-      ph || pw
-        ? tf.pad(x, [
-            [0, 0],
-            [0, ph],
-            [0, pw],
-            [0, 0],
-          ])
-        : x;
-    // Gaussian Fourier features of the noise level, then an MLP.
+    const b = x.shape[0];
     const level = tf.tensor2d(
       t.map((ti) => this.sde.noiseInput(ti)),
       [b, 1],
     );
-    const freqs = this.param("fourier/W", [1, nf / 2], "fourier") as tf.Tensor2D;
-    const proj = tf.mul(tf.matMul(level, freqs), 2 * Math.PI);
-    let temb = tf.concat([tf.sin(proj), tf.cos(proj)], 1) as tf.Tensor2D;
-    temb = this.dense("temb/dense0", temb, 4 * nf);
-    temb = this.dense("temb/dense1", silu(temb) as tf.Tensor2D, 4 * nf);
-
-    h = this.conv("in", h, nf);
-    const skips: T4[] = [h];
-    channelMult.forEach((mult, l) => {
-      for (let r = 0; r < resBlocks; r++) {
-        h = this.resBlock(`down${l}/res${r}`, h, temb, nf * mult);
-        skips.push(h);
-      }
-      if (l < channelMult.length - 1) {
-        h = downsample(h);
-        skips.push(h);
-      }
-    });
-    const top = nf * channelMult[channelMult.length - 1];
-    h = this.resBlock("mid/res0", h, temb, top);
-    if (this.config.attention) h = this.attnBlock("mid/attn", h);
-    h = this.resBlock("mid/res1", h, temb, top);
-    for (let l = channelMult.length - 1; l >= 0; l--) {
-      for (let r = 0; r <= resBlocks; r++)
-        h = this.resBlock(`up${l}/res${r}`, tf.concat([h, skips.pop()!], 3) as T4, temb, nf * channelMult[l]);
-      if (l > 0) h = upsample(h);
-    }
-    h = this.conv("out", silu(this.norm("out/norm", h)) as T4, 1, 3, true);
-    if (ph || pw) h = tf.slice(h, [0, 0, 0, 0], [b, h0, w0, 1]);
-    if (this.config.scaleBySigma)
-      h = tf.div(
-        h,
-        tf.tensor4d(
-          t.map((ti) => this.sde.std(ti)),
-          [b, 1, 1, 1],
-        ),
-      ) as T4;
-    return h;
+    const sigma = this.config.scaleBySigma ? tf.tensor1d(t.map((ti) => this.sde.std(ti))) : undefined;
+    return unetForward(this.ops, this.config, x, level, sigma) as T4;
   }
 
   /** [local name, variable] of the trainable parameters, in creation order. */
@@ -220,4 +85,64 @@ export class ScoreUNet {
     for (const v of this.variables.values()) v.dispose();
     this.variables.clear();
   }
+}
+
+/** The network's primitives on tf tensors, NHWC. */
+function tfOps(param: NetOps<tf.Tensor, tf.Tensor>["param"]): NetOps<tf.Tensor, tf.Tensor> {
+  // Per-pixel matMul over the channels: [B, H, W, in] x [in, out] + b.
+  const pixelMatMul = (x: tf.Tensor, w: tf.Tensor, b: tf.Tensor) => {
+    const [n, h, wd, c] = x.shape;
+    const out = w.shape[w.shape.length - 1];
+    const y = tf.matMul(tf.reshape(x, [n * h * wd, c]), tf.reshape(w, [c, out]));
+    return tf.reshape(tf.add(y, b), [n, h, wd, out]);
+  };
+  return {
+    param,
+    channels: (x) => x.shape[x.shape.length - 1],
+    padToMultiple(x, m) {
+      const [, h, w] = x.shape;
+      const ph = (m - (h % m)) % m,
+        pw = (m - (w % m)) % m;
+      return ph || pw
+        ? tf.pad(x, [
+            [0, 0],
+            [0, ph],
+            [0, pw],
+            [0, 0],
+          ])
+        : x;
+    },
+    cropTo(h, like) {
+      const [b, h0, w0] = (like as T4).shape;
+      const [, h1, w1, c] = (h as T4).shape;
+      return h1 === h0 && w1 === w0 ? h : tf.slice(h, [0, 0, 0, 0], [b, h0, w0, c]);
+    },
+    // A 1x1 convolution is a matMul over pixels (and needs no filter-gradient kernel).
+    conv: (x, w, b) => (w.shape[0] === 1 ? pixelMatMul(x, w, b) : tf.add(conv2d(x as T4, w as T4), b)),
+    dense: (x, w, b) => tf.add(tf.matMul(x as tf.Tensor2D, w as tf.Tensor2D), b),
+    linear: pixelMatMul,
+    groupNorm: (x, gamma, beta, groups) =>
+      groupNorm(x as T4, gamma as tf.Tensor1D, beta as tf.Tensor1D, groups),
+    silu,
+    add: (a, b) => tf.add(a, b),
+    scale: (x, c) => tf.mul(x, c),
+    addPerSample: (h, v) => {
+      const [b, c] = (v as tf.Tensor2D).shape;
+      return tf.add(h, tf.reshape(v, [b, 1, 1, c]));
+    },
+    concat: (a, b) => tf.concat([a, b], a.rank - 1),
+    downsample: (x) => downsample(x as T4),
+    upsample: (x) => upsample(x as T4),
+    fourier(level, w) {
+      const proj = tf.mul(tf.matMul(level as tf.Tensor2D, w as tf.Tensor2D), 2 * Math.PI);
+      return tf.concat([tf.sin(proj), tf.cos(proj)], 1);
+    },
+    attention(q, k, v) {
+      const [b, h, w, c] = q.shape;
+      const flat = (t: tf.Tensor) => tf.reshape(t, [b, h * w, c]) as tf.Tensor3D;
+      const attn = tf.softmax(tf.mul(tf.matMul(flat(q), flat(k), false, true), 1 / Math.sqrt(c)));
+      return tf.reshape(tf.matMul(attn, flat(v)), [b, h, w, c]);
+    },
+    divPerSample: (h, sigma) => tf.div(h, tf.reshape(sigma, [h.shape[0], 1, 1, 1])),
+  };
 }

@@ -82,7 +82,8 @@ export class SlicePool implements SliceRunner {
   /** The slot's worker, started when it has none (at its first task, or after one died). */
   private worker(slot: Slot): ChildProcess {
     if (slot.child) return slot.child;
-    const child = fork(this.entry, [], {
+    // Its argument: the pool's size, so that it takes its share of the cores (src/prior/engine.ts).
+    const child = fork(this.entry, [String(this.slots.length)], {
       execArgv: [`--max-old-space-size=${this.memoryMb}`],
       serialization: "advanced",
       stdio: ["ignore", "pipe", "pipe", "ipc"],
@@ -183,6 +184,7 @@ export class SlicePool implements SliceRunner {
     }
   }
 
+  /** Stops the workers (killing a process is safe wherever it is, inside ONNX Runtime too). */
   async close(): Promise<void> {
     this.closed = true;
     await Promise.all(

@@ -16,7 +16,7 @@ import { valueRange } from "../image/stats.js";
 import { UserError } from "../errors.js";
 import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
-import { initBackend } from "../prior/backend.js";
+import { initEngine } from "../prior/engine.js";
 import { SlicePool, type SliceRunner } from "./pool.js";
 import type { SliceKey, SliceStore } from "./slice-store.js";
 import { checkPrior } from "./score-methods.js";
@@ -135,7 +135,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   const priors = req.methods.filter((m) => findMethod(m.name).needsPrior);
   for (const m of priors) checkPrior(String(m.params.model ?? ""), acq.modality, req.priorField);
   const workers = Math.max(1, Math.floor(req.workers ?? 1));
-  if (!req.pool && workers === 1 && priors.length) await initBackend();
+  if (!req.pool && workers === 1 && priors.length) await initEngine();
   const seed = req.seed ?? 0;
   const hu = inHounsfieldUnits(like, acq);
   if (req.measurements) {

@@ -15,6 +15,7 @@ import { realInputView } from "../../operators/solvers.js";
 import { UserError } from "../errors.js";
 import { percentile } from "../image/stats.js";
 import { tf } from "../prior/backend.js";
+import { engineFor, scoreFunction } from "../prior/engine.js";
 import { loadPrior, readPriorInfo, type LoadedPrior, type PriorInfo } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
 import type { Modality } from "./acquisition.js";
@@ -90,9 +91,6 @@ function priorFor(ctx: MethodContext, path: string): LoadedPrior {
 
 export type ScoreSampler = "dds" | "song" | "langevin";
 
-/** Posterior samples per network evaluation. */
-const SCORE_BATCH = 4;
-
 export function scoreReconstruct(
   sampler: ScoreSampler,
   ctx: MethodContext,
@@ -120,24 +118,7 @@ export function scoreReconstruct(
     cols: ctx.cols,
   };
   const { net } = prior;
-  // The network sees at most SCORE_BATCH samples at once, so that its memory does not grow with
-  // `samples` (each evaluation's activations are freed before the next).
-  const score = (x: tf.Tensor, t: number): tf.Tensor => {
-    const k = x.shape[0]!;
-    if (k <= SCORE_BATCH) return net.apply(x as tf.Tensor4D, new Array<number>(k).fill(t));
-    const parts: tf.Tensor[] = [];
-    for (let i = 0; i < k; i += SCORE_BATCH) {
-      const n = Math.min(SCORE_BATCH, k - i);
-      parts.push(
-        tf.tidy(() =>
-          net.apply(tf.slice(x, [i, 0, 0, 0], [n, -1, -1, -1]) as tf.Tensor4D, new Array<number>(n).fill(t)),
-        ),
-      );
-    }
-    const out = tf.concat(parts, 0);
-    tf.dispose(parts);
-    return out;
-  };
+  const score = scoreFunction(engineFor(prior));
   const common = {
     samples: Number(p.samples),
     steps: Number(p.steps),

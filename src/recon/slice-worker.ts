@@ -1,11 +1,13 @@
 /** Entry of a slice pool's worker process (src/recon/pool.ts): runs slice tasks one at a time. */
 import { UserError } from "../errors.js";
-import { initBackend } from "../prior/backend.js";
+import { initEngine, setEngineThreads, threadsPerWorker } from "../prior/engine.js";
 import { findMethod } from "./methods.js";
 import type { SliceRequest, WorkerMessage } from "./pool.js";
 import { runSliceTask } from "./slice-task.js";
 
 const send = (m: WorkerMessage) => process.send!(m);
+// The pool's workers share the cores: workers x threads per evaluation <= cores.
+setEngineThreads(threadsPerWorker(Number(process.argv[2]) || 1));
 
 // The pool cancels a task by killing this process; a pool that went away takes it along.
 process.on("disconnect", () => process.exit(0));
@@ -15,7 +17,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => {}
 
 process.on("message", async ({ task }: SliceRequest) => {
   try {
-    if (findMethod(task.method.name).needsPrior) await initBackend();
+    if (findMethod(task.method.name).needsPrior) await initEngine();
     const output = runSliceTask(task, (done, total) => send({ kind: "progress", done, total }));
     send({ kind: "done", output });
   } catch (err) {

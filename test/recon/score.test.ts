@@ -6,6 +6,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { randomEllipses } from "../../phantoms/ellipses.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { initBackend } from "../../src/prior/backend.js";
+import { initEngine } from "../../src/prior/engine.js";
 import { trainPrior } from "../../src/prior/train.js";
 import type { Acquisition } from "../../src/recon/acquisition.js";
 import { parseMethods } from "../../src/recon/methods.js";
@@ -186,6 +187,8 @@ describe("score-based reconstruction methods", () => {
   });
 
   it("worker threads draw the same posterior samples as the calling thread (seeded)", async () => {
+    // On the default engine, ONNX Runtime: 2 threads per evaluation in the calling thread, 1 in each of 2 workers.
+    expect(await initEngine()).toBe("onnx");
     const volume = makeVolume(
       2,
       24,

@@ -1,0 +1,297 @@
+/**
+ * The score network as an ONNX model (opset 13, NCHW), built from the architecture of
+ * src/prior/unet-arch.ts and a network's parameters by name, encoded with onnx-proto. Inputs:
+ * `x` [B, 1, H, W] (the same bytes as NHWC [B, H, W, 1]), `level` [B, 1] (Sde.noiseInput(t)) and,
+ * when the network scales by sigma, `sigma` [B] (Sde.std(t)); output `score` [B, 1, H, W]. Height,
+ * width and batch are free: padding to the U-Net's multiple and the crop back are in the graph.
+ *
+ * ONNX Runtime's CPU provider has no GroupNormalization kernel: GroupNorm is Reshape [B, G, -1]
+ * -> InstanceNormalization -> Reshape back -> per-channel Mul and Add (measured the fastest).
+ */
+import onnxProto from "onnx-proto";
+import { unetForward, type NetOps, type UNetConfig } from "./unet-arch.js";
+
+const { onnx } = onnxProto;
+type INode = onnxProto.onnx.INodeProto;
+type ITensor = onnxProto.onnx.ITensorProto;
+type IAttribute = onnxProto.onnx.IAttributeProto;
+
+/** A parameter's shape (tfjs layout) and values. */
+export interface NamedWeight {
+  shape: number[];
+  data: Float32Array;
+}
+
+/** A value of the graph: its name, and its channel count (images [B, C, H, W], vectors [B, C]). */
+interface Value {
+  name: string;
+  c: number;
+}
+
+type Attr = number | number[] | string;
+
+function attribute(name: string, v: Attr): IAttribute {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === "string") return { name, type: T.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
+  return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v };
+}
+
+function floatTensor(name: string, dims: number[], data: Float32Array): ITensor {
+  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+  return { name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: bytes };
+}
+
+function int64Tensor(name: string, values: number[]): ITensor {
+  const data = BigInt64Array.from(values.map(BigInt));
+  return {
+    name,
+    dims: [values.length],
+    dataType: onnx.TensorProto.DataType.INT64,
+    rawData: new Uint8Array(data.buffer),
+  };
+}
+
+/** [k, k, in, out] (tfjs) -> [out, in, k, k] (ONNX Conv). */
+function toOihw(w: NamedWeight): Float32Array {
+  const [kh, kw, ci, co] = w.shape;
+  const out = new Float32Array(w.data.length);
+  for (let y = 0; y < kh; y++)
+    for (let x = 0; x < kw; x++)
+      for (let i = 0; i < ci; i++)
+        for (let o = 0; o < co; o++)
+          out[((o * ci + i) * kh + y) * kw + x] = w.data[((y * kw + x) * ci + i) * co + o];
+  return out;
+}
+
+class GraphBuilder implements NetOps<Value, NamedWeight> {
+  readonly nodes: INode[] = [];
+  readonly initializers: ITensor[] = [];
+  private readonly used = new Set<string>();
+  private count = 0;
+
+  constructor(private readonly weights: Map<string, NamedWeight>) {}
+
+  private fresh(hint: string): string {
+    return `${hint}_${this.count++}`;
+  }
+
+  /** Adds a node; returns its (first) output's name. */
+  private node(op: string, inputs: string[], attrs: Record<string, Attr> = {}): string {
+    const out = this.fresh(op);
+    this.nodes.push({
+      opType: op,
+      input: inputs,
+      output: [out],
+      name: out,
+      attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)),
+    });
+    return out;
+  }
+
+  private constFloat(dims: number[], data: Float32Array | number[], hint = "const"): string {
+    const name = this.fresh(hint);
+    this.initializers.push(floatTensor(name, dims, Float32Array.from(data)));
+    return name;
+  }
+
+  private constInt(values: number[]): string {
+    const name = this.fresh("shape");
+    this.initializers.push(int64Tensor(name, values));
+    return name;
+  }
+
+  /** Every parameter of the network was used (a mismatched weight set fails, never half-runs). */
+  checkAllUsed(): void {
+    const unused = [...this.weights.keys()].filter((k) => !this.used.has(k));
+    if (unused.length)
+      throw new Error(`ONNX graph: parameters the network does not have: ${unused.slice(0, 3).join(", ")}`);
+  }
+
+  param(name: string, shape: number[]): NamedWeight {
+    const w = this.weights.get(name);
+    if (!w || w.shape.join("x") !== shape.join("x"))
+      throw new Error(
+        `ONNX graph: parameter '${name}' ${w ? `has shape ${w.shape.join("x")}, expected ${shape.join("x")}` : "is missing"}`,
+      );
+    this.used.add(name);
+    return w;
+  }
+
+  channels(x: Value): number {
+    return x.c;
+  }
+
+  private heightWidth(x: Value): string {
+    return this.node("Slice", [this.node("Shape", [x.name]), this.constInt([2]), this.constInt([4])]);
+  }
+
+  padToMultiple(x: Value, m: number): Value {
+    if (m === 1) return x;
+    const mod = this.constInt([m]);
+    // (m - hw % m) % m at the bottom and right: pads = [0, 0, 0, 0, 0, 0, ph, pw].
+    const extra = this.node("Mod", [
+      this.node("Sub", [mod, this.node("Mod", [this.heightWidth(x), mod])]),
+      mod,
+    ]);
+    const pads = this.node("Concat", [this.constInt([0, 0, 0, 0, 0, 0]), extra], { axis: 0 });
+    return { name: this.node("Pad", [x.name, pads], { mode: "constant" }), c: x.c };
+  }
+
+  cropTo(h: Value, like: Value): Value {
+    if (h.name === like.name) return h;
+    const ends = this.heightWidth(like);
+    return { name: this.node("Slice", [h.name, this.constInt([0, 0]), ends, this.constInt([2, 3])]), c: h.c };
+  }
+
+  conv(x: Value, w: NamedWeight, b: NamedWeight): Value {
+    const [k, , ci, co] = w.shape;
+    const p = (k - 1) / 2;
+    const W = this.constFloat([co, ci, k, k], toOihw(w), "w");
+    const B = this.constFloat([co], b.data, "b");
+    return { name: this.node("Conv", [x.name, W, B], { kernel_shape: [k, k], pads: [p, p, p, p] }), c: co };
+  }
+
+  dense(x: Value, w: NamedWeight, b: NamedWeight): Value {
+    const W = this.constFloat(w.shape, w.data, "w");
+    const B = this.constFloat([w.shape[1]], b.data, "b");
+    return { name: this.node("Gemm", [x.name, W, B]), c: w.shape[1] };
+  }
+
+  linear(x: Value, w: NamedWeight, b: NamedWeight): Value {
+    return this.conv(x, { shape: [1, 1, ...w.shape], data: w.data }, b);
+  }
+
+  groupNorm(x: Value, gamma: NamedWeight, beta: NamedWeight, groups: number): Value {
+    const grouped = this.node("Reshape", [x.name, this.constInt([0, groups, -1])]);
+    const normed = this.node(
+      "InstanceNormalization",
+      [
+        grouped,
+        this.constFloat([groups], new Float32Array(groups).fill(1)),
+        this.constFloat([groups], new Float32Array(groups)),
+      ],
+      { epsilon: 1e-5 },
+    );
+    const back = this.node("Reshape", [normed, this.node("Shape", [x.name])]);
+    // gamma x + beta per channel as a depthwise 1x1 convolution: one pass, in the provider's blocked layout.
+    const W = this.constFloat([x.c, 1, 1, 1], gamma.data, "gamma");
+    const B = this.constFloat([x.c], beta.data, "beta");
+    return { name: this.node("Conv", [back, W, B], { kernel_shape: [1, 1], group: x.c }), c: x.c };
+  }
+
+  silu(x: Value): Value {
+    return { name: this.node("Mul", [x.name, this.node("Sigmoid", [x.name])]), c: x.c };
+  }
+
+  add(a: Value, b: Value): Value {
+    return { name: this.node("Add", [a.name, b.name]), c: a.c };
+  }
+
+  scale(x: Value, c: number): Value {
+    return { name: this.node("Mul", [x.name, this.constFloat([], [c])]), c: x.c };
+  }
+
+  addPerSample(h: Value, v: Value): Value {
+    const column = this.node("Reshape", [v.name, this.constInt([0, -1, 1, 1])]);
+    return { name: this.node("Add", [h.name, column]), c: h.c };
+  }
+
+  concat(a: Value, b: Value): Value {
+    return { name: this.node("Concat", [a.name, b.name], { axis: 1 }), c: a.c + b.c };
+  }
+
+  downsample(x: Value): Value {
+    return { name: this.node("AveragePool", [x.name], { kernel_shape: [2, 2], strides: [2, 2] }), c: x.c };
+  }
+
+  upsample(x: Value): Value {
+    const scales = this.constFloat([4], [1, 1, 2, 2], "scales");
+    const attrs = { mode: "nearest", coordinate_transformation_mode: "asymmetric", nearest_mode: "floor" };
+    return { name: this.node("Resize", [x.name, "", scales], attrs), c: x.c };
+  }
+
+  fourier(level: Value, w: NamedWeight): Value {
+    const W = this.constFloat(w.shape, w.data, "fourier");
+    const proj = this.node("Mul", [this.node("MatMul", [level.name, W]), this.constFloat([], [2 * Math.PI])]);
+    const features = this.node("Concat", [this.node("Sin", [proj]), this.node("Cos", [proj])], { axis: 1 });
+    return { name: features, c: 2 * w.shape[1] };
+  }
+
+  attention(q: Value, k: Value, v: Value): Value {
+    // [B, C, HW] per input; scores [B, HW(q), HW(k)]; out[b, c, i] = sum_j v[b, c, j] attn[b, i, j].
+    const flat = (x: Value) => this.node("Reshape", [x.name, this.constInt([0, 0, -1])]);
+    const qt = this.node("Transpose", [flat(q)], { perm: [0, 2, 1] });
+    const scores = this.node("Mul", [
+      this.node("MatMul", [qt, flat(k)]),
+      this.constFloat([], [1 / Math.sqrt(q.c)]),
+    ]);
+    const attn = this.node("Softmax", [scores], { axis: -1 });
+    const out = this.node("MatMul", [flat(v), this.node("Transpose", [attn], { perm: [0, 2, 1] })]);
+    return { name: this.node("Reshape", [out, this.node("Shape", [q.name])]), c: q.c };
+  }
+
+  divPerSample(h: Value, sigma: Value): Value {
+    return {
+      name: this.node("Div", [h.name, this.node("Reshape", [sigma.name, this.constInt([-1, 1, 1, 1])])]),
+      c: h.c,
+    };
+  }
+}
+
+function valueInfo(name: string, dims: (number | string)[]): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: onnx.TensorProto.DataType.FLOAT,
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function encode(g: GraphBuilder, out: Value, inputs: onnxProto.onnx.IValueInfoProto[]): Uint8Array {
+  const graph: onnxProto.onnx.IGraphProto = {
+    name: "score_unet",
+    node: [...g.nodes, { opType: "Identity", input: [out.name], output: ["score"], name: "score" }],
+    initializer: g.initializers,
+    input: inputs,
+    output: [valueInfo("score", ["batch", 1, "height", "width"])],
+  };
+  const model = onnx.ModelProto.create({
+    irVersion: 7,
+    opsetImport: [{ domain: "", version: 13 }],
+    producerName: "scorerecon",
+    graph,
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/** The ONNX model (serialised ModelProto) of a network with these parameters. */
+export function buildOnnxModel(config: UNetConfig, weights: Map<string, NamedWeight>): Uint8Array {
+  const g = new GraphBuilder(weights);
+  const x = { name: "x", c: 1 },
+    level = { name: "level", c: 1 },
+    sigma = { name: "sigma", c: 1 };
+  const out = unetForward(g, config, x, level, config.scaleBySigma ? sigma : undefined);
+  g.checkAllUsed();
+  return encode(g, out, [
+    valueInfo("x", ["batch", 1, "height", "width"]),
+    valueInfo("level", ["batch", 1]),
+    ...(config.scaleBySigma ? [valueInfo("sigma", ["batch"])] : []),
+  ]);
+}
+
+/** A one-convolution model: loading it checks that ONNX Runtime's library and a provider work. */
+export function buildProbeModel(): Uint8Array {
+  const one = { shape: [1], data: new Float32Array([1]) };
+  const g = new GraphBuilder(
+    new Map([
+      ["w", { shape: [1, 1, 1, 1], data: one.data }],
+      ["b", one],
+    ]),
+  );
+  const out = g.conv({ name: "x", c: 1 }, g.param("w", [1, 1, 1, 1]), g.param("b", [1]));
+  return encode(g, out, [valueInfo("x", ["batch", 1, "height", "width"])]);
+}
