@@ -339,7 +339,7 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
       withServer(dataDir, async (s, study) => {
         const res = await request(s.app)
           .post("/api/jobs")
-          .send({ study, methods: [{ name: "tv", params: { iterations: 1000000 } }] });
+          .send({ study, methods: [{ name: "tv", params: { iterations: 100000 } }] });
         await waitFor("two active tasks", async () =>
           (await queue.getActiveCount()) >= 2 ? true : undefined,
         );
@@ -352,7 +352,7 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
           "idle workers",
           async () =>
             (await queue.getActiveCount()) + (await queue.getWaitingCount()) === 0 ? true : undefined,
-          20_000,
+          60_000,
         );
         for (const log of logs) expect(log.some((l) => /cancelled/.test(l))).toBe(true);
         expect(existsSync(join(dataDir, "jobs", res.body.id, "slices"))).toBe(false);
