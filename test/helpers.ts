@@ -50,3 +50,10 @@ export function unzip(source: string | Buffer, dir: string): Promise<void> {
     else yauzl.fromBuffer(source, { lazyEntries: true }, onZip);
   });
 }
+
+/** A supertest body parser that keeps a binary answer (a zip, a .nii.gz) as one Buffer. */
+export const binaryBody = ((res, cb) => {
+  const chunks: Buffer[] = [];
+  res.on("data", (c: Buffer) => chunks.push(c));
+  res.on("end", () => cb(null, Buffer.concat(chunks)));
+}) satisfies Parameters<import("supertest").Test["parse"]>[0];

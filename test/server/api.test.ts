@@ -11,7 +11,7 @@ import yazl from "yazl";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume, type Volume } from "../../src/image/volume.js";
 import { writeDicomSeries } from "../../src/io/dicom-write.js";
-import { unzip } from "../helpers.js";
+import { binaryBody, unzip } from "../helpers.js";
 import { readVolume, writeVolume } from "../../src/io/index.js";
 import { createServer, listen, type ScoreReconServer } from "../../server/app.js";
 
@@ -252,11 +252,7 @@ describe("jobs", () => {
     const zip = await request(s.app)
       .get(`/api/jobs/${id}/results/tv/download?format=dicom`)
       .buffer(true)
-      .parse((res, cb) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => cb(null, Buffer.concat(chunks)));
-      });
+      .parse(binaryBody);
     expect(zip.status).toBe(200);
     expect(zip.headers["content-type"]).toMatch(/zip/);
     await unzip(zip.body, join(root, "tv-dicom"));

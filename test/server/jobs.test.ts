@@ -15,7 +15,7 @@ import { makeVolume } from "../../src/image/volume.js";
 import { writeDicomSeries } from "../../src/io/dicom-write.js";
 import { readVolume } from "../../src/io/index.js";
 import { createServer, type ScoreReconServer } from "../../server/app.js";
-import { unzip } from "../helpers.js";
+import { binaryBody, unzip } from "../helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "scorerecon-jobs-"));
 const N = 64;
@@ -99,11 +99,7 @@ describe("jobs at run time", () => {
     const zip = await request(s.app)
       .get(`/api/jobs/${id}/results/zero-filled/download?format=dicom`)
       .buffer(true)
-      .parse((res, cb) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => cb(null, Buffer.concat(chunks)));
-      });
+      .parse(binaryBody);
     expect(zip.status).toBe(200);
     const dir = join(root, "export-dicom");
     await unzip(zip.body, dir);
