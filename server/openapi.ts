@@ -259,7 +259,7 @@ export const OPENAPI = {
       post: {
         summary: "Start a reconstruction job",
         requestBody: { content: { "application/json": { schema: jobSpec } } },
-        responses: { 201: json(job, "the queued job"), 400: error, 404: error, 429: error },
+        responses: { 201: json(job, "the queued job"), 400: error, 404: error, 415: error, 429: error },
       },
       get: {
         summary:
