@@ -134,7 +134,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     const v = info && storage.volume(study.id, info.id);
     if (!info || !v) throw notFound("series", req.params.sid);
     const n = sliceIndex(req.params.n, v.slices);
-    sendSlice(req, res, encoded, () => [sliceOf(v, n).data, v, info.window]);
+    sendSlice(req, res, encoded, () => [sliceOf(v, n).data, v, info.window], { immutable: true });
   });
 
   // Jobs.
@@ -173,17 +173,26 @@ export function createServer(o: ServerOptions): ScoreReconServer {
   api.get("/jobs/:id/results/:method/slices/:n", (req, res) => {
     const { job, method, image, series } = resultSlice(jobs, storage, req);
     // The window of a -std map is its own once the job is done.
-    sendSlice(req, res, encoded, () => [image(), series, windowFor(storage, job, method)], job.state);
+    sendSlice(req, res, encoded, () => [image(), series, windowFor(storage, job, method)], {
+      variant: job.state,
+      immutable: job.state === "done",
+    });
   });
   api.get("/jobs/:id/results/:method/error/slices/:n", (req, res) => {
-    const { n, image, series } = resultSlice(jobs, storage, req);
-    sendSlice(req, res, encoded, () => {
-      const truth = sliceOf(series, n).data;
-      const diff = image().map((v, i) => v - truth[i]);
-      let m = 0;
-      for (const d of diff) m = Math.max(m, Math.abs(d));
-      return [diff, series, { center: 0, width: 2 * m || 1 }];
-    });
+    const { job, n, image, series } = resultSlice(jobs, storage, req);
+    sendSlice(
+      req,
+      res,
+      encoded,
+      () => {
+        const truth = sliceOf(series, n).data;
+        const diff = image().map((v, i) => v - truth[i]);
+        let m = 0;
+        for (const d of diff) m = Math.max(m, Math.abs(d));
+        return [diff, series, { center: 0, width: 2 * m || 1 }];
+      },
+      { variant: job.state, immutable: job.state === "done" },
+    );
   });
   api.get("/jobs/:id/results/:method/download", async (req, res) => {
     const job = findJob(jobs, req.params.id);
@@ -235,7 +244,7 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     jobs,
     ready,
     async close() {
-      await jobs.queue.close();
+      await jobs.close();
       await pool?.close();
     },
   };
@@ -289,15 +298,17 @@ function sliceIndex(text: string, slices: number): number {
 }
 
 /**
- * A slice's pixels as JSON. Slices of a study and finished slices of a job never change: the
- * client may keep them, and so does `cache` (by URL and format), so `compute` runs once per slice.
+ * A slice's pixels as JSON, kept in `cache` (by URL, format and `variant`), so `compute` runs once
+ * per slice. Slices of a study and of a done job never change: `immutable`, the client keeps them.
+ * Those of a job not done may (a `-std` map's window is its own only once the job is done): the
+ * client revalidates them by their ETag.
  */
 function sendSlice(
   req: Request,
   res: Response,
   cache: EncodedSlices,
   compute: () => [Float32Array, Volume, { center: number; width: number }],
-  variant = "",
+  { variant = "", immutable }: { variant?: string; immutable: boolean },
 ): void {
   const format = String(req.query.format ?? "int16");
   if (format !== "int16" && format !== "float32")
@@ -312,7 +323,10 @@ function sendSlice(
     });
     return Buffer.from(JSON.stringify(pixels));
   });
-  res.set({ "Cache-Control": "private, max-age=31536000, immutable", ETag: etag });
+  res.set({
+    "Cache-Control": immutable ? "private, max-age=31536000, immutable" : "private, no-cache",
+    ETag: etag,
+  });
   res.type("application/json").send(body);
 }
 

@@ -19,6 +19,7 @@ import {
   toOperatorUnits,
   type ProgressEvent,
 } from "../src/recon/reconstruct.js";
+import type { MethodRequest } from "../src/recon/methods.js";
 import type { SliceRunner } from "../src/recon/pool.js";
 import { withModelDir } from "./models.js";
 import type { ResolvedJob } from "./spec.js";
@@ -26,6 +27,9 @@ import type { Storage } from "./storage.js";
 
 export type JobState = "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
 export const FINAL_STATES: readonly JobState[] = ["done", "failed", "cancelled", "interrupted"];
+
+/** The abort reason of a stopping server: its running jobs stay queued and resume at the next start. */
+export const SERVER_STOPPING = "server stopping";
 
 /** Server starts that found a job running (the server died under it) before it is failed. */
 export const MAX_INTERRUPTIONS = 2;
@@ -123,7 +127,7 @@ export class EmbeddedQueue implements JobQueue {
 
   async close(): Promise<void> {
     this.closed = true;
-    for (const c of this.running.values()) c.abort(new Error("server stopping"));
+    for (const c of this.running.values()) c.abort(new Error(SERVER_STOPPING));
   }
 }
 
@@ -133,7 +137,10 @@ export class JobService {
   private readonly runs = new Map<string, Promise<void>>();
   /** Why a job is being cancelled, when not by its own DELETE. */
   private readonly cancelReasons = new Map<string, JobRecord["error"]>();
-  /** Per job: whether its CT values are in HU (output units differ from operator units). */
+  /**
+   * Per job whose finished slices are read (running, cancelled, failed): whether its CT values are
+   * in HU (output units differ from operator units). Dropped when the job is done or its outputs go.
+   */
   private readonly huOf = new Map<string, boolean>();
   private readonly saving = new Map<string, Promise<void>>();
   queue: JobQueue;
@@ -178,6 +185,17 @@ export class JobService {
       }
   }
 
+  /**
+   * A graceful stop: the running jobs are stopped with SERVER_STOPPING, and this resolves once
+   * their runs have ended and every record is written (they are saved queued, and the next start
+   * resumes them as they were, not as jobs the server died under).
+   */
+  async close(): Promise<void> {
+    await this.queue.close();
+    await Promise.allSettled([...this.runs.values()]);
+    await Promise.allSettled([...this.saving.values()]);
+  }
+
   get(id: string): JobRecord | undefined {
     return this.storage.job(id);
   }
@@ -212,7 +230,8 @@ export class JobService {
   /**
    * Before a study is deleted: cancels its queued and running jobs, waits until they have
    * stopped, and removes every one of its jobs' results and finished slices. The records stay,
-   * with error `study_deleted`.
+   * with error `study_deleted` (unless they have an error of their own): also a job whose run
+   * finished (done) while it was being stopped.
    */
   async removeStudyJobs(study: string): Promise<void> {
     const reason = { code: "study_deleted", message: "the job's study was deleted" };
@@ -224,11 +243,15 @@ export class JobService {
         if (running) await running;
         // Queued on a queue that cancels later (Redis): stopped here; its run, if it comes, skips it.
         else if (!this.isFinal(job)) await this.finishCancelled(job);
-      } else if (!job.error) {
+        // A run that ended without seeing the cancellation leaves its reason unused.
+        this.cancelReasons.delete(job.id);
+      }
+      if (!job.error) {
         job.error = reason;
         await this.save(job);
       }
       await this.storage.removeJobOutputs(job.id);
+      this.huOf.delete(job.id);
     }
   }
 
@@ -250,6 +273,8 @@ export class JobService {
     job.state = state;
     job.finished = new Date().toISOString();
     if (error) job.error = error;
+    // A done job's slices are read from its result volumes, in output units.
+    if (state === "done") this.huOf.delete(job.id);
     for (const p of Object.values(job.progress)) delete p.current;
     await this.save(job);
     this.emit({ type: "state", job: job.id, state, ...(error ? { error } : {}) });
@@ -323,7 +348,7 @@ export class JobService {
       const pool = typeof this.runner === "function" ? this.runner(id) : this.runner;
       const result = await reconstruct({
         acquisition: plan.acquisition,
-        methods: plan.methods.map((m) => withModelDir(m, this.storage.root)),
+        methods: plan.methods.map((m) => this.runRequest(m)),
         priorField: "model",
         volume,
         seed: plan.spec.seed,
@@ -345,12 +370,20 @@ export class JobService {
     } catch (err) {
       if (signal.aborted) {
         // A stopping server leaves the job queued: the next start resumes it.
-        if (String((signal.reason as Error)?.message) === "server stopping") {
+        if (String((signal.reason as Error)?.message) === SERVER_STOPPING) {
           job.state = "queued";
           await this.save(job);
         } else await this.finishCancelled(job);
       } else await this.finish(job, "failed", this.errorOf(id, err));
     }
+  }
+
+  /**
+   * A planned method as the job runs it, and as its finished slices are keyed in the job's slice
+   * store: the prior's API name (params.model) becomes its folder (server/models.ts).
+   */
+  private runRequest(m: MethodRequest): MethodRequest {
+    return withModelDir(m, this.storage.root);
   }
 
   /** A job's error as the API tells it: a user error's message, or an id for the server's log. */
@@ -376,9 +409,17 @@ export class JobService {
       return v?.data.subarray((slice - a) * n, (slice - a + 1) * n);
     }
     const std = method.endsWith("-std");
-    const request = job.plan.methods.find((m) => m.name === (std ? method.slice(0, -4) : method));
+    const planned = job.plan.methods.find((m) => m.name === (std ? method.slice(0, -4) : method));
     const series = this.storage.volume(job.study, job.plan.seriesId);
-    if (!request || !series) return undefined;
+    if (!planned || !series) return undefined;
+    let request: MethodRequest;
+    try {
+      request = this.runRequest(planned);
+    } catch (e) {
+      // Its model was removed: the slices keyed on its folder cannot be found.
+      if (e instanceof UserError) return undefined;
+      throw e;
+    }
     const { acquisition } = job.plan;
     const hu = this.inHu(job, series);
     const k = slice - a;

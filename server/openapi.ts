@@ -105,7 +105,7 @@ const jobSpec = {
         acceleration: { type: "number", default: 4 },
         centerFraction: { type: "number", default: 0.08 },
         mask: { type: "string", enum: ["random", "equispaced", "vd2d"], default: "random" },
-        seed: { type: "integer", default: 0 },
+        seed: { type: "integer", minimum: 0, maximum: 2 ** 31 - 1, default: 0 },
         noiseSigma: { type: "number", default: 0 },
       },
     },
@@ -131,7 +131,13 @@ const jobSpec = {
       items: { oneOf: METHODS.map(methodSchema) },
     },
     model: { type: "string", description: "a model name from GET /api/models (default: the shipped prior)" },
-    seed: { type: "integer", default: 0, description: "seed of the measurement noise" },
+    seed: {
+      type: "integer",
+      minimum: 0,
+      maximum: 2 ** 31 - 1,
+      default: 0,
+      description: "seed of the measurement noise",
+    },
   },
 };
 

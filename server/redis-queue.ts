@@ -5,7 +5,7 @@
  */
 import { Queue, Worker } from "bullmq";
 import { redisConnection, redisOutages, watchRedisErrors } from "../src/queue/slice-queue.js";
-import type { JobQueue } from "./jobs.js";
+import { SERVER_STOPPING, type JobQueue } from "./jobs.js";
 
 const JOB_QUEUE = "scorerecon-jobs";
 
@@ -62,7 +62,7 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
-    for (const c of this.running.values()) c.abort(new Error("server stopping"));
+    for (const c of this.running.values()) c.abort(new Error(SERVER_STOPPING));
     // Without Redis a graceful close waits for it forever: the running jobs' locks expire instead.
     await this.worker.close(redisOutages(this.url).outage);
     await this.queue.close();

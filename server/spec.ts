@@ -25,7 +25,7 @@ export const JobSpecSchema = z
         acceleration: z.number().min(1).max(64).default(4),
         centerFraction: z.number().min(0).max(1).default(0.08),
         mask: z.enum(MASK_KINDS).default("random"),
-        seed: int(0, 2 ** 31).default(0),
+        seed: int(0, 2 ** 31 - 1).default(0),
         noiseSigma: z.number().min(0).default(0),
       })
       .strict()
@@ -58,7 +58,7 @@ export const JobSpecSchema = z
     /** A model name from GET /api/models, for the score-based methods. */
     model: z.string().optional(),
     /** Seed of the measurement noise. */
-    seed: int(0, 2 ** 31).default(0),
+    seed: int(0, 2 ** 31 - 1).default(0),
   })
   .strict();
 
@@ -155,7 +155,7 @@ function resolve(
         "bad_job",
         `methods[${i}].model`,
       );
-    const r = methodRequest(m.name, m.params, modality, `methods[${i}]`);
+    const r = methodRequest(m.name, m.params, modality, `methods[${i}]`, false, true);
     if (!findMethod(m.name).needsPrior) return r;
     checkPrior(dir, modality, "model");
     return { ...r, params: { ...r.params, model } };

@@ -82,7 +82,7 @@ export function uploadMiddleware(storage: Storage, limits: UploadLimits): Reques
         const tooLarge = err.code === "LIMIT_FILE_SIZE" || err.code === "LIMIT_FILE_COUNT";
         const message =
           err.code === "LIMIT_FILE_SIZE"
-            ? `files: a file is larger than the limit of ${limits.fileSize} bytes`
+            ? `files: a file is larger than the limit of ${formatBytes(limits.fileSize)}`
             : err.code === "LIMIT_FILE_COUNT"
               ? `files: more than ${limits.files} files`
               : err.code === "LIMIT_UNEXPECTED_FILE"
@@ -177,7 +177,7 @@ function extractZip(
           if (entry.uncompressedSize > limits.fileSize)
             return fail(
               tooLarge(
-                `${entry.fileName} expands to ${entry.uncompressedSize} bytes, over the limit of ${formatBytes(limits.fileSize)} per file`,
+                `${displayName(entry.fileName)} expands to ${formatBytes(entry.uncompressedSize)}, over the limit of ${formatBytes(limits.fileSize)} per file`,
               ),
             );
           declared += entry.uncompressedSize;
@@ -193,12 +193,14 @@ function extractZip(
             const name = `z${String(++files.count).padStart(6, "0")}${extensionOf(entry.fileName)}`;
             names.set(name, `${zipName}/${displayName(entry.fileName)}`);
             const stream = await new Promise<NodeJS.ReadableStream>((ok, no) =>
-              zip.openReadStream(entry, (e, s) => (e || !s ? no(damaged(entry.fileName)) : ok(s))),
+              zip.openReadStream(entry, (e, s) =>
+                e || !s ? no(damaged(displayName(entry.fileName))) : ok(s),
+              ),
             );
             // Counted as it flows: the sizes in the directory could lie (yauzl checks them too).
             await pipeline(stream, budget.meter(zipName), createWriteStream(join(dir, name))).catch(
               (e: unknown) => {
-                throw e instanceof UserError ? e : damaged(entry.fileName);
+                throw e instanceof UserError ? e : damaged(displayName(entry.fileName));
               },
             );
           }

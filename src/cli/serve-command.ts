@@ -20,7 +20,7 @@ export function registerServe(program: Command): void {
     .option("--workers <N>", "reconstruction worker processes (default: the machine's cores)")
     .option(
       "--worker-memory <MiB>",
-      "heap limit of each worker process, in MiB (default: half the memory shared by the workers, 256-4096)",
+      "heap limit of each worker process of the embedded pool, in MiB (default: half the memory shared by the workers, 256-4096); not with REDIS_URL, where `scorerecon worker` processes run the slices",
     )
     .option(
       "--max-file-mib <MiB>",
@@ -54,6 +54,13 @@ export function registerServe(program: Command): void {
       checkFolder("--data-dir", o.dataDir);
       const token = process.env.SCORERECON_TOKEN || undefined;
       const redisUrl = process.env.REDIS_URL || undefined;
+      // With Redis there is no local pool: the queue's `scorerecon worker` processes run the slices.
+      if (redisUrl && workerMemoryMb !== undefined)
+        throw new UserError(
+          "--worker-memory: is for the embedded pool; with REDIS_URL set, slices run on `scorerecon worker` processes",
+          "bad_flag",
+          "--worker-memory",
+        );
       const { checkRedis, redisOutages } = await import("../queue/slice-queue.js");
       if (redisUrl) {
         await checkRedis(redisUrl, "REDIS_URL");

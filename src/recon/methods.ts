@@ -326,7 +326,7 @@ function fromText(spec: ParamSpec, text: string): ParamValue {
  * of its declared type and range (ParamSpec). `field` names the place in the errors (the CLI's
  * `method`, or a job's `methods[1]`; a parameter is `<field>.<key>`). `text`: values are the
  * command line's text, converted to their declared type first; otherwise (a JSON job) they must
- * already have it.
+ * already have it. `api`: the parameters of the API's schema (paramsSchema), not the prior's folder.
  */
 export function methodRequest(
   name: string,
@@ -334,8 +334,11 @@ export function methodRequest(
   modality: Modality,
   field = "method",
   text = false,
+  api = false,
 ): MethodRequest {
   const method = findMethod(name, field);
+  // The parameters this caller may give (the API's leave out the prior's folder).
+  const takes = Object.keys(paramsSchema(method, api).shape);
   if (!method.modalities.includes(modality))
     throw new UserError(
       `method '${name}' does not apply to ${modality.toUpperCase()} (it is for ${method.modalities.join(", ")})`,
@@ -344,10 +347,10 @@ export function methodRequest(
     );
   const params = methodDefaults(method, modality);
   for (const [key, raw] of Object.entries(given)) {
-    const spec = method.params[key];
+    const spec = takes.includes(key) ? method.params[key] : undefined;
     if (!spec)
       throw new UserError(
-        `method '${name}' has no parameter '${key}' (it takes: ${Object.keys(method.params).join(", ") || "none"})`,
+        `method '${name}' has no parameter '${key}' (it takes: ${takes.join(", ") || "none"})`,
         "bad_method",
         field,
       );

@@ -73,6 +73,29 @@ describe("hostile method parameters", () => {
     expect(s.jobs.list()).toEqual([]);
   });
 
+  it("seeds past 2**31 - 1 (a method's largest seed) are a 400 naming the field", async () => {
+    for (const [spec, field] of [
+      [{ seed: 2 ** 31 }, "seed"],
+      [{ mri: { seed: 2 ** 31 } }, "mri.seed"],
+    ] as const) {
+      const r = await request(s.app)
+        .post("/api/jobs")
+        .send({ study: mr, methods: [{ name: "zero-filled" }], ...spec });
+      expect(r.status, JSON.stringify(r.body)).toBe(400);
+      expect(r.body.error.field).toBe(field);
+    }
+    expect(s.jobs.list()).toEqual([]);
+  });
+
+  it("an unknown parameter's message lists the parameters the API takes, not 'model'", async () => {
+    const r = await request(s.app)
+      .post("/api/jobs")
+      .send({ study: mr, methods: [{ name: "score", params: { stepz: 3 } }] });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toMatch(/has no parameter 'stepz' \(it takes: steps, .*\)$/);
+    expect(r.body.error.message).not.toMatch(/\bmodel\b/);
+  });
+
   it("the server is still up and answering after them", async () => {
     expect((await request(s.app).get("/healthz")).status).toBe(200);
     expect((await request(s.app).get("/api/jobs")).body.jobs).toEqual([]);

@@ -176,6 +176,21 @@ describe("serve: bad --port, --data-dir or REDIS_URL", () => {
     );
     expect(existsSync(dir)).toBe(false);
   });
+
+  it.concurrent(
+    "--worker-memory with REDIS_URL (no embedded pool): refused, before Redis is tried",
+    async () => {
+      const dir = join(root, "serve-redis-memory");
+      const r = await cli(["serve", "--port", "0", "--data-dir", dir, "--worker-memory", "512"], {
+        REDIS_URL: "redis://127.0.0.1:1",
+      });
+      expectOneLineError(
+        r,
+        /^scorerecon: error: --worker-memory: is for the embedded pool; with REDIS_URL set/,
+      );
+      expect(existsSync(dir)).toBe(false);
+    },
+  );
 });
 
 describe("reconstruct --queue", () => {

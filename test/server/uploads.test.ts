@@ -172,6 +172,26 @@ describe("decompression limit (2 MiB here)", () => {
   });
 });
 
+describe("file-size limit (4 MiB here)", () => {
+  it("a zip entry over it is named as the user would read it, sizes in MiB", async () => {
+    // A long entry name with control characters: quoted cleaned and shortened, never raw.
+    const name = `a\u0001\u001b[31m${"b".repeat(300)}.dcm`;
+    const zip = await zipOf([[name, Buffer.alloc(5 * MiB)]]);
+    const r = await upload([["big.zip", zip]]);
+    expectRefused(
+      r,
+      413,
+      /^big\.zip: a\?\?\[31mb+\.\.\. expands to 5 MiB, over the limit of 4 MiB per file$/,
+    );
+    expect(r.body.error.message.length).toBeLessThan(200);
+  });
+
+  it("a file over it is refused naming the limit in MiB", async () => {
+    const r = await upload([["big.dcm", Buffer.alloc(5 * MiB)]]);
+    expectRefused(r, 413, /^files: a file is larger than the limit of 4 MiB$/);
+  });
+});
+
 describe("degenerate images are refused at upload, naming the user's file", () => {
   it("a file that is not DICOM is named by the user's name", async () => {
     const r = await upload([["kspace.npy", Buffer.from("\x93NUMPY not an image")]]);
