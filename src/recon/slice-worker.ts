@@ -23,6 +23,7 @@ process.on("message", async ({ task }: SliceRequest) => {
   } catch (err) {
     if (err instanceof UserError)
       send({ kind: "error", message: err.message, code: err.code, field: err.field });
-    else send({ kind: "error", message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    else if (err instanceof Error) send({ kind: "error", message: err.message, stack: err.stack });
+    else send({ kind: "error", message: String(err) });
   }
 });
