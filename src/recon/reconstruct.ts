@@ -164,7 +164,7 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       ? { image: sliceOf(req.volume, k).data.slice(), dataRange, hu }
       : undefined;
   const ownPool =
-    !req.pool && workers > 1 ? new SlicePool(Math.min(workers, slices * req.methods.length)) : undefined;
+    !req.pool && workers > 1 ? new SlicePool(slicePoolSize(workers, slices, req.methods.length)) : undefined;
   const pool = req.pool ?? ownPool;
   // A method that fails stops its own slices, not the other methods' (a cancellation stops all).
   const failed = new Map<string, unknown>();
@@ -248,6 +248,14 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   } finally {
     await ownPool?.close();
   }
+}
+
+/**
+ * The worker processes `reconstruct` starts for `workers` (more than one) on a study of `slices`
+ * slices and `methods` methods: no more than it has tasks. The engine line names the same count.
+ */
+export function slicePoolSize(workers: number, slices: number, methods: number): number {
+  return Math.max(1, Math.min(Math.floor(workers), slices * methods));
 }
 
 /**
