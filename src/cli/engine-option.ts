@@ -17,7 +17,7 @@ export function engineChoice(flag: string | undefined): EngineChoice {
 }
 
 /**
- * Selects the engine once, for `workers` threads evaluating at once; the line naming it goes to
+ * Selects the engine once, for `workers` worker processes evaluating at once; the line naming it goes to
  * stderr (through `log` when given).
  */
 export function startEngine(

@@ -23,7 +23,7 @@ import type { SdeConfig } from "../prior/sde.js";
 import { requireTrainingData, trainPrior } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";
 import { checkFolder, parseChoice, parseModality, parseNumber, selectSlices } from "./options.js";
-import { engineOption, startEngine } from "./engine-option.js";
+import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { progressBar } from "./progress.js";
 
 const IMAGE_FILE = /\.(nii|nii\.gz|npy|png)$/i;
@@ -95,6 +95,8 @@ export function registerPriorCommands(program: Command): void {
     .addOption(backendOption())
     .addOption(engineOption())
     .action(async (o, cmd: Command) => {
+      // Checked before any work: the engine itself starts only for the sample grid at the end.
+      engineChoice(o.engine);
       const modality = parseModality(o.modality);
       const phantom = o.phantom
         ? (parseChoice("--phantom", o.phantom, PHANTOM_KINDS) as PhantomKind)
@@ -238,6 +240,7 @@ export function registerPriorCommands(program: Command): void {
     .addOption(backendOption())
     .addOption(engineOption())
     .action(async (o) => {
+      engineChoice(o.engine);
       if (!/\.png$/i.test(o.out))
         throw new UserError(
           `--out must name a .png file (the sample grid), got '${o.out}'`,

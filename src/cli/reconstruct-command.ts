@@ -24,6 +24,7 @@ import { describeAcquisition } from "../recon/acquisition.js";
 import { describeDerivation, METHODS, parseMethods } from "../recon/methods.js";
 import {
   reconstruct,
+  slicePoolSize,
   type ProgressEvent,
   type ReconRequest,
   type ReconResult,
@@ -154,13 +155,17 @@ export function registerReconstruct(program: Command): void {
     // What holds for every study fails once, here, not once per study of a batch.
     if (o.modality) parseMethods(o.method, parseModality(o.modality));
     if (o.queue) await checkQueue(o.queue, o.dataDir, o.out);
-    // The engine for score-based methods, named before the progress bars draw: here or in the worker
-    // threads (which inherit the choice); with --queue, the queue workers use their own.
+    // The engine for score-based methods, named (once, by the first study) before the progress bars
+    // draw, for the worker processes that study's pool has (which inherit the choice); with --queue,
+    // the queue workers use their own.
     const names = String(o.method)
       .split(",")
       .map((m) => m.split(":")[0].trim());
-    if (!o.queue && METHODS.some((m) => m.needsPrior && names.includes(m.name)))
-      await startEngine(o.engine, workers);
+    const engine =
+      !o.queue && METHODS.some((m) => m.needsPrior && names.includes(m.name))
+        ? (tasks: { slices: number; methods: number }) =>
+            startEngine(o.engine, slicePoolSize(workers, tasks.slices, tasks.methods))
+        : undefined;
     const { studies, batch } = o.in
       ? expandStudies(o.in as string[])
       : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };
@@ -183,7 +188,7 @@ export function registerReconstruct(program: Command): void {
         };
         let run: Awaited<ReturnType<typeof runStudy>>;
         try {
-          run = await runStudy(study, out, o, workers, onProgress);
+          run = await runStudy(study, out, o, workers, onProgress, engine);
         } catch (err) {
           if (!batch || !(err instanceof UserError)) throw err;
           failed.push({ study: study.name, error: err.message });
@@ -250,6 +255,7 @@ async function runStudy(
   o: any,
   workers: number,
   onProgress: (e: ProgressEvent, units: number, done: () => number) => void,
+  engine?: (tasks: { slices: number; methods: number }) => Promise<unknown>,
 ): Promise<{ result: ReconResult; reference?: Volume; resumed: number }> {
   // Finished slices are always kept (so that a later --resume can use them), reused only with --resume.
   const storeDir = join(out, ".slices");
@@ -278,6 +284,7 @@ async function runStudy(
     // Without an acquisition file, how the array was taken is the run's first line.
     if (meas.interpretation) process.stderr.write(`scorerecon: ${meas.interpretation}\n`);
     const methods = withModel(parseMethods(o.method, meas.acquisition.modality), o.model);
+    await engine?.({ slices: meas.like.slices, methods: methods.length });
     const result = await run({
       acquisition: meas.acquisition,
       methods,
@@ -295,6 +302,7 @@ async function runStudy(
   const modality = modalityFor(o.modality, reference);
   const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
   const methods = withModel(parseMethods(o.method, modality), o.model);
+  await engine?.({ slices: reference.slices, methods: methods.length });
   const result = await run({
     acquisition: acq,
     methods,

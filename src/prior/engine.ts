@@ -4,7 +4,7 @@
  * builds in memory from the loaded weights, so it can never be stale. `tfjs`: the TensorFlow.js
  * network itself (src/prior/unet.ts), on the backend of src/prior/backend.ts. `auto` (the default)
  * is ONNX Runtime when it loads, else tfjs. `--engine` or SCORERECON_ENGINE chooses; the choice is
- * printed once, and worker threads started later inherit it (through SCORERECON_ENGINE).
+ * printed once, and worker processes started later inherit it (through SCORERECON_ENGINE).
  *
  * Both engines compute the same function (test/prior/onnx.test.ts: to 1e-4 relative), and every
  * sampler calls one ScoreEngine. Training always runs on tfjs.
@@ -47,7 +47,7 @@ let chosen: EngineName | undefined;
 let runtime: OrtRuntime | undefined;
 
 /**
- * ONNX Runtime's intra-op threads per evaluation when `workers` threads evaluate at once: the
+ * ONNX Runtime's intra-op threads per evaluation when `workers` processes evaluate at once: the
  * cores divided among them (workers x threads <= cores). Its results do not depend on it
  * (test/prior/onnx.test.ts), so a seed gives the same bytes with any number of workers.
  */
@@ -57,7 +57,7 @@ export function threadsPerWorker(workers: number): number {
 
 let threads = threadsPerWorker(1);
 
-/** Sets this thread's intra-op threads per evaluation (the pool's workers: threadsPerWorker). */
+/** Sets this process's intra-op threads per evaluation (the pool's workers: threadsPerWorker). */
 export function setEngineThreads(n: number): void {
   threads = Math.max(1, Math.floor(n));
 }
@@ -124,9 +124,9 @@ function reason(e: unknown): string {
 }
 
 /**
- * Selects the engine once per thread (and the tfjs backend, which the samplers use either way);
+ * Selects the engine once per process (and the tfjs backend, which the samplers use either way);
  * later calls return the same name. `log` receives one line naming it, with the threads per
- * evaluation when `workers` threads evaluate at once.
+ * evaluation when `workers` worker processes evaluate at once.
  */
 export async function initEngine(
   choice: string = process.env.SCORERECON_ENGINE || "auto",
@@ -163,7 +163,7 @@ export async function initEngine(
     }
   }
   chosen = name;
-  // Worker threads started from now on take the same engine without probing again.
+  // Worker processes started from now on take the same engine without probing again.
   process.env.SCORERECON_ENGINE = name;
   return name;
 }

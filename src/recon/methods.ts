@@ -59,7 +59,7 @@ export interface ReconMethod {
   params: Readonly<Record<string, ParamSpec>>;
   /** Defaults that differ for one modality (tuned per modality), over the declared ones. */
   modalityDefaults?: Partial<Record<Modality, Params>>;
-  /** Uses a trained prior (TensorFlow.js must be initialised first). */
+  /** Uses a trained prior (the inference engine must be started first: initEngine). */
   needsPrior?: boolean;
   /** The image, or for posterior sampling with samples > 1 the mean and the per-pixel std. */
   run(ctx: MethodContext, params: Params): Float32Array | { image: Float32Array; std: Float32Array };

@@ -22,7 +22,8 @@ export interface SliceRequest {
 export type WorkerMessage =
   | { kind: "progress"; done: number; total: number }
   | { kind: "done"; output: SliceOutput }
-  | { kind: "error"; message: string; code?: string; field?: string };
+  /** A UserError carries its code (and field); any other error its stack, apart from its message. */
+  | { kind: "error"; message: string; code?: string; field?: string; stack?: string };
 
 /**
  * Default heap limit of one worker (MiB): half the machine's memory shared by the workers, at
@@ -154,7 +155,12 @@ export class SlicePool implements SliceRunner {
           if (m.kind === "progress") return onIteration?.(m.done, m.total);
           cleanup();
           if (m.kind === "done") resolve(m.output);
-          else reject(m.code ? new UserError(m.message, m.code, m.field) : new Error(m.message));
+          else
+            reject(
+              m.code
+                ? new UserError(m.message, m.code, m.field)
+                : Object.assign(new Error(m.message), m.stack ? { stack: m.stack } : {}),
+            );
         };
         const onExit = (code: number | null, sig: NodeJS.Signals | null) => {
           cleanup();

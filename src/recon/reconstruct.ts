@@ -164,10 +164,14 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
       ? { image: sliceOf(req.volume, k).data.slice(), dataRange, hu }
       : undefined;
   const ownPool =
-    !req.pool && workers > 1 ? new SlicePool(Math.min(workers, slices * req.methods.length)) : undefined;
+    !req.pool && workers > 1 ? new SlicePool(slicePoolSize(workers, slices, req.methods.length)) : undefined;
   const pool = req.pool ?? ownPool;
   // A method that fails stops its own slices, not the other methods' (a cancellation stops all).
   const failed = new Map<string, unknown>();
+  // Stops every running task: on the caller's cancel, and when the job fails otherwise (a slice
+  // that cannot be stored), so that no task goes on after it and nothing reports progress.
+  const stop = new AbortController();
+  const signal = req.signal ? AbortSignal.any([req.signal, stop.signal]) : stop.signal;
   try {
     // Every (method, slice) task, finished ones taken from the store; with a pool, N at a time.
     const outputs = await mapConcurrent(
@@ -177,7 +181,9 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
         if (failed.has(method.name)) return undefined;
         const key: SliceKey = { acquisition: acq, method, slice, input: inputOf(slice) };
         const event = { slice, slices, method: method.name, resumed: false, finished: false };
-        const report = (done: number, total: number) => req.onProgress?.({ ...event, done, total });
+        const report = (done: number, total: number) => {
+          if (!signal.aborted) req.onProgress?.({ ...event, done, total });
+        };
         const finish = (output: SliceOutput, resumed: boolean) => {
           const image = fromOperatorUnits(output.image, hu);
           // Scored by the task where it ran; here only when it was not (a resumed or queued slice).
@@ -209,20 +215,22 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
           ...(req.priorField ? { priorField: req.priorField } : {}),
           ...(truth ? { truth } : {}),
         };
-        req.signal?.throwIfAborted();
+        signal.throwIfAborted();
         let output: SliceOutput;
         try {
-          output = pool ? await pool.run(task, report, req.signal) : runSliceTask(task, report, req.signal);
+          output = pool ? await pool.run(task, report, signal) : runSliceTask(task, report, signal);
         } catch (err) {
-          if (req.signal?.aborted) throw err;
+          if (signal.aborted) throw err;
           if (!failed.has(method.name)) failed.set(method.name, err);
           return undefined;
         }
         if (!output.stored) await req.store?.put(key, output);
         // Let the event loop breathe between slices (server progress, Ctrl-C).
         await new Promise((r) => setImmediate(r));
+        signal.throwIfAborted();
         return finish(output, false);
       },
+      stop,
     );
     if (failed.size === req.methods.length) throw failed.values().next().value;
     const results: MethodResult[] = [];
@@ -242,14 +250,35 @@ export async function reconstruct(req: ReconRequest): Promise<ReconResult> {
   }
 }
 
-/** Runs f over items with at most `limit` at once; results in input order. */
-async function mapConcurrent<T, R>(items: T[], limit: number, f: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * The worker processes `reconstruct` starts for `workers` (more than one) on a study of `slices`
+ * slices and `methods` methods: no more than it has tasks. The engine line names the same count.
+ */
+export function slicePoolSize(workers: number, slices: number, methods: number): number {
+  return Math.max(1, Math.min(Math.floor(workers), slices * methods));
+}
+
+/**
+ * Runs f over items with at most `limit` at once; results in input order. The first f that fails
+ * aborts `stop` (with its error) and no lane starts another item.
+ */
+async function mapConcurrent<T, R>(
+  items: T[],
+  limit: number,
+  f: (item: T) => Promise<R>,
+  stop: AbortController,
+): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const lane = async () => {
-    while (next < items.length) {
+    while (next < items.length && !stop.signal.aborted) {
       const i = next++;
-      out[i] = await f(items[i]);
+      try {
+        out[i] = await f(items[i]);
+      } catch (err) {
+        if (!stop.signal.aborted) stop.abort(err);
+        throw err;
+      }
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));

@@ -64,6 +64,19 @@ const checkAbort = (signal?: AbortSignal) => {
 };
 
 /**
+ * Runs a sampler's loop on its current sample `state.x`: the sample it ends with is returned, and
+ * on an error (a cancel) the current one is freed, so that no run leaves a tensor behind.
+ */
+function owning(state: { x: tf.Tensor }, loop: () => tf.Tensor): tf.Tensor {
+  try {
+    return loop();
+  } catch (err) {
+    state.x.dispose();
+    throw err;
+  }
+}
+
+/**
  * Step i of `steps` times evenly spaced from `from` down to eps (one step: `from` alone),
  * computed per step: nothing the size of the step count is allocated.
  */
@@ -102,35 +115,47 @@ export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsO
   const aty = p.op.adjoint(p.y);
   const cg = o.cgIterations ?? 5;
   const eta = o.eta ?? 1;
-  let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(t(0)));
-  if (tStart < sde.T) {
-    const start = o.start?.() ?? conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg);
-    const shifted = tf.add(x, tf.tensor4d(start, [1, p.rows, p.cols, 1]));
-    x.dispose();
-    x = shifted;
-  }
-  for (let i = 0; i < steps; i++) {
-    checkAbort(o.signal);
-    const s = sde.std(t(i));
-    const sNext = i + 1 < steps ? sde.std(t(i + 1)) : 0;
-    const x0 = tf.tidy(() => tf.add(x, tf.mul(score(x, t(i)), s * s)));
-    const x0dc = perSample(x0, (v) => dataConsistency(p, aty, v, cg, s));
-    const next = tf.tidy(() => {
-      if (sNext === 0) return x0dc.clone();
-      const epsHat = tf.div(tf.sub(x, x0), s);
-      const c = eta * Math.sqrt((sNext * sNext * (s * s - sNext * sNext)) / (s * s));
-      return tf.add(
-        tf.add(x0dc, tf.mul(epsHat, Math.sqrt(Math.max(0, sNext * sNext - c * c)))),
-        tf.mul(noise(x.shape), c),
-      );
-    });
-    x.dispose();
-    x0.dispose();
-    x0dc.dispose();
-    x = next;
-    o.onStep?.(i + 1, steps);
-  }
-  return x;
+  const start =
+    tStart < sde.T
+      ? (o.start?.() ?? conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg))
+      : undefined;
+  const state = {
+    x: tf.tidy(() => {
+      const x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(t(0)));
+      return start ? tf.add(x, tf.tensor4d(start, [1, p.rows, p.cols, 1])) : x;
+    }),
+  };
+  return owning(state, () => {
+    for (let i = 0; i < steps; i++) {
+      checkAbort(o.signal);
+      const x = state.x;
+      const s = sde.std(t(i));
+      const sNext = i + 1 < steps ? sde.std(t(i + 1)) : 0;
+      const x0 = tf.tidy(() => tf.add(x, tf.mul(score(x, t(i)), s * s)));
+      let x0dc: tf.Tensor;
+      try {
+        x0dc = perSample(x0, (v) => dataConsistency(p, aty, v, cg, s));
+      } catch (err) {
+        x0.dispose();
+        throw err;
+      }
+      const next = tf.tidy(() => {
+        if (sNext === 0) return x0dc.clone();
+        const epsHat = tf.div(tf.sub(x, x0), s);
+        const c = eta * Math.sqrt((sNext * sNext * (s * s - sNext * sNext)) / (s * s));
+        return tf.add(
+          tf.add(x0dc, tf.mul(epsHat, Math.sqrt(Math.max(0, sNext * sNext - c * c)))),
+          tf.mul(noise(x.shape), c),
+        );
+      });
+      x.dispose();
+      x0.dispose();
+      x0dc.dispose();
+      state.x = next;
+      o.onStep?.(i + 1, steps);
+    }
+    return state.x;
+  });
 }
 
 /** DDS data consistency of one Tweedie estimate. */
@@ -176,30 +201,37 @@ export function songSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: Son
       for (let i = 0; i < n; i++) v[i] += weight * d[i];
       return v;
     });
-  let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.priorStd());
-  for (let i = 0; i < steps; i++) {
-    checkAbort(o.signal);
-    const t = timeAt(i, steps, sde.T, eps);
-    const sigma = sde.std(t);
-    const step = (fn: (v: tf.Tensor) => tf.Tensor) => {
-      const dc = replace(x, sigma, lambda);
-      const out = tf.tidy(() => fn(dc));
-      dc.dispose();
-      x.dispose();
-      x = out;
-    };
-    step((v) => langevinStep(sde, score, v, t, steps, o.snr ?? 0.16, 1, noise)[0]);
-    step((v) => predictorStep(sde, score, v, t, steps, "reverse-diffusion", noise)[1]);
-    o.onStep?.(i + 1, steps);
+  const state = { x: tf.tidy(() => tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.priorStd())) };
+  const x0 = owning(state, () => {
+    for (let i = 0; i < steps; i++) {
+      checkAbort(o.signal);
+      const t = timeAt(i, steps, sde.T, eps);
+      const sigma = sde.std(t);
+      const step = (fn: (v: tf.Tensor) => tf.Tensor) => {
+        const dc = replace(state.x, sigma, lambda);
+        const out = tf.tidy(() => fn(dc));
+        dc.dispose();
+        state.x.dispose();
+        state.x = out;
+      };
+      step((v) => langevinStep(sde, score, v, t, steps, o.snr ?? 0.16, 1, noise)[0]);
+      step((v) => predictorStep(sde, score, v, t, steps, "reverse-diffusion", noise)[1]);
+      o.onStep?.(i + 1, steps);
+    }
+    // Final Tweedie denoise, then the lambda = 1 projection onto the measurements.
+    const t = timeAt(steps - 1, steps, sde.T, eps);
+    const s = sde.std(t);
+    const x = state.x;
+    const denoised = tf.tidy(() => tf.add(x, tf.mul(score(x, t), s * s)));
+    x.dispose();
+    state.x = denoised;
+    return denoised;
+  });
+  try {
+    return replace(x0, 0, 1);
+  } finally {
+    x0.dispose();
   }
-  // Final Tweedie denoise, then the lambda = 1 projection onto the measurements.
-  const t = timeAt(steps - 1, steps, sde.T, eps);
-  const s = sde.std(t);
-  const x0 = tf.tidy(() => tf.add(x, tf.mul(score(x, t), s * s)));
-  x.dispose();
-  const out = replace(x0, 0, 1);
-  x0.dispose();
-  return out;
 }
 
 export interface LangevinOptions extends ConditionalOptions {
@@ -216,27 +248,30 @@ export function langevinSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o:
   // The prior term is (1 / sigma_i^2)-smooth and the likelihood term at most ||A||^2 / sigma_i^2,
   // so a_i = epsilon sigma_i^2 / ||A||^2 (||A|| >= 1 assumed) keeps every step stable.
   const epsilon = (o.epsilon ?? 0.2) / Math.max(1, operatorNorm(p.op, 20) ** 2);
-  let x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.priorStd());
-  for (let i = 0; i < steps; i++) {
-    const t = timeAt(i, steps, sde.T, eps);
-    const sigma = sde.std(t);
-    const a = epsilon * sigma * sigma;
-    const w = 1 / (p.noiseSigma * p.noiseSigma + sigma * sigma);
-    for (let k = 0; k < per; k++) {
-      checkAbort(o.signal);
-      const grad = perSample(x, (v) => {
-        const av = p.op.forward(v);
-        for (let j = 0; j < av.length; j++) av[j] = (p.y[j] - av[j]) * w;
-        return p.op.adjoint(av);
-      });
-      const next = tf.tidy(() =>
-        tf.add(tf.add(x, tf.mul(tf.add(score(x, t), grad), a)), tf.mul(noise(x.shape), Math.sqrt(2 * a))),
-      );
-      grad.dispose();
-      x.dispose();
-      x = next;
+  const state = { x: tf.tidy(() => tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.priorStd())) };
+  return owning(state, () => {
+    for (let i = 0; i < steps; i++) {
+      const t = timeAt(i, steps, sde.T, eps);
+      const sigma = sde.std(t);
+      const a = epsilon * sigma * sigma;
+      const w = 1 / (p.noiseSigma * p.noiseSigma + sigma * sigma);
+      for (let k = 0; k < per; k++) {
+        checkAbort(o.signal);
+        const x = state.x;
+        const grad = perSample(x, (v) => {
+          const av = p.op.forward(v);
+          for (let j = 0; j < av.length; j++) av[j] = (p.y[j] - av[j]) * w;
+          return p.op.adjoint(av);
+        });
+        const next = tf.tidy(() =>
+          tf.add(tf.add(x, tf.mul(tf.add(score(x, t), grad), a)), tf.mul(noise(x.shape), Math.sqrt(2 * a))),
+        );
+        grad.dispose();
+        x.dispose();
+        state.x = next;
+      }
+      o.onStep?.(i + 1, steps);
     }
-    o.onStep?.(i + 1, steps);
-  }
-  return x;
+    return state.x;
+  });
 }

@@ -67,6 +67,17 @@ describe("scorerecon reconstruct --engine", () => {
     );
   }, 120_000);
 
+  it("names the worker processes the pool has: --workers 3 on one slice of one method starts one", () => {
+    const r = reconstruct("workers", ["--workers", "3"]);
+    expect(r.status).toBe(0);
+    expect(r.engineLines).toEqual([
+      expect.stringMatching(
+        /^scorerecon: inference engine onnx \(ONNX Runtime .*, \d+ threads? per evaluation\)$/,
+      ),
+    ]);
+    expect(r.engineLines[0]).not.toMatch(/workers x/);
+  }, 120_000);
+
   it("falls back to tfjs with one line when ONNX Runtime cannot be loaded; --engine onnx then exits 2", () => {
     const auto = reconstruct("fallback", [], { node: ["--import", noOnnx] });
     expect(auto.status).toBe(0);

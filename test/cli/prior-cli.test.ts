@@ -115,4 +115,49 @@ describe("scorerecon train and sample", () => {
     expect(l.code).toBe(2);
     expect(l.err).toMatch(/--channel-mult must be a number, got 'x'/);
   });
+
+  it("a bad --engine is refused before any training step: one line, exit code 2", async () => {
+    const out = join(mkdtempSync(join(tmpdir(), "scorerecon-engine-")), "prior");
+    const r = await run(
+      "train",
+      "--modality",
+      "mri",
+      "--phantom",
+      "brain",
+      "--size",
+      "8",
+      "--steps",
+      "2",
+      "--batch",
+      "1",
+      "--channels",
+      "4",
+      "--channel-mult",
+      "1",
+      "--grid",
+      "1",
+      "--grid-steps",
+      "2",
+      "--backend",
+      "cpu",
+      "--engine",
+      "bogus",
+      "--out",
+      out,
+    );
+    expect(r.code).toBe(2);
+    expect(r.err).toBe("scorerecon: error: --engine must be one of auto, onnx, tfjs, got 'bogus'\n");
+    expect(existsSync(out)).toBe(false);
+    const s = await run(
+      "sample",
+      "--model",
+      "/nonexistent/prior",
+      "--engine",
+      "bogus",
+      "--out",
+      join(tmpdir(), "g.png"),
+    );
+    expect(s.code).toBe(2);
+    expect(s.err).toMatch(/^scorerecon: error: --engine must be one of/);
+  });
 });

@@ -61,6 +61,20 @@ describe("slice pool", () => {
     expect(Array.from((await pool.run(task("fine", 2))).image)).toEqual([2]);
   });
 
+  it("a worker that throws a plain Error gives an Error with a one-line message and the worker's stack", async () => {
+    // The real slice worker: a task without measurements fails inside the method (a TypeError).
+    const pool = new SlicePool(1);
+    pools.push(pool);
+    const broken = { ...task("fbp"), input: { kind: "measured", y: null } } as unknown as SliceTask;
+    const err = await pool.run(broken).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/^Cannot read properties of null[^\n]*$/);
+    expect((err as Error).stack).toMatch(/slice-worker\.js/);
+  });
+
   it("a retrospective study's tasks carry the image and the noise seed; the measurements are simulated where the task runs", async () => {
     const data = Float32Array.from({ length: 2 * 16 * 16 }, (_, i) => (i % 7) / 7);
     const volume = makeVolume(2, 16, 16, data, { modality: "CT" });
