@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { initBackend, tf } from "./backend.js";
 import type { LoadedPrior } from "./checkpoint.js";
-import type { NamedWeight } from "./onnx-graph.js";
+import type { Dims, NamedWeight } from "./onnx-graph.js";
 import type { ScoreUNet } from "./unet.js";
 
 export const ENGINES = ["auto", "onnx", "tfjs"] as const;
@@ -40,7 +40,7 @@ interface OrtRuntime {
   /** Execution providers, in order of preference. */
   providers: string[];
   /** src/prior/onnx-graph.ts's builder (loaded with ONNX Runtime: the tfjs engine never needs it). */
-  buildModel: (config: ScoreUNet["config"], weights: Map<string, NamedWeight>) => Uint8Array;
+  buildModel: (config: ScoreUNet["config"], weights: Map<string, NamedWeight>, dims: Dims) => Uint8Array;
 }
 
 let chosen: EngineName | undefined;
@@ -178,39 +178,50 @@ class TfjsEngine implements ScoreEngine {
 
 type Session = InstanceType<OrtRuntime["binding"]["InferenceSession"]>;
 
+/** Sessions an engine keeps (one per input shape and thread count; a sampler uses one or two). */
+const SESSIONS = 4;
+
 class OnnxEngine implements ScoreEngine {
   readonly name = "onnx";
-  private session?: { threads: number; session: Session };
-  private model?: Uint8Array;
+  /** By `threads batch height width`, least recently used first. */
+  private readonly sessions = new Map<string, Session>();
+  private weights?: Map<string, NamedWeight>;
 
   constructor(
     private readonly net: ScoreUNet,
     private readonly ort: OrtRuntime,
   ) {}
 
-  private current(): Session {
-    if (this.session?.threads !== threads) {
-      if (!this.model) {
-        const weights = new Map(
-          [...this.net.variables].map(([k, v]) => [
-            k,
-            { shape: v.shape, data: v.dataSync() as Float32Array },
-          ]),
-        );
-        this.model = this.ort.buildModel(this.net.config, weights);
-      }
-      this.session?.session.dispose();
-      const session = new this.ort.binding.InferenceSession();
-      const m = this.model;
-      session.loadModel(
-        m.buffer as ArrayBuffer,
-        m.byteOffset,
-        m.byteLength,
-        sessionOptions(this.ort.providers, threads),
-      );
-      this.session = { threads, session };
+  /**
+   * The session for inputs [batch, height, width]: its model has these dims fixed, so that ONNX
+   * Runtime optimises the graph for known shapes (src/prior/onnx-graph.ts).
+   */
+  private sessionFor(batch: number, height: number, width: number): Session {
+    const key = `${threads} ${batch} ${height} ${width}`;
+    let session = this.sessions.get(key);
+    if (session) {
+      this.sessions.delete(key);
+      this.sessions.set(key, session);
+      return session;
     }
-    return this.session.session;
+    this.weights ??= new Map(
+      [...this.net.variables].map(([k, v]) => [k, { shape: v.shape, data: v.dataSync() as Float32Array }]),
+    );
+    const m = this.ort.buildModel(this.net.config, this.weights, { batch, height, width });
+    session = new this.ort.binding.InferenceSession();
+    session.loadModel(
+      m.buffer as ArrayBuffer,
+      m.byteOffset,
+      m.byteLength,
+      sessionOptions(this.ort.providers, threads),
+    );
+    if (this.sessions.size >= SESSIONS) {
+      const [oldest, old] = this.sessions.entries().next().value!;
+      old.dispose();
+      this.sessions.delete(oldest);
+    }
+    this.sessions.set(key, session);
+    return session;
   }
 
   score(x: tf.Tensor4D, t: number[]): tf.Tensor4D {
@@ -232,7 +243,7 @@ class OnnxEngine implements ScoreEngine {
         Float32Array.from(t, (ti) => sde.std(ti)),
         [b],
       );
-    const out = this.current().run(feeds, { score: null }, {}).score as InstanceType<Ort["Tensor"]>;
+    const out = this.sessionFor(b, h, w).run(feeds, { score: null }, {}).score as InstanceType<Ort["Tensor"]>;
     return tf.tensor4d(out.data as Float32Array, [b, h, w, 1]);
   }
 }

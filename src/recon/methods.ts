@@ -110,7 +110,7 @@ const num = (min: number, max: number, value: number, help: string): NumberSpec 
   help,
 });
 const lambda = (value: number): NumberSpec => num(0, 1e3, value, "regularisation weight");
-const iterations = (value: number): NumberSpec => int(1, 100_000, value, "iterations");
+const iterations = (value: number, help = "iterations"): NumberSpec => int(1, 100_000, value, help);
 
 const TV_PARAMS = { lambda: lambda(0.002), iterations: iterations(300) };
 
@@ -131,16 +131,18 @@ const cg = (value: number): NumberSpec =>
   int(0, 100, value, "conjugate-gradient iterations of data consistency");
 
 /**
- * Tuned on validation slices and phantoms (docs/tuning.md) within about a minute per 256x256 slice.
- * sigmaStart > 0 starts at that noise level from an estimate ("come closer, diffuse faster"):
- * start=tv from the TV reconstruction (tvLambda: the TV method's tuned lambda for the modality),
- * start=ls from the least-squares image A^+ y; sigmaStart 0 starts from the prior at sigma_max.
- * Both modalities: two posterior samples (averaged; their spread is the uncertainty map) started
- * from TV, at sigma 1 for MRI (75 steps) and 0.25 for CT (60 steps: 80 gain 0.6 dB but take CT 60
- * views over a minute a slice).
+ * Tuned on validation slices and phantoms (docs/tuning.md) for about 10 s per 256x256 slice on one
+ * core. sigmaStart > 0 starts at that noise level from an estimate ("come closer, diffuse faster"):
+ * start=tv from the TV reconstruction (tvLambda: the TV method's tuned lambda for the modality;
+ * tvIterations its PDHG iterations), start=ls from the least-squares image A^+ y; sigmaStart 0
+ * starts from the prior at sigma_max. Both modalities start from TV with 40 steps: MRI at sigma 1
+ * with two posterior samples (averaged; their spread is the uncertainty map); CT at sigma 0.25 with
+ * one sample and a TV start of 100 iterations (CT's data consistency costs most of a step: at 60
+ * views two samples, or a 300-iteration start, go past 15 s a slice).
  */
 const DDS_PARAMS = {
   ...SCORE_PARAMS,
+  steps: { ...SCORE_PARAMS.steps, default: 40 },
   samples: { ...SCORE_PARAMS.samples, default: 2 },
   cg: cg(5),
   eta: num(0, 1, 1, "DDIM stochasticity (0: deterministic)"),
@@ -157,8 +159,9 @@ const DDS_PARAMS = {
     help: "start estimate: TV or least squares",
   },
   tvLambda: num(0, 1e3, 0.005, "lambda of the TV start"),
+  tvIterations: iterations(TV_PARAMS.iterations.default, "iterations of the TV start"),
 } satisfies Record<string, ParamSpec>;
-const DDS_CT_DEFAULTS: Params = { steps: 60, sigmaStart: 0.25, tvLambda: 0.001 };
+const DDS_CT_DEFAULTS: Params = { samples: 1, sigmaStart: 0.25, tvLambda: 0.001, tvIterations: 100 };
 
 /** A score-based method: its sampler's parameters plus samples, seed and the prior (`model`). */
 function scoreMethod(
@@ -182,7 +185,7 @@ function scoreMethod(
       const tvStart = () => {
         const x = regularised("tv")(
           { ...ctx, onIteration: undefined },
-          { lambda: p.tvLambda, iterations: TV_PARAMS.iterations.default },
+          { lambda: p.tvLambda, iterations: p.tvIterations },
         );
         ctx.onIteration?.(1, total);
         return x;

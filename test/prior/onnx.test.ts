@@ -98,6 +98,8 @@ describe("ONNX graph of the score network", () => {
       true,
     ],
     ["one level, no sigma scaling (VP)", { ...base, channelMult: [2], scaleBySigma: false }, false],
+    // up1/res1 and up0/res0 normalise concat(128, 64) channels in 32 groups of 6: a group spans both parts.
+    ["64 channels, 1-2 (a GroupNorm group across a skip concatenation)", { ...base, channels: 64 }, true],
   ];
   it.each(variants)(
     "random weights, %s: ONNX Runtime and tfjs agree to 1e-4 at sizes 48 and 96",
@@ -142,5 +144,27 @@ describe("ONNX graph of the score network", () => {
       setEngineThreads(before);
       x.dispose();
     }
+  });
+
+  it("one engine evaluates batches of changing shapes (one session each, the oldest dropped) with the same results", () => {
+    const { net } = loadPrior(join(packageRoot(), "models", "ct"));
+    const score = (b: number, rows: number, cols: number) =>
+      tf.tidy(() => {
+        const x = tf.randomNormal([b, rows, cols, 1], 0, 1, "float32", rows) as tf.Tensor4D;
+        return Array.from(engineFor({ net }, "onnx").score(x, new Array<number>(b).fill(0.4)).dataSync());
+      });
+    const first = score(2, 32, 32);
+    for (const [b, rows, cols] of [
+      [1, 32, 32],
+      [2, 40, 24],
+      [3, 17, 33],
+      [2, 48, 48],
+      [1, 16, 64],
+    ])
+      expect(score(b, rows, cols)).toHaveLength(b * rows * cols);
+    expect(score(2, 32, 32)).toEqual(first);
+    // A batch's first sample does not depend on the batch size it was evaluated in.
+    const one = score(1, 32, 32);
+    for (let i = 0; i < one.length; i += 97) expect(one[i]).toBeCloseTo(first[i], 5);
   });
 });

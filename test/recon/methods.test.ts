@@ -11,21 +11,24 @@ import {
 describe("method requests", () => {
   it("score takes the defaults tuned for each modality; given values win", () => {
     expect(parseMethods("score", "mri")[0].params).toMatchObject({
-      steps: 75,
+      steps: 40,
       samples: 2,
       eta: 1,
       sigmaStart: 1,
       start: "tv",
       tvLambda: 0.005,
+      tvIterations: 300,
     });
     expect(parseMethods("score", "ct")[0].params).toMatchObject({
-      steps: 60,
-      samples: 2,
+      steps: 40,
+      samples: 1,
       eta: 1,
       sigmaStart: 0.25,
       start: "tv",
       tvLambda: 0.001,
+      tvIterations: 100,
     });
+    expect(parseMethods("dds:tvIterations=50", "ct")[0].params).toMatchObject({ tvIterations: 50 });
     expect(parseMethods("score:samples=1:steps=20", "ct")[0].params).toMatchObject({ steps: 20, samples: 1 });
     expect(methodRequest("tv", { lambda: 0.005 }, "mri").params).toEqual({ lambda: 0.005, iterations: 300 });
   });
@@ -49,6 +52,7 @@ describe("method requests", () => {
       ["score:steps=1e9", "method.steps", /steps must be an integer in \[1, 2000\], got '1e9'/],
       ["score:samples=1e6", "method.samples", /samples must be an integer in \[1, 64\]/],
       ["tv:iterations=1e12", "method.iterations", /iterations must be an integer in \[1, 100000\]/],
+      ["score:tvIterations=0", "method.tvIterations", /tvIterations must be an integer in \[1, 100000\]/],
       ["score:cg=1e9", "method.cg", /cg must be an integer in \[0, 100\]/],
       ["score:steps=2.5", "method.steps", /must be an integer/],
       ["score:samples=0", "method.samples", /must be an integer in \[1, 64\], got '0'/],
