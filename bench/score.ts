@@ -24,7 +24,7 @@ import {
 } from "../src/prior/engine.js";
 import type { Acquisition } from "../src/recon/acquisition.js";
 import { parseMethods } from "../src/recon/methods.js";
-import { reconstruct } from "../src/recon/reconstruct.js";
+import { reconstruct, slicePoolSize } from "../src/recon/reconstruct.js";
 import { defaultPriorPath } from "../src/recon/score-methods.js";
 import { STANDARD_SETTINGS } from "../src/recon/evaluate.js";
 
@@ -118,20 +118,22 @@ async function main() {
     // dds evaluates the network once per step (on a batch of `samples`); the TV start is not one.
     const nfe = Number(steps) * slices;
     for (const workers of [1, 2]) {
-      // One core per worker: 1 thread per evaluation in the calling thread, cores / 2 in each of 2 workers.
+      // One core per worker: 1 thread per evaluation in this process, cores / 2 in each of 2 workers.
       setEngineThreads(1);
       const t0 = performance.now();
       const c0 = process.cpuUsage();
       const r = await reconstruct({ acquisition, methods, volume, workers });
       const c = process.cpuUsage(c0);
       const wall = (performance.now() - t0) / 1000;
-      // In the calling thread (1 worker) every CPU second is the slice's; worker threads count too.
-      const cpuPerSlice = (c.user + c.system) / 1e6 / slices;
+      // With 1 worker the slices run in this process, and every CPU second is theirs; worker
+      // processes' CPU time is not this process's, so it is not reported.
+      const cpu =
+        workers === 1 ? `${((c.user + c.system) / 1e6 / slices).toFixed(1)} CPU s` : "CPU in the workers";
       const perSlice = r.results[0].seconds / slices;
-      const threads = workers === 1 ? 1 : threadsPerWorker(workers);
+      const threads = workers === 1 ? 1 : threadsPerWorker(slicePoolSize(workers, slices, methods.length));
       console.log(
         `${setting.name} ${methods[0].name} (${engine}, steps ${steps}, samples ${samples}), ${slices} slices, ${workers} worker(s) x ${threads} thread(s): ` +
-          `${perSlice.toFixed(1)} s/slice of compute (${cpuPerSlice.toFixed(1)} CPU s), ${(wall / slices).toFixed(1)} s/slice wall, ` +
+          `${perSlice.toFixed(1)} s/slice of compute (${cpu}), ${(wall / slices).toFixed(1)} s/slice wall, ` +
           `${((60 * slices) / wall).toFixed(2)} slices/min, ${(nfe / r.results[0].seconds).toFixed(2)} network evaluations/s ` +
           `(batch of ${samples}), PSNR ${r.results[0].metrics!.psnr.toFixed(2)} dB`,
       );
