@@ -1,5 +1,5 @@
 /**
- * Batch reconstruction: a folder of three studies, killed mid-run and resumed; worker threads give
+ * Batch reconstruction: a folder of three studies, killed mid-run and resumed; worker processes give
  * the same results as the calling thread.
  */
 import { spawn } from "node:child_process";

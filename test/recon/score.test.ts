@@ -186,7 +186,7 @@ describe("score-based reconstruction methods", () => {
     ).rejects.toThrow(/measurements of slice 0 have 300 values, but .* expects 340 \(10x34\)/);
   });
 
-  it("worker threads draw the same posterior samples as the calling thread (seeded)", async () => {
+  it("worker processes draw the same posterior samples as the calling process (seeded)", async () => {
     // On the default engine, ONNX Runtime: 2 threads per evaluation in the calling thread, 1 in each of 2 workers.
     expect(await initEngine()).toBe("onnx");
     const volume = makeVolume(
