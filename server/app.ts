@@ -19,7 +19,7 @@ import { sliceOf, type Volume } from "../src/image/volume.js";
 import { writeDicomSeries } from "../src/io/dicom-write.js";
 import { encodeNifti1 } from "../src/io/nifti.js";
 import { packageRoot } from "../src/package-root.js";
-import { describeAcquisition } from "../src/recon/acquisition.js";
+import { ACQUISITION_DEFAULTS, describeAcquisition } from "../src/recon/acquisition.js";
 import { describeDerivation } from "../src/recon/methods.js";
 import { SlicePool } from "../src/recon/pool.js";
 import { jobStore, QueuePool } from "../src/queue/slice-queue.js";
@@ -37,9 +37,9 @@ import { HttpError, ingestUpload, receivedUpload, uploadMiddleware } from "./upl
 const MaskQuery = z.object({
   rows: z.coerce.number().int().min(8).max(1024),
   cols: z.coerce.number().int().min(8).max(1024),
-  kind: z.enum(MASK_KINDS).default("random"),
-  acceleration: z.coerce.number().min(1).max(64).default(4),
-  centerFraction: z.coerce.number().min(0).max(1).default(0.08),
+  kind: z.enum(MASK_KINDS).default(ACQUISITION_DEFAULTS.mask),
+  acceleration: z.coerce.number().min(1).max(64).default(ACQUISITION_DEFAULTS.acceleration),
+  centerFraction: z.coerce.number().min(0).max(1).default(ACQUISITION_DEFAULTS.centerFraction),
   seed: z.coerce.number().int().min(0).default(0),
 });
 

@@ -4,6 +4,8 @@
  */
 import { z } from "zod";
 import { METHODS, paramsSchema } from "../src/recon/methods.js";
+import { MASK_KINDS } from "../operators/masks.js";
+import { ACQUISITION_DEFAULTS } from "../src/recon/acquisition.js";
 import { PAGE_LIMIT } from "./paging.js";
 
 const id = { type: "string", format: "uuid" };
@@ -102,9 +104,14 @@ const jobSpec = {
       type: "object",
       additionalProperties: false,
       properties: {
-        acceleration: { type: "number", default: 4 },
-        centerFraction: { type: "number", default: 0.08 },
-        mask: { type: "string", enum: ["random", "equispaced", "vd2d"], default: "random" },
+        acceleration: { type: "number", minimum: 1, maximum: 64, default: ACQUISITION_DEFAULTS.acceleration },
+        centerFraction: {
+          type: "number",
+          minimum: 0,
+          maximum: 1,
+          default: ACQUISITION_DEFAULTS.centerFraction,
+        },
+        mask: { type: "string", enum: [...MASK_KINDS], default: ACQUISITION_DEFAULTS.mask },
         seed: { type: "integer", minimum: 0, maximum: 2 ** 31 - 1, default: 0 },
         noiseSigma: { type: "number", default: 0 },
       },
@@ -113,7 +120,7 @@ const jobSpec = {
       type: "object",
       additionalProperties: false,
       properties: {
-        views: { type: "integer", default: 60 },
+        views: { type: "integer", minimum: 1, maximum: 4096, default: ACQUISITION_DEFAULTS.views },
         detectors: { type: "integer", description: "default ceil(sqrt(2) N)" },
         noise: {
           oneOf: [

@@ -5,7 +5,12 @@
  */
 import { z } from "zod";
 import { UserError } from "../src/errors.js";
-import { defaultDetectors, type Acquisition, type Modality } from "../src/recon/acquisition.js";
+import {
+  ACQUISITION_DEFAULTS,
+  defaultDetectors,
+  type Acquisition,
+  type Modality,
+} from "../src/recon/acquisition.js";
 import { findMethod, methodRequest, type MethodRequest } from "../src/recon/methods.js";
 import { checkPrior, defaultPriorPath } from "../src/recon/score-methods.js";
 import { MASK_KINDS } from "../operators/masks.js";
@@ -22,9 +27,9 @@ export const JobSpecSchema = z
     modality: z.enum(["mri", "ct"]).optional(),
     mri: z
       .object({
-        acceleration: z.number().min(1).max(64).default(4),
-        centerFraction: z.number().min(0).max(1).default(0.08),
-        mask: z.enum(MASK_KINDS).default("random"),
+        acceleration: z.number().min(1).max(64).default(ACQUISITION_DEFAULTS.acceleration),
+        centerFraction: z.number().min(0).max(1).default(ACQUISITION_DEFAULTS.centerFraction),
+        mask: z.enum(MASK_KINDS).default(ACQUISITION_DEFAULTS.mask),
         seed: int(0, 2 ** 31 - 1).default(0),
         noiseSigma: z.number().min(0).default(0),
       })
@@ -32,7 +37,7 @@ export const JobSpecSchema = z
       .optional(),
     ct: z
       .object({
-        views: int(1, 4096).default(60),
+        views: int(1, 4096).default(ACQUISITION_DEFAULTS.views),
         detectors: int(1, 16384).optional(),
         noise: z
           .discriminatedUnion("kind", [
@@ -163,13 +168,7 @@ function resolve(
   const acquisition: Acquisition =
     modality === "mri"
       ? (() => {
-          const m = spec.mri ?? {
-            acceleration: 4,
-            centerFraction: 0.08,
-            mask: "random" as const,
-            seed: 0,
-            noiseSigma: 0,
-          };
+          const m = spec.mri ?? ACQUISITION_DEFAULTS;
           return {
             modality,
             rows: series.rows,
@@ -186,7 +185,7 @@ function resolve(
       : {
           modality,
           size: series.rows,
-          views: spec.ct?.views ?? 60,
+          views: spec.ct?.views ?? ACQUISITION_DEFAULTS.views,
           detectors: spec.ct?.detectors ?? defaultDetectors(series.rows),
           noise: spec.ct?.noise ?? { kind: "none" },
         };

@@ -7,7 +7,13 @@ import { keepSlices, type Volume } from "../image/volume.js";
 import type { MethodRequest } from "../recon/methods.js";
 import { readMask } from "./measurements.js";
 import { UserError } from "../errors.js";
-import { defaultDetectors, type Acquisition, type CtNoise, type Modality } from "../recon/acquisition.js";
+import {
+  ACQUISITION_DEFAULTS,
+  defaultDetectors,
+  type Acquisition,
+  type CtNoise,
+  type Modality,
+} from "../recon/acquisition.js";
 
 export function parseNumber(
   flag: string,
@@ -84,14 +90,18 @@ export interface OperatorFlags {
 }
 
 export const OPERATOR_FLAG_HELP = {
-  accel: ["--accel <R>", "MRI acceleration factor", "4"],
-  centerFraction: ["--center-fraction <F>", "MRI fully sampled centre fraction (fastMRI)", "0.08"],
-  mask: ["--mask <kind>", `MRI mask: ${MASK_KINDS.join("|")}`, "random"],
+  accel: ["--accel <R>", "MRI acceleration factor", String(ACQUISITION_DEFAULTS.acceleration)],
+  centerFraction: [
+    "--center-fraction <F>",
+    "MRI fully sampled centre fraction (fastMRI)",
+    String(ACQUISITION_DEFAULTS.centerFraction),
+  ],
+  mask: ["--mask <kind>", `MRI mask: ${MASK_KINDS.join("|")}`, ACQUISITION_DEFAULTS.mask],
   maskFile: [
     "--mask-file <file>",
     "MRI mask from a file (.nii[.gz] or .npy; image-sized or one line of columns)",
   ],
-  views: ["--views <V>", "CT views over [0, pi)", "60"],
+  views: ["--views <V>", "CT views over [0, pi)", String(ACQUISITION_DEFAULTS.views)],
   detectors: ["--detectors <D>", "CT detector count (default ceil(sqrt(2) N))"],
   noise: [
     "--noise <spec>",

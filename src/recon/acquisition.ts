@@ -14,6 +14,20 @@ import { addKspaceNoise, MriCartesianOperator } from "../../operators/mri.js";
 
 export type Modality = "mri" | "ct";
 
+/**
+ * The acquisition defaults, declared once: the CLI's operator flags, the job spec, `GET /api/masks`
+ * and the OpenAPI document take them from here (fastMRI's 4x with a 0.08 centre, random mask; 60
+ * CT views).
+ */
+export const ACQUISITION_DEFAULTS = {
+  acceleration: 4,
+  centerFraction: 0.08,
+  mask: "random",
+  seed: 0,
+  noiseSigma: 0,
+  views: 60,
+} as const;
+
 export interface MriAcquisition {
   modality: "mri";
   rows: number;
