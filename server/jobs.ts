@@ -11,14 +11,8 @@ import { randomUUID } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { UserError } from "../src/errors.js";
 import { keepSlices, sliceOf, type Volume } from "../src/image/volume.js";
-import type { Metrics } from "../src/recon/reconstruct.js";
-import {
-  fromOperatorUnits,
-  inHounsfieldUnits,
-  reconstruct,
-  toOperatorUnits,
-  type ProgressEvent,
-} from "../src/recon/reconstruct.js";
+import { inHounsfieldUnits, reconstruct, type ProgressEvent } from "../src/recon/reconstruct.js";
+import { fromOperatorUnits, toOperatorUnits, type Metrics } from "../src/recon/slice-task.js";
 import type { MethodRequest } from "../src/recon/methods.js";
 import type { SliceRunner } from "../src/recon/pool.js";
 import { withModelDir } from "./models.js";

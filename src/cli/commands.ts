@@ -15,10 +15,11 @@ import {
   writeNpyArray,
   writeVolume,
 } from "../io/index.js";
-import { describeAcquisition, forwardModel, type Acquisition } from "../recon/acquisition.js";
+import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "../recon/acquisition.js";
 import { findMethod, parseMethods } from "../recon/methods.js";
 import { evalMarkdown, evaluate, STANDARD_SETTINGS, type EvalInput } from "../recon/evaluate.js";
-import { inHounsfieldUnits, reconstruct, simulateSlice, toOperatorUnits } from "../recon/reconstruct.js";
+import { inHounsfieldUnits, reconstruct } from "../recon/reconstruct.js";
+import { toOperatorUnits } from "../recon/slice-task.js";
 import {
   acquisitionFromFlags,
   addOperatorFlags,

@@ -10,11 +10,10 @@
  * back to HU. Other CT images (phantoms in [0, 1]) are taken as attenuation already; a CT image
  * with values below -500 is taken to be in HU whatever its metadata says.
  */
-import { realToComplex } from "../../operators/complex.js";
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
 import { valueRange } from "../image/stats.js";
 import { UserError } from "../errors.js";
-import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "./acquisition.js";
+import { describeAcquisition, forwardModel, type Acquisition } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
 import { initEngine } from "../prior/engine.js";
 import { SlicePool, type SliceRunner } from "./pool.js";
@@ -24,14 +23,13 @@ import {
   fromOperatorUnits,
   runSliceTask,
   scoreSlice,
+  toOperatorUnits,
   type Metrics,
   type SliceInput,
   type SliceOutput,
   type SliceTask,
   type Truth,
 } from "./slice-task.js";
-
-export type { Metrics };
 
 export interface MethodResult {
   method: string;
@@ -105,18 +103,6 @@ export interface ReconRequest {
  */
 export const inHounsfieldUnits = (v: Volume, acq: Acquisition) =>
   acq.modality === "ct" && (v.units === "HU" || v.data.some((x) => x < -500));
-
-/** Image in operator units, as the operator's input vector. */
-export function toOperatorUnits(image: Float32Array, acq: Acquisition, hu: boolean): Float32Array {
-  if (acq.modality === "mri") return realToComplex(image);
-  if (hu) return image.map((v) => Math.max(0, 1 + v / 1000));
-  return new Float32Array(image);
-}
-
-export { fromOperatorUnits };
-
-/** y = A x + noise for one slice in operator units (src/recon/acquisition.ts). */
-export { simulateSlice };
 
 function volumeRange(v: Volume): number {
   const { min, max } = valueRange(v.data);

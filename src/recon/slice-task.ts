@@ -4,6 +4,7 @@
  * distributed queue runs the same function. Everything in a task is plain data (structured-clone
  * safe), so the forward model is rebuilt from the acquisition where the task runs.
  */
+import { realToComplex } from "../../operators/complex.js";
 import { nmse, psnr, ssim } from "../metrics/index.js";
 import { forwardModel, simulateSlice, type Acquisition, type ForwardModel } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
@@ -56,6 +57,13 @@ export interface SliceOutput {
   metrics?: Metrics;
   /** Already in the request's slice store (a queue worker put it there). */
   stored?: boolean;
+}
+
+/** Image in operator units, as the operator's input vector (CT in HU: attenuation relative to water). */
+export function toOperatorUnits(image: Float32Array, acq: Acquisition, hu: boolean): Float32Array {
+  if (acq.modality === "mri") return realToComplex(image);
+  if (hu) return image.map((v) => Math.max(0, 1 + v / 1000));
+  return new Float32Array(image);
 }
 
 /** Operator units back to the image's: HU from attenuation relative to water, else unchanged. */
