@@ -19,8 +19,8 @@ import { withModelDir } from "./models.js";
 import type { ResolvedJob } from "./spec.js";
 import type { Storage } from "./storage.js";
 
-export type JobState = "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
-export const FINAL_STATES: readonly JobState[] = ["done", "failed", "cancelled", "interrupted"];
+export type JobState = "queued" | "running" | "done" | "failed" | "cancelled";
+export const FINAL_STATES: readonly JobState[] = ["done", "failed", "cancelled"];
 
 /** The abort reason of a stopping server: its running jobs stay queued and resume at the next start. */
 export const SERVER_STOPPING = "server stopping";

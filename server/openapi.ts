@@ -192,7 +192,7 @@ const job = {
   type: "object",
   properties: {
     id,
-    state: { type: "string", enum: ["queued", "running", "done", "failed", "cancelled", "interrupted"] },
+    state: { type: "string", enum: ["queued", "running", "done", "failed", "cancelled"] },
     progress: { type: "number", description: "0..1 over all methods and slices" },
     perMethod: { type: "object", description: "per method: {done, total, current?: {slice, done, total}}" },
     seconds: { type: "object" },

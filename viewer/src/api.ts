@@ -36,7 +36,7 @@ export interface Job {
   created: string;
   study: string;
   series: string;
-  state: "queued" | "running" | "done" | "failed" | "cancelled" | "interrupted";
+  state: "queued" | "running" | "done" | "failed" | "cancelled";
   methods: { name: string; params: Record<string, unknown> }[];
   slices: [number, number];
   progress: number;

@@ -350,8 +350,7 @@ function follow(job: Job): void {
         if (e.error) o.job.error = e.error;
       }
       renderProgress(o.job, started, startFraction);
-      if (type === "state" && ["done", "failed", "cancelled", "interrupted"].includes(e.state))
-        void openJob(job.id);
+      if (type === "state" && ["done", "failed", "cancelled"].includes(e.state)) void openJob(job.id);
     },
     showError,
   );
