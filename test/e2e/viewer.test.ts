@@ -571,6 +571,15 @@ describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", (
         document.getElementById("slice-label")?.textContent?.startsWith("slice 1"),
       );
       await page.waitForFunction(() => document.querySelectorAll(".cell.missing").length === 3);
+      // The ground truth's image loads on its own time after the slice changes.
+      await page.waitForFunction(
+        () =>
+          /\/slices\/1$/.test(
+            document.querySelector('.cell[data-index="0"]')?.getAttribute("data-image-id") ?? "",
+          ),
+        null,
+        { timeout: 10_000 },
+      );
       expect(await page.getAttribute('.cell[data-index="0"]', "data-image-id")).toMatch(/\/slices\/1$/);
       for (const i of [1, 2, 3]) {
         expect(await page.getAttribute(`.cell[data-index="${i}"]`, "data-image-id")).toBe("");
