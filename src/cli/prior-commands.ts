@@ -14,30 +14,58 @@ import { PHANTOM_KINDS, type PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
 import { montage } from "../image/montage.js";
 import { linePlot } from "../image/plot.js";
-import type { Volume } from "../image/volume.js";
-import { readVolume, writePng } from "../io/index.js";
+import { keepSlices, type Volume } from "../image/volume.js";
+import { isDicomPath, readVolume, writePng } from "../io/index.js";
 import { BACKENDS, initBackend } from "../prior/backend.js";
 import { readPriorInfo, loadPrior } from "../prior/checkpoint.js";
 import { samplePrior } from "../prior/sample.js";
 import type { SdeConfig } from "../prior/sde.js";
+import { AUGMENTATIONS, AXES, parseAugmentations } from "../prior/data.js";
 import { requireTrainingData, trainPrior } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";
-import { checkFolder, parseChoice, parseModality, parseNumber, selectSlices } from "./options.js";
+import { checkFolder, parseChoice, parseModality, parseNumber, sliceIndices } from "./options.js";
 import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { progressBar } from "./progress.js";
 
 const IMAGE_FILE = /\.(nii|nii\.gz|npy|png)$/i;
 
-/** Files and folders (recursive) of readable images. */
-function collectImageFiles(paths: string[]): string[] {
-  const out: string[] = [];
-  const walk = (p: string) => {
-    if (!existsSync(p)) throw new UserError(`${p}: no such file or folder`, "not_found", "--data");
-    if (statSync(p).isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
-    else if (IMAGE_FILE.test(p)) out.push(p);
-  };
-  paths.forEach(walk);
+interface DataSource {
+  path: string;
+  /** Slice ranges of this source (`PATH@RANGES`), else --slices. */
+  slices?: string;
+}
+
+/**
+ * `--data` entries, `PATH` or `PATH@RANGES`, expanded to image files: NIfTI, npy, PNG and DICOM
+ * (by extension or by the DICOM magic), folders searched recursively. A DICOM file is read on its
+ * own (one slice, or its frames), so a folder of several series trains on all of them.
+ */
+function collectImageFiles(entries: string[], slices: string | undefined): DataSource[] {
+  const out: DataSource[] = [];
+  for (const entry of entries) {
+    const at = entry.lastIndexOf("@");
+    const path = at > 0 ? entry.slice(0, at) : entry;
+    const own = at > 0 ? entry.slice(at + 1) : slices;
+    const walk = (p: string) => {
+      if (!existsSync(p)) throw new UserError(`${p}: no such file or folder`, "not_found", "--data");
+      if (statSync(p).isDirectory()) for (const e of readdirSync(p).sort()) walk(join(p, e));
+      else if (IMAGE_FILE.test(p) || isDicomPath(p)) out.push({ path: p, slices: own });
+    };
+    walk(path);
+  }
   return out;
+}
+
+/** The contiguous runs of a source's slice ranges as separate slabs, so no view crosses a gap. */
+function slabsOf(v: Volume, ranges: string | undefined, file: string): Volume[] {
+  const keep = sliceIndices(ranges, v.slices, file);
+  const runs: number[][] = [];
+  for (const k of keep) {
+    const run = runs.at(-1);
+    if (run && run.at(-1) === k - 1) run.push(k);
+    else runs.push([k]);
+  }
+  return runs.map((r) => keepSlices(v, r));
 }
 
 /** loss.csv -> loss.png (moving average over 50 steps, y scaled to its range). */
@@ -59,10 +87,23 @@ export function registerPriorCommands(program: Command): void {
   program
     .command("train")
     .description("train a score-based prior by denoising score matching")
-    .option("--data <paths...>", "training images: NIfTI/npy/PNG files or folders (recursive)")
+    .option(
+      "--data <paths...>",
+      "training images: NIfTI/npy/PNG/DICOM files or folders (recursive); PATH@RANGES uses only those slices of PATH",
+    )
     .option(
       "--slices <ranges>",
-      "use only these slices of every data volume, e.g. 20:80,100:160 (end exclusive)",
+      "use only these slices of every data volume without its own @RANGES, e.g. 20:80,100:160 (end exclusive)",
+    )
+    .option(
+      "--axes <list>",
+      `slice 3-D volumes along these axes: ${AXES.join(",")} (coronal and sagittal views take only the kept slices' voxels)`,
+      "axial",
+    )
+    .option(
+      "--augment <list>",
+      `augmentations: default, none, or a list of ${AUGMENTATIONS.join(",")} (default: all, less gamma, contrast and invert for CT)`,
+      "default",
     )
     .option("--phantom <kind>", `also (or only) train on procedural phantoms: ${PHANTOM_KINDS.join("|")}`)
     .requiredOption("--modality <m>", "mri|ct")
@@ -133,17 +174,26 @@ export function registerPriorCommands(program: Command): void {
         sdeName === "ve"
           ? { name: "ve", sigmaMin: 0.01, sigmaMax: parseNumber("--sigma-max", o.sigmaMax, { min: 0.1 }) }
           : { name: sdeName, betaMin: 0.1, betaMax: 20 };
-      const files = o.data ? collectImageFiles(o.data) : [];
+      const axes = String(o.axes)
+        .split(",")
+        .map((a) => parseChoice("--axes", a.trim(), AXES));
+      const augment = parseAugmentations(o.augment, modality);
+      const files = o.data ? collectImageFiles(o.data, o.slices) : [];
       if (o.data && files.length === 0)
         throw new UserError(
-          `no .nii, .nii.gz, .npy or .png images found in ${o.data.join(", ")}`,
+          `no NIfTI, npy, PNG or DICOM images found in ${o.data.join(", ")}`,
           "bad_input",
           "--data",
         );
       requireTrainingData(files.length, phantom);
       checkFolder("--out", o.out);
       const volumes: Volume[] = [];
-      for (const f of files) volumes.push(selectSlices(await readVolume(f), o.slices, f));
+      const sources: { source: string; slices?: string }[] = [];
+      for (const f of files)
+        for (const slab of slabsOf(await readVolume(f.path), f.slices, f.path)) {
+          volumes.push(slab);
+          sources.push({ source: f.path, ...(f.slices ? { slices: f.slices } : {}) });
+        }
       const backend = await initBackend(o.backend, log);
       mkdirSync(o.out, { recursive: true });
       const csv = join(o.out, "loss.csv");
@@ -160,7 +210,7 @@ export function registerPriorCommands(program: Command): void {
       let rows: string[] = [];
       const description = [
         files.length
-          ? `${volumes.reduce((n, v) => n + v.slices, 0)} slices from ${files.length} files (${o.data.join(", ")})`
+          ? `${volumes.reduce((n, v) => n + v.slices, 0)} slices (${axes.join(", ")}) from ${files.length} files (${o.data.join(", ")})`
           : "",
         phantom ? `${phantom} phantoms` : "",
       ]
@@ -170,6 +220,9 @@ export function registerPriorCommands(program: Command): void {
         const r = await trainPrior({
           modality,
           volumes,
+          sources,
+          axes,
+          augment,
           phantom,
           dataDescription: description,
           size,

@@ -35,6 +35,11 @@ export interface PriorInfo {
   /** Training crop size. */
   imageSize: number;
   data: string;
+  /** Every data source with the slices used (newer priors). */
+  dataFiles?: DataFile[];
+  /** The augmentations of src/prior/data.ts it was trained with, and the slice orientations. */
+  augment?: string[];
+  axes?: string[];
   steps: number;
   batch: number;
   finalLoss: number | null;
@@ -42,6 +47,15 @@ export interface PriorInfo {
   backend: string;
   command?: string;
   created: string;
+}
+
+/** One training data source: a file or folder (or, from the server, a study), and what was used. */
+export interface DataFile {
+  source: string;
+  /** The slice ranges kept (end exclusive), when not all. */
+  slices?: string;
+  /** 2-D slices it gave over every orientation. */
+  count: number;
 }
 
 interface ModelJson {

@@ -3,34 +3,46 @@
  * x_t = mean(t) x_0 + std(t) z, the network minimises |std(t) s(x_t, t) + z|^2 averaged over
  * pixels — the lambda(t) = std(t)^2 weighting, which makes every noise level count alike. Adam with
  * linear warm-up, gradient clipping by global norm, and an exponential moving average of the
- * weights (what sampling uses). Data: slices of image files (any reader of src/io) and/or the
- * procedural phantoms, normalised as prior.json records, with random crops and horizontal and
- * vertical flips.
+ * weights (what sampling uses). Data and augmentation: src/prior/data.ts.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createRng, type Rng } from "../../operators/random.js";
-import { generatePhantom, type PhantomKind } from "../../phantoms/index.js";
+import { createRng } from "../../operators/random.js";
+import type { PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
-import { percentile } from "../image/stats.js";
-import { sliceOf, type Volume } from "../image/volume.js";
+import type { Volume } from "../image/volume.js";
 import { tf } from "./backend.js";
 import {
   loadPrior,
   loadTrainState,
   saveCheckpoint,
   saveTrainState,
+  type DataFile,
   type Normalisation,
   type PriorInfo,
 } from "./checkpoint.js";
+import {
+  defaultAugmentations,
+  makeBatch,
+  trainingSlices,
+  type Augmentation,
+  type Axis,
+  type BatchSource,
+} from "./data.js";
 import { makeSde, type SdeConfig } from "./sde.js";
 import { ScoreUNet, type UNetConfig } from "./unet.js";
 
 export interface TrainOptions {
   modality: "mri" | "ct";
   volumes: Volume[];
+  /** The orientations slices are taken along (default axial only). */
+  axes?: Axis[];
+  /** Default: defaultAugmentations(modality). */
+  augment?: Augmentation[];
   phantom?: PhantomKind;
   dataDescription: string;
+  /** Where each volume came from (same order as `volumes`), recorded in prior.json. */
+  sources?: Omit<DataFile, "count">[];
   size: number;
   steps: number;
   batch: number;
@@ -61,63 +73,6 @@ export interface TrainResult {
   init?: { copied: number; of: number };
 }
 
-export function normalisationFor(modality: "mri" | "ct", v: Volume): Normalisation {
-  return modality === "ct" && v.units === "HU" ? { kind: "hu" } : { kind: "percentile", percentile: 99.5 };
-}
-
-/** Applies the normalisation to one volume's voxels. */
-export function normalise(data: Float32Array, n: Normalisation): Float32Array {
-  if (n.kind === "hu") return data.map((hu) => (hu + 1000) / 2000);
-  const p = percentile(data, (n.percentile ?? 99.5) / 100);
-  const scale = p > 0 ? 1 / p : 1;
-  return data.map((v) => v * scale);
-}
-
-const PHANTOM_SIZE = 256;
-
-interface SliceSource {
-  rows: number;
-  cols: number;
-  data: Float32Array;
-}
-
-/** One batch [B, S, S, 1] of random crops (zero-padded when a slice is smaller) and flips. */
-function makeBatch(
-  slices: SliceSource[],
-  phantom: PhantomKind | undefined,
-  s: number,
-  b: number,
-  rng: Rng,
-): tf.Tensor4D {
-  const out = new Float32Array(b * s * s);
-  for (let k = 0; k < b; k++) {
-    let src: SliceSource;
-    if (phantom && (slices.length === 0 || rng.uniform() < 0.5)) {
-      // Phantoms are drawn at the size reconstructions run at and cropped like real slices, so
-      // the prior sees anatomy at its real scale.
-      const p = generatePhantom(phantom, PHANTOM_SIZE, Math.floor(rng.uniform() * 2 ** 31));
-      src = {
-        rows: PHANTOM_SIZE,
-        cols: PHANTOM_SIZE,
-        data: normalise(p.data, p.units === "HU" ? { kind: "hu" } : { kind: "percentile", percentile: 99.5 }),
-      };
-    } else src = slices[rng.int(slices.length)];
-    const r0 = src.rows > s ? rng.int(src.rows - s + 1) : 0;
-    const c0 = src.cols > s ? rng.int(src.cols - s + 1) : 0;
-    const flipH = rng.uniform() < 0.5,
-      flipV = rng.uniform() < 0.5;
-    const h = Math.min(s, src.rows),
-      w = Math.min(s, src.cols);
-    for (let r = 0; r < h; r++)
-      for (let c = 0; c < w; c++) {
-        const rr = flipV ? h - 1 - r : r,
-          cc = flipH ? w - 1 - c : c;
-        out[(k * s + r) * s + c] = src.data[(r0 + rr) * src.cols + c0 + cc];
-      }
-  }
-  return tf.tensor4d(out, [b, s, s, 1]);
-}
-
 /** Training needs images or a phantom kind to draw from. */
 export function requireTrainingData(images: number, phantom?: string): void {
   if (images === 0 && !phantom)
@@ -130,17 +85,20 @@ export function requireTrainingData(images: number, phantom?: string): void {
 
 export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
   requireTrainingData(o.volumes.length, o.phantom);
-  const normalisation = o.volumes[0]
-    ? normalisationFor(o.modality, o.volumes[0])
-    : o.phantom === "ct-body"
-      ? ({ kind: "hu" } as const)
-      : ({ kind: "percentile", percentile: 99.5 } as const);
-  const slices: SliceSource[] = [];
-  for (const v of o.volumes) {
-    const norm = normalise(v.data, normalisationFor(o.modality, v));
-    for (let k = 0; k < v.slices; k++)
-      slices.push({ rows: v.rows, cols: v.cols, data: sliceOf({ ...v, data: norm }, k).data });
-  }
+  // The CT prior works in (HU + 1000) / 2000 whatever it learned from (images not in HU are
+  // mapped to attenuation); the MRI prior in percentile-normalised intensity.
+  const normalisation: Normalisation =
+    o.modality === "ct" ? { kind: "hu" } : { kind: "percentile", percentile: 99.5 };
+  const augment = o.augment ?? defaultAugmentations(o.modality);
+  const axes = o.axes ?? ["axial"];
+  const perVolume = o.volumes.map((v) => trainingSlices(o.modality, v, axes));
+  const data: BatchSource = { modality: o.modality, slices: perVolume.flat(), phantom: o.phantom, augment };
+  const dataFiles =
+    o.sources &&
+    describeSources(
+      o.sources,
+      perVolume.map((s) => s.length),
+    );
   const sde = makeSde(o.sde);
   const net = new ScoreUNet(o.network, sde, o.seed ?? 0);
   const init = o.init ? initFrom(net, o.init) : undefined;
@@ -188,6 +146,9 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       normalisation,
       imageSize: o.size,
       data: o.dataDescription,
+      ...(dataFiles ? { dataFiles } : {}),
+      augment,
+      axes,
       steps: step,
       batch: o.batch,
       finalLoss: last,
@@ -215,7 +176,7 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
     }
     (optimizer as unknown as { learningRate: number }).learningRate =
       (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup);
-    const x0 = makeBatch(slices, o.phantom, o.size, o.batch, rng);
+    const x0 = makeBatch(data, o.size, o.batch, rng);
     const ts = Array.from({ length: o.batch }, () => 1e-5 + (1 - 1e-5) * rng.uniform());
     const noiseSeed = Math.floor(rng.uniform() * 2 ** 31);
     const lossValue = tf.tidy(() => {
@@ -264,6 +225,18 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
     interrupted,
     ...(init ? { init } : {}),
   };
+}
+
+/** One entry per source (the slabs of one file merged), with the 2-D slices each gave. */
+function describeSources(sources: Omit<DataFile, "count">[], counts: number[]): DataFile[] {
+  const out = new Map<string, DataFile>();
+  sources.forEach((s, i) => {
+    const key = `${s.source}@${s.slices ?? ""}`;
+    const e = out.get(key);
+    if (e) e.count += counts[i];
+    else out.set(key, { ...s, count: counts[i] });
+  });
+  return [...out.values()];
 }
 
 /**
