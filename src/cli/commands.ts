@@ -17,7 +17,14 @@ import {
 } from "../io/index.js";
 import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "../recon/acquisition.js";
 import { findMethod, parseMethods } from "../recon/methods.js";
-import { evalMarkdown, evaluate, STANDARD_SETTINGS, type EvalInput } from "../recon/evaluate.js";
+import {
+  evalMarkdown,
+  evaluate,
+  perImageMarkdown,
+  pseudoCt,
+  STANDARD_SETTINGS,
+  type EvalInput,
+} from "../recon/evaluate.js";
 import { inHounsfieldUnits, reconstruct } from "../recon/reconstruct.js";
 import { toOperatorUnits } from "../recon/slice-task.js";
 import {
@@ -190,6 +197,10 @@ export function registerCommands(program: Command): void {
     )
     .option("--slices <ranges>", "only these slices of every --data volume")
     .option(
+      "--ct-from-mri",
+      "also evaluate the MR/other --data images in the CT settings, mapped to HU by a fixed curve (pseudo-CT: real anatomy, not real CT)",
+    )
+    .option(
       "--phantoms <n>",
       "also n held-out phantoms per modality (brain, ct-body; seeds from 1000000, never drawn in training)",
       "0",
@@ -218,10 +229,11 @@ export function registerCommands(program: Command): void {
       const inputs: EvalInput[] = [];
       for (const f of o.data ?? []) {
         const v = await readVolume(f);
-        inputs.push({
-          volume: padOrCrop(selectSlices(v, o.slices, f), size, size),
-          labels: sliceIndices(o.slices, v.slices, f).map((k) => `${basename(f)} slice ${k}`),
-        });
+        const volume = padOrCrop(selectSlices(v, o.slices, f), size, size);
+        const labels = sliceIndices(o.slices, v.slices, f).map((k) => `${basename(f)} slice ${k}`);
+        inputs.push({ volume, labels });
+        if (o.ctFromMri && v.modality !== "CT")
+          inputs.push({ volume: pseudoCt(volume), labels: labels.map((l) => `${l} (pseudo-CT)`) });
       }
       for (let k = 0; k < n; k++)
         for (const kind of ["brain", "ct-body"] as const) {
@@ -265,7 +277,7 @@ export function registerCommands(program: Command): void {
       );
       bar.stop();
       mkdirSync(o.out, { recursive: true });
-      const md = evalMarkdown(rows);
+      const md = `${evalMarkdown(rows)}\n\nPer image:\n\n${perImageMarkdown(rows)}`;
       await writeFileAtomic(join(o.out, "eval.md"), Buffer.from(md + "\n"));
       await writeJsonAtomic(join(o.out, "eval.json"), { volumes: inputs.length, rows });
       process.stdout.write(md + "\n");

@@ -179,26 +179,54 @@ function intensityMri(x: Float32Array, aug: ReadonlySet<Augmentation>, rng: Rng)
   }
 }
 
+/** The curve that maps normalised MRI intensity to attenuation (`toAttenuation`). */
+export interface AttenuationCurve {
+  /** Below this intensity: air. */
+  air: number;
+  /** HU at the air threshold and at intensity 1 (fat -> soft tissue, or reversed). */
+  fat: number;
+  soft: number;
+  /** From this intensity on, a ramp over 0.2 towards `bone` HU. */
+  boneFrom: number;
+  bone: number;
+  invert: boolean;
+}
+
+/** The fixed curve `scorerecon eval --ct-from-mri` uses: the middle of the training family. */
+export const PSEUDO_CT: AttenuationCurve = {
+  air: 0.1,
+  fat: -100,
+  soft: 50,
+  boneFrom: 1,
+  bone: 650,
+  invert: false,
+};
+
+function randomCurve(rng: Rng): AttenuationCurve {
+  return {
+    air: 0.05 + 0.1 * rng.uniform(),
+    fat: -150 + 100 * rng.uniform(),
+    soft: 20 + 60 * rng.uniform(),
+    boneFrom: 0.85 + 0.3 * rng.uniform(),
+    bone: 300 + 700 * rng.uniform(),
+    invert: rng.uniform() < 0.3,
+  };
+}
+
 /**
- * MRI anatomy as attenuation, in (HU + 1000) / 2000: below a random threshold air (-1000 HU);
- * above it a random monotone ramp through fat (about -100) to soft tissue (20-80) and, at the
- * brightest values, a random fraction mapped towards bone (up to 1000 HU).
+ * MRI anatomy as attenuation, in place, from normalised intensity to (HU + 1000) / 2000: below
+ * the air threshold -1000 HU (rising to a tenth of the way to fat); above it a monotone ramp from
+ * fat to soft tissue (or the reverse) and, at the brightest values, towards bone.
  */
-function toAttenuation(x: Float32Array, rng: Rng): void {
-  const air = 0.05 + 0.1 * rng.uniform();
-  const fat = -150 + 100 * rng.uniform(),
-    soft = 20 + 60 * rng.uniform();
-  const boneFrom = 0.85 + 0.3 * rng.uniform(),
-    bone = 300 + 700 * rng.uniform();
-  const invert = rng.uniform() < 0.3;
+export function toAttenuation(x: Float32Array, k: AttenuationCurve): void {
   for (let i = 0; i < x.length; i++) {
     const m = x[i];
     let hu: number;
-    if (m < air) hu = -1000 + (m / air) * (fat + 1000) * 0.1;
+    if (m < k.air) hu = -1000 + (Math.max(0, m) / k.air) * (k.fat + 1000) * 0.1;
     else {
-      const t = Math.min(1, (m - air) / (1 - air));
-      hu = invert ? soft + (fat - soft) * t : fat + (soft - fat) * t;
-      if (m > boneFrom) hu += (bone - soft) * Math.min(1, (m - boneFrom) / 0.2);
+      const t = Math.min(1, (m - k.air) / (1 - k.air));
+      hu = k.invert ? k.soft + (k.fat - k.soft) * t : k.fat + (k.soft - k.fat) * t;
+      if (m > k.boneFrom) hu += (k.bone - k.soft) * Math.min(1, (m - k.boneFrom) / 0.2);
     }
     x[i] = (hu + 1000) / 2000;
   }
@@ -226,7 +254,7 @@ export function makeBatch(src: BatchSource, s: number, b: number, rng: Rng): tf.
       slice = { rows: PHANTOM_SIZE, cols: PHANTOM_SIZE, data: normalise(p.data, n), hu: n.kind === "hu" };
     } else slice = src.slices[rng.int(src.slices.length)];
     drawCrop(slice, s, aug, rng, crop);
-    if (src.modality === "ct" && !slice.hu) toAttenuation(crop, rng);
+    if (src.modality === "ct" && !slice.hu) toAttenuation(crop, randomCurve(rng));
     else if (src.modality === "mri") intensityMri(crop, aug, rng);
     out.set(crop, k * s * s);
   }

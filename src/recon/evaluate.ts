@@ -4,6 +4,7 @@
  * and seconds per slice; each row also keeps the per-image numbers, named by the inputs' labels.
  */
 import type { Volume } from "../image/volume.js";
+import { normalise, PSEUDO_CT, toAttenuation } from "../prior/data.js";
 import { defaultDetectors, type Acquisition, type Modality } from "./acquisition.js";
 import type { MethodRequest } from "./methods.js";
 import { reconstruct, type ProgressEvent } from "./reconstruct.js";
@@ -119,6 +120,36 @@ export async function evaluate(
     }
   }
   return rows;
+}
+
+/**
+ * An MRI ground truth as a CT one (`--ct-from-mri`): normalised by its 99.5th percentile and mapped
+ * to HU by the fixed curve PSEUDO_CT — real anatomy at attenuation contrasts, not real CT.
+ */
+export function pseudoCt(v: Volume): Volume {
+  const data = normalise(v.data, { kind: "percentile", percentile: 99.5 });
+  toAttenuation(data, PSEUDO_CT);
+  return { ...v, data: data.map((u) => u * 2000 - 1000), modality: "CT", units: "HU", dicom: undefined };
+}
+
+/** The per-image table: one row per image and setting, a PSNR / SSIM column per method. */
+export function perImageMarkdown(rows: EvalRow[]): string {
+  const methods = [...new Set(rows.map((r) => r.method))];
+  const lines = [
+    `| setting | image | ${methods.map((m) => `${m} PSNR / SSIM`).join(" | ")} |`,
+    `| --- | --- | ${methods.map(() => "---").join(" | ")} |`,
+  ];
+  for (const setting of new Set(rows.map((r) => r.setting))) {
+    const mine = rows.filter((r) => r.setting === setting);
+    for (const { image } of mine[0].images) {
+      const cells = methods.map((m) => {
+        const i = mine.find((r) => r.method === m)?.images.find((x) => x.image === image);
+        return i ? `${i.psnr.toFixed(2)} / ${i.ssim.toFixed(3)}` : "";
+      });
+      lines.push(`| ${setting} | ${image} | ${cells.join(" | ")} |`);
+    }
+  }
+  return lines.join("\n");
 }
 
 export function evalMarkdown(rows: EvalRow[]): string {
