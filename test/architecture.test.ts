@@ -16,7 +16,8 @@ const MAX_LINES = 350;
  * The layers, lowest first, as docs/architecture.md orders them: a file may import its own layer
  * and the layers before it. `src/errors.ts` and `src/package-root.ts` (UserError, the package's
  * folder) lie under all of them; `bench` over all but the viewer; the viewer imports nothing of
- * ours outside its folder (it talks to the server over HTTP only).
+ * ours outside its folder (it talks to the server over HTTP only). One difference from the table:
+ * the server comes before the CLI, which composes it.
  */
 const LAYERS: readonly { name: string; paths: readonly string[]; isolated?: boolean }[] = [
   { name: "base", paths: ["src/errors.ts", "src/package-root.ts"] },
@@ -30,8 +31,10 @@ const LAYERS: readonly { name: string; paths: readonly string[]; isolated?: bool
   { name: "sampling", paths: ["src/sampling/"] },
   { name: "recon", paths: ["src/recon/"] },
   { name: "queue", paths: ["src/queue/"] },
-  { name: "cli", paths: ["src/cli/"] },
+  // The server before the CLI: `scorerecon serve` starts the server (src/cli/serve-command.ts),
+  // and nothing of the server imports the CLI.
   { name: "server", paths: ["server/"] },
+  { name: "cli", paths: ["src/cli/"] },
   { name: "bench", paths: ["bench/"] },
   { name: "viewer", paths: ["viewer/src/"], isolated: true },
 ];

@@ -329,13 +329,13 @@ async function checkQueue(url: string, dataDir: string | undefined, out: string)
       "bad_flag",
       "--out",
     );
-  const { checkRedis } = await import("../queue/slice-queue.js");
+  const { checkRedis } = await import("../queue/redis-connection.js");
   await checkRedis(url, "--queue");
 }
 
 /** With --queue: the slices go to queue workers, which write them into the study's store. */
 async function queuePool(url: string, dataDir: string, storeDir: string) {
-  const { QueuePool } = await import("../queue/slice-queue.js");
+  const { QueuePool } = await import("../queue/queue-pool.js");
   return new QueuePool(url, dataDir, relative(resolve(dataDir), resolve(storeDir)));
 }
 
