@@ -22,7 +22,7 @@ import { packageRoot } from "../src/package-root.js";
 import { ACQUISITION_DEFAULTS, describeAcquisition } from "../src/recon/acquisition.js";
 import { describeDerivation } from "../src/recon/methods.js";
 import { SlicePool } from "../src/recon/pool.js";
-import { jobStore, QueuePool } from "../src/queue/slice-queue.js";
+import { QueuePool } from "../src/queue/queue-pool.js";
 import { RedisJobQueue } from "./redis-queue.js";
 import { FINAL_STATES, JobService, type JobEvent, type JobRecord } from "./jobs.js";
 import { listModels, modelDir } from "./models.js";
@@ -30,7 +30,7 @@ import { OPENAPI } from "./openapi.js";
 import { page, parseQuery } from "./paging.js";
 import { EncodedSlices, encodeSlice } from "./pixels.js";
 import { resolveJobSpec } from "./spec.js";
-import { defaultWindow, Storage, UUID, type StudyRecord } from "./storage.js";
+import { defaultWindow, jobStore, Storage, UUID, type StudyRecord } from "./storage.js";
 import { DEFAULT_LIMITS, type UploadLimits } from "./limits.js";
 import { HttpError, ingestUpload, receivedUpload, uploadMiddleware } from "./uploads.js";
 

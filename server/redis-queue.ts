@@ -1,11 +1,12 @@
 /**
  * The job queue on Redis (BullMQ), chosen when REDIS_URL is set: jobs wait in Redis and survive a
  * server restart there as well as on disk; each server process takes up to `concurrency` jobs.
- * A job's slices run on queue workers (`scorerecon worker`, src/queue/slice-queue.ts).
+ * A job's slices run on queue workers (`scorerecon worker`, src/queue/worker.ts).
  */
 import { Queue, Worker } from "bullmq";
-import { redisConnection, redisOutages, watchRedisErrors } from "../src/queue/slice-queue.js";
-import { SERVER_STOPPING, type JobQueue } from "./jobs.js";
+import { redisConnection, redisOutages, watchRedisErrors } from "../src/queue/redis-connection.js";
+import { Cancelled, ServerStopping } from "../src/errors.js";
+import type { JobQueue } from "./job-queue.js";
 
 const JOB_QUEUE = "scorerecon-jobs";
 
@@ -36,7 +37,7 @@ export class RedisJobQueue implements JobQueue {
       },
       { connection: this.connections[1], concurrency, lockDuration: 60_000 },
     );
-    // One log line per outage, not a stack trace per retry (src/queue/slice-queue.ts).
+    // One log line per outage, not a stack trace per retry (src/queue/redis-connection.ts).
     watchRedisErrors(this.queue, url);
     watchRedisErrors(this.worker, url);
   }
@@ -49,7 +50,7 @@ export class RedisJobQueue implements JobQueue {
   cancel(id: string): boolean {
     const c = this.running.get(id);
     if (c) {
-      c.abort(new Error("cancelled"));
+      c.abort(new Cancelled());
       return true;
     }
     void this.queue.getJob(id).then(async (job) => {
@@ -62,7 +63,7 @@ export class RedisJobQueue implements JobQueue {
   }
 
   async close(): Promise<void> {
-    for (const c of this.running.values()) c.abort(new Error(SERVER_STOPPING));
+    for (const c of this.running.values()) c.abort(new ServerStopping());
     // Without Redis a graceful close waits for it forever: the running jobs' locks expire instead.
     await this.worker.close(redisOutages(this.url).outage);
     await this.queue.close();

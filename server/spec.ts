@@ -14,7 +14,7 @@ import {
 import { findMethod, methodRequest, type MethodRequest } from "../src/recon/methods.js";
 import { checkPrior, defaultPriorPath } from "../src/recon/score-methods.js";
 import { MASK_KINDS } from "../operators/masks.js";
-import type { StudyRecord } from "./storage.js";
+import type { StudyRecord } from "./study-record.js";
 
 const int = (min: number, max: number) => z.number().int().min(min).max(max);
 

@@ -20,31 +20,21 @@ import { makeVolume, type Volume } from "../src/image/volume.js";
 import { writeFileAtomic, writeJsonAtomic } from "../src/io/atomic.js";
 import { encodeNpy, readNpy } from "../src/io/npy.js";
 import { folderSliceStore, type SliceStore } from "../src/recon/slice-store.js";
-import type { JobRecord } from "./jobs.js";
+import type { JobRecord } from "./job-record.js";
+import type { SeriesInfo, StudyRecord } from "./study-record.js";
+
+// The study records, from where the routes have always taken them.
+export type { SeriesInfo, StudyRecord } from "./study-record.js";
+
+const JOBS = "jobs";
+
+/**
+ * The folder of a job's finished slices, relative to the data folder: also where queue workers,
+ * which see the data folder under a path of their own, put them (src/queue).
+ */
+export const jobStore = (jobId: string): string => join(JOBS, jobId, "slices");
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-export interface SeriesInfo {
-  id: string;
-  description: string;
-  modality: Volume["modality"];
-  units: Volume["units"];
-  rows: number;
-  cols: number;
-  slices: number;
-  spacing: readonly number[];
-  /** Default display window (centre, width) in the series' units. */
-  window: { center: number; width: number };
-}
-
-export interface StudyRecord {
-  id: string;
-  created: string;
-  /** What was uploaded: "dicom", "nifti" or "demo". No patient attributes are kept here. */
-  source: string;
-  files: number;
-  series: SeriesInfo[];
-}
 
 type VolumeMeta = Omit<Volume, "data">;
 
@@ -63,7 +53,7 @@ export class Storage {
 
   constructor(readonly root: string) {
     this.studiesDir = join(root, "studies");
-    this.jobsDir = join(root, "jobs");
+    this.jobsDir = join(root, JOBS);
     this.uploadsDir = join(root, "uploads");
     for (const d of [this.studiesDir, this.jobsDir]) mkdirSync(d, { recursive: true });
     // Uploads interrupted by a restart are incomplete by definition.
@@ -175,7 +165,7 @@ export class Storage {
   }
 
   sliceStore(jobId: string): SliceStore {
-    return folderSliceStore(join(this.jobDir(jobId), "slices"));
+    return folderSliceStore(join(this.root, jobStore(jobId)));
   }
 
   async saveResult(jobId: string, method: string, v: Volume): Promise<void> {

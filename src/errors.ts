@@ -14,3 +14,25 @@ export class UserError extends Error {
     this.name = "UserError";
   }
 }
+
+/**
+ * The abort reason of work a user cancelled (a job's DELETE, a cancelled queue group). Loops that
+ * call `signal.throwIfAborted()` throw it as it is: callers tell it apart with `instanceof`.
+ */
+export class Cancelled extends Error {
+  constructor(message = "cancelled") {
+    super(message);
+    this.name = "Cancelled";
+  }
+}
+
+/**
+ * The abort reason of a server that is stopping: its running jobs are not cancelled but left
+ * queued, and the next start resumes them.
+ */
+export class ServerStopping extends Error {
+  constructor(message = "server stopping") {
+    super(message);
+    this.name = "ServerStopping";
+  }
+}

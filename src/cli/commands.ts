@@ -30,7 +30,6 @@ import { toOperatorUnits } from "../recon/slice-task.js";
 import {
   acquisitionFromFlags,
   addOperatorFlags,
-  maskFor,
   checkFolder,
   modalityFor,
   parseChoice,
@@ -44,7 +43,9 @@ import {
 import { engineOption, startEngine } from "./engine-option.js";
 import { progressBar } from "./progress.js";
 import { measurementPaths } from "./measurements.js";
-import { metricsTable, registerReconstruct, writeResults } from "./reconstruct-command.js";
+import { maskFor } from "./mask-file.js";
+import { registerReconstruct } from "./reconstruct-command.js";
+import { metricsTable, writeResults } from "./report.js";
 
 export function registerCommands(program: Command): void {
   program

@@ -6,8 +6,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { UserError } from "../errors.js";
 import { makeVolume, type Volume } from "../image/volume.js";
-import { readNpyArray, readVolume } from "../io/index.js";
-import { expandLineMask } from "../../operators/masks.js";
+import { readNpyArray } from "../io/index.js";
 import type { Acquisition } from "../recon/acquisition.js";
 import {
   acquisitionFromFlags,
@@ -16,29 +15,12 @@ import {
   parseNumber,
   type OperatorFlags,
 } from "./options.js";
+import { readMask } from "./mask-file.js";
 
 export function measurementPaths(out: string) {
   const ext = /\.(npy|cfl)$/i.exec(out)?.[0] ?? ".npy";
   const base = out.toLowerCase().endsWith(ext.toLowerCase()) ? out.slice(0, -ext.length) : out;
   return { data: base + ext, mask: `${base}.mask.npy`, sidecar: `${base}.json` };
-}
-
-/** A mask file (.nii[.gz] or .npy): image-sized, or one line of `cols` entries for all rows. */
-export async function readMask(file: string, rows: number, cols: number): Promise<Uint8Array> {
-  const { data, shape } = file.toLowerCase().endsWith(".npy")
-    ? await readNpyArray(file)
-    : await readVolume(file).then((v) => ({
-        data: v.data,
-        shape: [v.slices, v.rows, v.cols].filter((d, i) => i > 0 || d > 1),
-      }));
-  const binary = Uint8Array.from(data, (v) => (v !== 0 ? 1 : 0));
-  if (binary.length === rows * cols) return binary;
-  if (binary.length === cols) return expandLineMask(binary, rows);
-  throw new UserError(
-    `mask ${file} has shape ${shape.join("x")}, but the image is ${rows}x${cols} (need ${rows}x${cols} or one line of ${cols})`,
-    "bad_mask",
-    "--mask-file",
-  );
 }
 
 export interface Measurements {

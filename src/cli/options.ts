@@ -5,7 +5,6 @@ import { Option, type Command } from "commander";
 import { MASK_KINDS, type MaskKind } from "../../operators/masks.js";
 import { keepSlices, type Volume } from "../image/volume.js";
 import type { MethodRequest } from "../recon/methods.js";
-import { readMask } from "./measurements.js";
 import { UserError } from "../errors.js";
 import {
   ACQUISITION_DEFAULTS,
@@ -239,11 +238,6 @@ export function checkModality(flag: Modality, says: Modality | undefined, source
       "--modality",
     );
   return flag;
-}
-
-export async function maskFor(acq: Acquisition, v: Volume): Promise<Uint8Array | undefined> {
-  if (acq.modality !== "mri" || !("file" in acq.mask)) return undefined;
-  return readMask(acq.mask.file, v.rows, v.cols);
 }
 
 /** Adds the operator flags (--accel, --views, --noise, ...) to a command. */

@@ -4,24 +4,12 @@
  * `--resume` (finished slices are kept in <study out>/.slices and never recomputed) and
  * `--workers N` (slices in N worker processes).
  */
-import { mkdirSync, readdirSync, statSync } from "node:fs";
-import { basename, isAbsolute, join, relative, resolve } from "node:path";
+import { join, isAbsolute, relative, resolve } from "node:path";
 import type { Command } from "commander";
-import { realisedAcceleration } from "../../operators/masks.js";
 import { UserError } from "../errors.js";
-import { valueRange } from "../image/stats.js";
-import { sliceOf, type Volume } from "../image/volume.js";
-import {
-  isDicomPath,
-  readVolume,
-  writeFileAtomic,
-  writeJsonAtomic,
-  writePng,
-  writeVolume,
-} from "../io/index.js";
-import { writeDicomSeries } from "../io/dicom-write.js";
-import { describeAcquisition } from "../recon/acquisition.js";
-import { describeDerivation, METHODS, parseMethods } from "../recon/methods.js";
+import type { Volume } from "../image/volume.js";
+import { readVolume, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
+import { METHODS, parseMethods } from "../recon/methods.js";
 import {
   reconstruct,
   slicePoolSize,
@@ -30,10 +18,12 @@ import {
   type ReconResult,
 } from "../recon/reconstruct.js";
 import { folderSliceStore } from "../recon/slice-store.js";
+import { engineChoice, engineOption, startEngine } from "./engine-option.js";
+import { maskFor } from "./mask-file.js";
+import { readMeasurements } from "./measurements.js";
 import {
   acquisitionFromFlags,
   addOperatorFlags,
-  maskFor,
   checkFolder,
   modalityFor,
   parseChoice,
@@ -44,59 +34,38 @@ import {
   withModel,
   type OperatorFlags,
 } from "./options.js";
-import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { progressBars } from "./progress.js";
-import { readMeasurements } from "./measurements.js";
+import {
+  metricsCsv,
+  metricsTable,
+  OUTPUT_FORMATS,
+  studySummary,
+  writeResults,
+  type StudySummary,
+} from "./report.js";
+import { expandStudies, studyName, type Study } from "./studies.js";
 
-const IMAGE_FILE = /\.(nii|nii\.gz|npy|cfl|png|dcm)$/i;
-
-interface Study {
-  name: string;
-  path: string;
+/** The flags of `reconstruct` as commander gives them (strings, checked where they are used). */
+interface ReconstructFlags extends OperatorFlags {
+  in?: string[];
+  slices?: string;
+  series?: string;
+  volume?: string;
+  format: string;
+  measurements?: string;
+  modality?: string;
+  size?: string;
+  method: string;
+  out: string;
+  model?: string;
+  resume?: boolean;
+  workers: string;
+  queue?: string;
+  dataDir?: string;
+  anonymise?: boolean;
+  json?: boolean;
+  engine?: string;
 }
-
-/**
- * The studies named by --in: an image file or a DICOM folder is one study; a folder holding no
- * DICOM files of its own is a folder of studies (its image files and subfolders, sorted).
- */
-export function expandStudies(inputs: string[]): { studies: Study[]; batch: boolean } {
-  const studies: Study[] = [];
-  let batch = inputs.length > 1;
-  for (const path of inputs) {
-    let dir = false;
-    try {
-      dir = statSync(path).isDirectory();
-    } catch {
-      throw new UserError(`${path}: no such file`, "not_found", "--in");
-    }
-    const children = dir ? readdirSync(path).sort() : [];
-    const ownDicom = children.some((c) => {
-      const p = join(path, c);
-      return statSync(p).isFile() && isDicomPath(p);
-    });
-    if (!dir || ownDicom) {
-      studies.push({ name: studyName(path), path });
-      continue;
-    }
-    batch = true;
-    const inner = children
-      .filter((c) => !c.startsWith("."))
-      .map((c) => join(path, c))
-      .filter((p) => statSync(p).isDirectory() || IMAGE_FILE.test(p));
-    if (inner.length === 0) throw new UserError(`${path}: no studies in this folder`, "not_found", "--in");
-    for (const p of inner) studies.push({ name: studyName(p), path: p });
-  }
-  // Distinct output folder names.
-  const seen = new Map<string, number>();
-  for (const s of studies) {
-    const n = (seen.get(s.name) ?? 0) + 1;
-    seen.set(s.name, n);
-    if (n > 1) s.name = `${s.name}-${n}`;
-  }
-  return { studies, batch };
-}
-
-const studyName = (path: string) => basename(path.replace(/[/\\]+$/, "")).replace(IMAGE_FILE, "") || "study";
 
 export function registerReconstruct(program: Command): void {
   addOperatorFlags(
@@ -145,7 +114,7 @@ export function registerReconstruct(program: Command): void {
       )
       .option("--json", "print one JSON object instead of a table")
       .addOption(engineOption()),
-  ).action(async (o) => {
+  ).action(async (o: ReconstructFlags) => {
     if (!o.in === !o.measurements)
       throw new UserError("give exactly one of --in IMAGE... or --measurements MEAS", "bad_flag", "--in");
     const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
@@ -154,7 +123,7 @@ export function registerReconstruct(program: Command): void {
     checkFolder("--out", o.out);
     // What holds for every study fails once, here, not once per study of a batch.
     if (o.modality) parseMethods(o.method, parseModality(o.modality));
-    if (o.queue) await checkQueue(o.queue, o.dataDir, o.out);
+    const queue = o.queue ? await checkQueue(o.queue, o.dataDir, o.out) : undefined;
     // The engine for score-based methods, named (once, by the first study) before the progress bars
     // draw, for the worker processes that study's pool has (which inherit the choice); with --queue,
     // the queue workers use their own.
@@ -162,13 +131,13 @@ export function registerReconstruct(program: Command): void {
       .split(",")
       .map((m) => m.split(":")[0].trim());
     const engine =
-      !o.queue && METHODS.some((m) => m.needsPrior && names.includes(m.name))
+      !queue && METHODS.some((m) => m.needsPrior && names.includes(m.name))
         ? (tasks: { slices: number; methods: number }) =>
             startEngine(o.engine, slicePoolSize(workers, tasks.slices, tasks.methods))
         : undefined;
     const { studies, batch } = o.in
-      ? expandStudies(o.in as string[])
-      : { studies: [{ name: studyName(o.measurements), path: o.measurements as string }], batch: false };
+      ? expandStudies(o.in)
+      : { studies: [{ name: studyName(o.measurements!), path: o.measurements! }], batch: false };
     const bars = progressBars(["studies", "slice"]);
     const summaries: StudySummary[] = [];
     // In a batch, a study that is bad input (unreadable, wrong size for the prior, ...) is reported
@@ -188,7 +157,7 @@ export function registerReconstruct(program: Command): void {
         };
         let run: Awaited<ReturnType<typeof runStudy>>;
         try {
-          run = await runStudy(study, out, o, workers, onProgress, engine);
+          run = await runStudy(study, out, o, workers, onProgress, engine, queue);
         } catch (err) {
           if (!batch || !(err instanceof UserError)) throw err;
           failed.push({ study: study.name, error: err.message });
@@ -251,11 +220,11 @@ function methodFailure(result: ReconResult): unknown {
 async function runStudy(
   study: Study,
   out: string,
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  o: any,
+  o: ReconstructFlags,
   workers: number,
   onProgress: (e: ProgressEvent, units: number, done: () => number) => void,
   engine?: (tasks: { slices: number; methods: number }) => Promise<unknown>,
+  queue?: QueueFlags,
 ): Promise<{ result: ReconResult; reference?: Volume; resumed: number }> {
   // Finished slices are always kept (so that a later --resume can use them), reused only with --resume.
   const storeDir = join(out, ".slices");
@@ -265,7 +234,7 @@ async function runStudy(
     store: o.resume ? kept : { get: () => undefined, put: kept.put },
   };
   const run = async (req: Omit<ReconRequest, "store" | "workers" | "pool">) => {
-    const pool = o.queue ? await queuePool(o.queue, o.dataDir, storeDir) : undefined;
+    const pool = queue ? await queuePool(queue, storeDir) : undefined;
     try {
       return await reconstruct({ ...req, ...common, ...(pool ? { pool } : {}) });
     } finally {
@@ -314,8 +283,14 @@ async function runStudy(
   return { result, reference, resumed };
 }
 
+/** --queue and its --data-dir, checked. */
+interface QueueFlags {
+  url: string;
+  dataDir: string;
+}
+
 /** With --queue: a shared --data-dir holding --out, and a Redis that answers. */
-async function checkQueue(url: string, dataDir: string | undefined, out: string) {
+async function checkQueue(url: string, dataDir: string | undefined, out: string): Promise<QueueFlags> {
   if (!dataDir)
     throw new UserError(
       "--queue needs --data-dir, the shared folder the workers see",
@@ -329,138 +304,13 @@ async function checkQueue(url: string, dataDir: string | undefined, out: string)
       "bad_flag",
       "--out",
     );
-  const { checkRedis } = await import("../queue/slice-queue.js");
+  const { checkRedis } = await import("../queue/redis-connection.js");
   await checkRedis(url, "--queue");
+  return { url, dataDir };
 }
 
 /** With --queue: the slices go to queue workers, which write them into the study's store. */
-async function queuePool(url: string, dataDir: string, storeDir: string) {
-  const { QueuePool } = await import("../queue/slice-queue.js");
+async function queuePool({ url, dataDir }: QueueFlags, storeDir: string) {
+  const { QueuePool } = await import("../queue/queue-pool.js");
   return new QueuePool(url, dataDir, relative(resolve(dataDir), resolve(storeDir)));
-}
-
-interface StudySummary {
-  study: string;
-  modality: string;
-  settings: { acquisition: unknown; description: string; dataRange?: number; realisedAcceleration?: number };
-  results: {
-    method: string;
-    params: unknown;
-    psnr: number | null;
-    ssim: number | null;
-    nmse: number | null;
-    /** The method's time over all slices, and per slice. */
-    seconds: number;
-    secondsPerSlice: number;
-  }[];
-  perSlice: Record<string, { slice: number; psnr: number; ssim: number; nmse: number; seconds: number }[]>;
-}
-
-function studySummary(study: string, result: ReconResult): StudySummary {
-  return {
-    study,
-    modality: result.acquisition.modality,
-    settings: {
-      acquisition: result.acquisition,
-      description: describeAcquisition(result.acquisition),
-      dataRange: result.dataRange,
-      ...(result.mask ? { realisedAcceleration: realisedAcceleration(result.mask) } : {}),
-    },
-    results: result.results.map((r) => ({
-      method: r.method,
-      params: r.params,
-      psnr: r.metrics?.psnr ?? null,
-      ssim: r.metrics?.ssim ?? null,
-      nmse: r.metrics?.nmse ?? null,
-      seconds: r.seconds,
-      secondsPerSlice: r.seconds / r.volume.slices,
-    })),
-    perSlice: Object.fromEntries(result.results.map((r) => [r.method, r.perSlice ?? []])),
-  };
-}
-
-/** One row per study and method (slice "mean", its seconds the mean per slice) and one per slice. */
-export function metricsCsv(studies: StudySummary[]): string {
-  const num = (v: number | null | undefined, d: number) =>
-    v === null || v === undefined ? "" : v.toFixed(d);
-  const text = (v: string) => (/[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
-  const lines = ["study,method,slice,psnr,ssim,nmse,seconds"];
-  for (const s of studies)
-    for (const r of s.results) {
-      lines.push(
-        [
-          text(s.study),
-          r.method,
-          "mean",
-          num(r.psnr, 4),
-          num(r.ssim, 5),
-          num(r.nmse, 6),
-          num(r.secondsPerSlice, 3),
-        ].join(","),
-      );
-      for (const p of s.perSlice[r.method] ?? [])
-        lines.push(
-          [
-            text(s.study),
-            r.method,
-            p.slice,
-            num(p.psnr, 4),
-            num(p.ssim, 5),
-            num(p.nmse, 6),
-            num(p.seconds, 3),
-          ].join(","),
-        );
-    }
-  return lines.join("\n") + "\n";
-}
-
-const OUTPUT_FORMATS = ["nifti", "npy", "cfl", "dicom"] as const;
-const EXTENSION = { nifti: ".nii.gz", npy: ".npy", cfl: ".cfl", dicom: "" } as const;
-
-export async function writeResults(
-  dir: string,
-  result: ReconResult,
-  reference?: Volume,
-  format: (typeof OUTPUT_FORMATS)[number] = "nifti",
-  anonymise = false,
-): Promise<void> {
-  const ext = EXTENSION[format];
-  mkdirSync(dir, { recursive: true });
-  // One display window for every method (the reference's range) so the PNGs compare fairly.
-  const windowFrom = reference ?? result.results[0].volume;
-  const { min, max } = valueRange(windowFrom.data);
-  const mid = Math.floor(windowFrom.slices / 2);
-  if (reference) await writePng(join(dir, "reference.png"), sliceOf(reference, mid), { min, max });
-  for (const r of result.results) {
-    // A method's volume and its uncertainty map, both in the chosen format.
-    const write = (name: string, v: Volume, what: string) =>
-      format === "dicom"
-        ? writeDicomSeries(join(dir, name), v, {
-            description: `scorerecon ${what}`,
-            derivation: describeDerivation({ name: r.method, params: r.params }, result.acquisition),
-            anonymise,
-          })
-        : writeVolume(join(dir, `${name}${ext}`), v);
-    await write(r.method, r.volume, r.method);
-    if (r.uncertainty) {
-      await write(`${r.method}-std`, r.uncertainty, `${r.method} posterior std`);
-      await writePng(join(dir, `${r.method}-std.png`), sliceOf(r.uncertainty, mid));
-    }
-    await writePng(join(dir, `${r.method}.png`), sliceOf(r.volume, mid), { min, max });
-  }
-}
-
-export function metricsTable(result: ReconResult): string {
-  const rows = result.results.map((r) => [
-    r.method,
-    r.metrics ? r.metrics.psnr.toFixed(2) : "-",
-    r.metrics ? r.metrics.ssim.toFixed(4) : "-",
-    r.metrics ? r.metrics.nmse.toExponential(3) : "-",
-    r.seconds.toFixed(2),
-  ]);
-  const head = ["method", "PSNR dB", "SSIM", "NMSE", "seconds"];
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) =>
-    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
-  return [line(head), ...rows.map(line)].join("\n");
 }

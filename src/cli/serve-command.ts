@@ -61,7 +61,7 @@ export function registerServe(program: Command): void {
           "bad_flag",
           "--worker-memory",
         );
-      const { checkRedis, redisOutages } = await import("../queue/slice-queue.js");
+      const { checkRedis, redisOutages } = await import("../queue/redis-connection.js");
       if (redisUrl) {
         await checkRedis(redisUrl, "REDIS_URL");
         redisOutages(redisUrl).log = log;
@@ -172,7 +172,8 @@ export function registerWorker(program: Command): void {
       const concurrency = parseNumber("--concurrency", o.concurrency, { min: 1, integer: true });
       const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, integer: true });
       checkFolder("--data-dir", o.dataDir, true);
-      const { checkRedis, redactRedisUrl, startSliceWorker } = await import("../queue/slice-queue.js");
+      const { checkRedis, redactRedisUrl } = await import("../queue/redis-connection.js");
+      const { startSliceWorker } = await import("../queue/worker.js");
       // Redis is checked first (one line and exit 2 when it cannot be reached); a later outage is
       // one log line, and BullMQ reconnects.
       await checkRedis(o.redis, "--redis");

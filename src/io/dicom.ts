@@ -1,61 +1,16 @@
 /**
- * DICOM series in (dicom-parser): a file, or a folder searched recursively (DICOMDIR trees
- * included; the DICOMDIR file itself is skipped). Instances are grouped by SeriesInstanceUID and
- * sorted by ImagePositionPatient projected on the slice normal (the cross product of the two
- * ImageOrientationPatient directions; PS3.3 C.7.6.2.1.1), falling back to InstanceNumber.
- * Multi-frame instances become slices.
- *
- * Pixels (PS3.3 C.7.6.3): BitsAllocated 8/16/32, PixelRepresentation signed or unsigned, values
- * masked to BitsStored (sign-extended when signed), RescaleSlope/Intercept applied (CT values are
- * HU), MONOCHROME1 inverted to the MONOCHROME2 sense. Colour images are refused. Transfer
- * syntaxes: implicit and explicit VR little endian, explicit VR big endian, deflated, and the
- * encapsulated ones of dicom-codecs.ts (RLE, JPEG baseline 8-bit, JPEG lossless, JPEG-LS,
- * JPEG 2000); others give a one-line error naming the syntax.
- *
- * A broken or non-image file inside a folder is reported (skipped) and the rest still loads; a
- * single file given directly that is broken is an error naming it.
+ * DICOM series in: the instances of a file or folder (dicom-files.ts) grouped by
+ * SeriesInstanceUID and sorted by ImagePositionPatient projected on the slice normal (the cross
+ * product of the two ImageOrientationPatient directions; PS3.3 C.7.6.2.1.1), falling back to
+ * InstanceNumber; multi-frame instances become slices. The pixels are decoded by dicom-pixels.ts;
+ * the volume's spacing, affine (RAS) and DICOM source (for derived series) come from here.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
-import dicomParser from "dicom-parser";
+import type dicomParser from "dicom-parser";
 import { UserError } from "../errors.js";
 import { makeVolume, type Volume } from "../image/volume.js";
 import { DecompressionBudget } from "./decompression.js";
-import { decodeFrame, ENCAPSULATED, type FrameInfo } from "./dicom-codecs.js";
-
-const SYNTAXES: Record<string, string> = {
-  "1.2.840.10008.1.2": "implicit VR little endian",
-  "1.2.840.10008.1.2.1": "explicit VR little endian",
-  "1.2.840.10008.1.2.2": "explicit VR big endian",
-  "1.2.840.10008.1.2.1.99": "deflated explicit VR little endian",
-  "1.2.840.10008.1.2.5": "RLE lossless",
-  "1.2.840.10008.1.2.4.50": "JPEG baseline",
-  "1.2.840.10008.1.2.4.51": "JPEG extended",
-  "1.2.840.10008.1.2.4.57": "JPEG lossless",
-  "1.2.840.10008.1.2.4.70": "JPEG lossless SV1",
-  "1.2.840.10008.1.2.4.80": "JPEG-LS lossless",
-  "1.2.840.10008.1.2.4.81": "JPEG-LS near-lossless",
-  "1.2.840.10008.1.2.4.90": "JPEG 2000 lossless",
-  "1.2.840.10008.1.2.4.91": "JPEG 2000",
-};
-const NATIVE = new Set([
-  "1.2.840.10008.1.2",
-  "1.2.840.10008.1.2.1",
-  "1.2.840.10008.1.2.2",
-  "1.2.840.10008.1.2.1.99",
-]);
-
-export const syntaxName = (uid: string) => SYNTAXES[uid] ?? `transfer syntax ${uid}`;
-
-interface Instance {
-  file: string;
-  ds: dicomParser.DataSet;
-}
-
-export interface SkippedFile {
-  file: string;
-  reason: string;
-}
+import { collectInstances, frames, type Instance, type SkippedFile } from "./dicom-files.js";
+import { decodeFrames, syntaxName } from "./dicom-pixels.js";
 
 export interface DicomSeriesSummary {
   seriesInstanceUid: string;
@@ -68,106 +23,6 @@ export interface DicomSeriesSummary {
   files: number;
 }
 
-/** True when the file has the DICOM preamble magic "DICM" at byte 128. */
-export function looksLikeDicom(path: string): boolean {
-  try {
-    const b = readFileSync(path);
-    return b.length > 132 && b.toString("latin1", 128, 132) === "DICM";
-  } catch {
-    return false;
-  }
-}
-
-function parse(file: string, budget: DecompressionBudget): Instance {
-  const bytes = readFileSync(file);
-  let ds: dicomParser.DataSet;
-  try {
-    ds = dicomParser.parseDicom(bytes, {
-      inflater: (arr: Uint8Array, position: number) => {
-        // Deflated syntax (PS3.5 A.5): raw deflate of everything after the file meta group.
-        const inflated = budget.inflateRaw(arr.subarray(position), file);
-        const out = new Uint8Array(position + inflated.length);
-        out.set(arr.subarray(0, position));
-        out.set(inflated, position);
-        return out;
-      },
-    } as dicomParser.ParseDicomOptions);
-  } catch (e) {
-    if (e instanceof UserError) throw e;
-    const msg =
-      typeof e === "string"
-        ? e
-        : ((e as { exception?: string }).exception ?? (e as Error).message ?? String(e));
-    throw new UserError(`${file} is not a readable DICOM file (${msg})`, "bad_dicom", file);
-  }
-  if (!ds.elements.x7fe00010) throw new UserError(`${file} has no Pixel Data (7FE0,0010)`, "bad_dicom", file);
-  // An image of no pixels or no frames (PS3.3 C.7.6.3: Rows, Columns >= 1; C.7.6.6: NumberOfFrames >= 1).
-  for (const [tag, name] of [
-    ["x00280010", "Rows"],
-    ["x00280011", "Columns"],
-  ] as const) {
-    const v = ds.uint16(tag);
-    if (!v)
-      throw new UserError(
-        `${file} has ${name} ${v ?? "missing"}; an image needs 1 or more`,
-        "bad_dicom",
-        file,
-      );
-  }
-  const f = frames(ds);
-  if (!(Number.isInteger(f) && f >= 1))
-    throw new UserError(
-      `${file} has NumberOfFrames ${ds.string("x00280008") ?? f}; an image needs 1 or more`,
-      "bad_dicom",
-      file,
-    );
-  return { file, ds };
-}
-
-function collect(
-  path: string,
-  budget: DecompressionBudget,
-): { instances: Instance[]; skipped: SkippedFile[] } {
-  let st;
-  try {
-    st = statSync(path);
-  } catch {
-    throw new UserError(`${path}: no such file or folder`, "not_found", path);
-  }
-  if (!st.isDirectory()) return { instances: [parse(path, budget)], skipped: [] };
-  const instances: Instance[] = [];
-  const skipped: SkippedFile[] = [];
-  const walk = (dir: string) => {
-    for (const e of readdirSync(dir).sort()) {
-      const p = join(dir, e);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (basename(p).toUpperCase() !== "DICOMDIR") {
-        try {
-          instances.push(parse(p, budget));
-        } catch (err) {
-          // Past the decompression limit nothing more is read.
-          if (err instanceof UserError && err.code === "too_large") throw err;
-          skipped.push({
-            file: p,
-            reason: err instanceof UserError ? err.message.replace(`${p} `, "") : String(err),
-          });
-        }
-      }
-    }
-  };
-  walk(path);
-  // A folder of one file that cannot be read: that file's own message.
-  if (instances.length === 0 && skipped.length === 1)
-    throw new UserError(`${skipped[0].file} ${skipped[0].reason}`, "bad_dicom", skipped[0].file);
-  if (instances.length === 0)
-    throw new UserError(
-      `${path} holds no readable DICOM image${skipped.length ? ` (${skipped.length} file(s) skipped, e.g. ${skipped[0].file}: ${skipped[0].reason})` : ""}`,
-      "bad_dicom",
-      path,
-    );
-  return { instances, skipped };
-}
-
 function bySeries(instances: Instance[]): Map<string, Instance[]> {
   const m = new Map<string, Instance[]>();
   for (const i of instances) {
@@ -176,8 +31,6 @@ function bySeries(instances: Instance[]): Map<string, Instance[]> {
   }
   return m;
 }
-
-const frames = (ds: dicomParser.DataSet) => ds.intString("x00280008") ?? 1;
 
 function summary(uid: string, list: Instance[]): DicomSeriesSummary {
   const ds = list[0].ds;
@@ -197,7 +50,7 @@ export function listDicomSeries(
   path: string,
   options: { budget?: DecompressionBudget } = {},
 ): { series: DicomSeriesSummary[]; skipped: SkippedFile[] } {
-  const { instances, skipped } = collect(path, options.budget ?? new DecompressionBudget());
+  const { instances, skipped } = collectInstances(path, options.budget ?? new DecompressionBudget());
   return { series: [...bySeries(instances)].map(([uid, list]) => summary(uid, list)), skipped };
 }
 
@@ -210,7 +63,7 @@ export async function readDicomStudy(
   skipped: SkippedFile[];
 }> {
   const budget = options.budget ?? new DecompressionBudget();
-  const { instances, skipped } = collect(path, budget);
+  const { instances, skipped } = collectInstances(path, budget);
   const series = [];
   for (const [uid, list] of bySeries(instances)) {
     const { volume, sorted } = await seriesVolume(list, budget);
@@ -224,123 +77,12 @@ function numbers(ds: dicomParser.DataSet, tag: string, n: number): number[] | un
   return v.every((x) => x !== undefined && Number.isFinite(x)) ? (v as number[]) : undefined;
 }
 
-/** The raw bytes of each frame: native pixel data as stored, encapsulated frames decoded. */
-async function frameBytes(
-  inst: Instance,
-  syntax: string,
-  info: FrameInfo,
-  budget: DecompressionBudget,
-): Promise<{ bytes: Uint8Array; little: boolean }[]> {
-  const { ds, file } = inst;
-  const n = info.rows * info.cols,
-    bytesPer = info.bitsAllocated / 8;
-  const el = ds.elements.x7fe00010;
-  const count = frames(ds);
-  if (NATIVE.has(syntax)) {
-    if (el.dataOffset + el.length > ds.byteArray.length || el.length < count * n * bytesPer)
-      throw new UserError(
-        `${file} is truncated: Pixel Data holds ${Math.min(el.length, ds.byteArray.length - el.dataOffset)} bytes, ${count} frame(s) need ${count * n * bytesPer}`,
-        "bad_dicom",
-        file,
-      );
-    const little = syntax !== "1.2.840.10008.1.2.2";
-    return Array.from({ length: count }, (_, f) => ({
-      bytes: ds.byteArray.subarray(el.dataOffset + f * n * bytesPer, el.dataOffset + (f + 1) * n * bytesPer),
-      little,
-    }));
-  }
-  if (!ENCAPSULATED[syntax])
-    throw new UserError(
-      `${file} uses ${syntaxName(syntax)} (${syntax}), which scorerecon cannot decode`,
-      "bad_dicom",
-      file,
-    );
-  const out: { bytes: Uint8Array; little: boolean }[] = [];
-  for (let f = 0; f < count; f++) {
-    // Each decoded frame is decompressed data: taken from the budget before it is made.
-    budget.take(n * bytesPer, file);
-    let encoded: Uint8Array;
-    try {
-      encoded =
-        el.basicOffsetTable && el.basicOffsetTable.length
-          ? dicomParser.readEncapsulatedImageFrame(ds, el, f)
-          : count === 1
-            ? dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, 0, el.fragments!.length)
-            : dicomParser.readEncapsulatedPixelDataFromFragments(ds, el, f, 1);
-      const bytes = await decodeFrame(syntax, encoded, info);
-      if (bytes.length < n * bytesPer)
-        throw new Error(`decoded ${bytes.length} bytes, expected ${n * bytesPer}`);
-      out.push({ bytes, little: true });
-    } catch (e) {
-      if (e instanceof UserError) throw e;
-      throw new UserError(
-        `${file}: cannot decode frame ${f} (${syntaxName(syntax)}): ${(e as Error).message ?? e}`,
-        "bad_dicom",
-        file,
-      );
-    }
-  }
-  return out;
-}
-
-/** Decodes one instance's frames (rescaled, MONOCHROME2 sense). */
-async function decodeFrames(
-  inst: Instance,
-  rows: number,
-  cols: number,
-  budget: DecompressionBudget,
-): Promise<Float32Array[]> {
-  const { ds, file } = inst;
-  const syntax = ds.string("x00020010") ?? "1.2.840.10008.1.2";
-  const spp = ds.uint16("x00280002") ?? 1;
-  const photometric = (ds.string("x00280004") ?? "MONOCHROME2").trim();
-  if (spp !== 1 || !photometric.startsWith("MONOCHROME"))
-    throw new UserError(
-      `${file} is a colour image (${photometric}); colour images are not supported (a reconstruction tool works on grey levels)`,
-      "bad_dicom",
-      file,
-    );
-  const bits = ds.uint16("x00280100") ?? 16;
-  const stored = ds.uint16("x00280101") ?? bits;
-  const signed = (ds.uint16("x00280103") ?? 0) === 1;
-  const slope = ds.floatString("x00281053") ?? 1;
-  const intercept = ds.floatString("x00281052") ?? 0;
-  if (![8, 16, 32].includes(bits))
-    throw new UserError(`${file} has BitsAllocated ${bits}; 8, 16 or 32 are supported`, "bad_dicom", file);
-  const n = rows * cols;
-  const bytesPer = bits / 8;
-  const mask = stored >= 32 ? 0xffffffff : 2 ** stored - 1;
-  const info = { rows, cols, bitsAllocated: bits, bitsStored: stored, signed };
-  // Loop invariants hoisted: this loop runs once per pixel of every slice.
-  const masked = stored < 32,
-    full = 2 ** Math.min(stored, 32),
-    half = full / 2,
-    mono1 = photometric === "MONOCHROME1";
-  return (await frameBytes(inst, syntax, info, budget)).map(({ bytes, little }) => {
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const frame = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const o = i * bytesPer;
-      let raw =
-        bits === 8 ? view.getUint8(o) : bits === 16 ? view.getUint16(o, little) : view.getUint32(o, little);
-      if (masked) {
-        raw &= mask;
-        if (signed && raw >= half) raw -= full;
-      } else if (signed) raw |= 0;
-      // MONOCHROME1: the minimum is white (PS3.3 C.7.6.3.1.2); invert within the stored range.
-      if (mono1) raw = signed ? -1 - raw : mask - raw;
-      frame[i] = raw * slope + intercept;
-    }
-    return frame;
-  });
-}
-
 export async function readDicomSeries(
   path: string,
   options: { seriesUid?: string; budget?: DecompressionBudget } = {},
 ): Promise<{ volume: Volume; skipped: SkippedFile[] }> {
   const budget = options.budget ?? new DecompressionBudget();
-  const { instances, skipped } = collect(path, budget);
+  const { instances, skipped } = collectInstances(path, budget);
   const groups = bySeries(instances);
   let uid = options.seriesUid;
   if (!uid) {

@@ -6,7 +6,8 @@ import { readNifti, writeNifti } from "./nifti.js";
 import { readNpy, writeNpy, type NpyArray, type NpyWriteDtype } from "./npy.js";
 import { readPng, writePng } from "./png.js";
 import { readCfl, writeCfl } from "./cfl.js";
-import { looksLikeDicom, readDicomSeries } from "./dicom.js";
+import { readDicomSeries } from "./dicom.js";
+import { looksLikeDicom } from "./dicom-files.js";
 import type { DecompressionBudget } from "./decompression.js";
 
 export { writePng, encodePng, type DisplayWindow } from "./png.js";

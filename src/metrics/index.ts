@@ -236,3 +236,5 @@ export function ssim(ref: Image2D, test: Image2D, options: SsimOptions): number 
   for (const v of map) s += v;
   return s / map.length;
 }
+
+export { summarise, type MeanStd, type ScoreSummary, type SliceScores } from "./summary.js";

@@ -4,6 +4,7 @@
  * and seconds per slice; each row also keeps the per-image numbers, named by the inputs' labels.
  */
 import type { Volume } from "../image/volume.js";
+import { summarise, type MeanStd } from "../metrics/index.js";
 import { normalise, PSEUDO_CT, toAttenuation } from "../prior/data.js";
 import { defaultDetectors, type Acquisition, type Modality } from "./acquisition.js";
 import type { MethodRequest } from "./methods.js";
@@ -72,11 +73,6 @@ export interface EvalRow {
   images: EvalImage[];
 }
 
-const meanStd = (xs: number[]): [number, number] => {
-  const m = xs.reduce((a, b) => a + b, 0) / xs.length;
-  return [m, Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / xs.length)];
-};
-
 export async function evaluate(
   inputs: EvalInput[],
   settings: readonly Setting[],
@@ -106,15 +102,16 @@ export async function evaluate(
       }
     }
     for (const [method, images] of perMethod) {
-      const stat = (key: "psnr" | "ssim" | "nmse" | "seconds") => meanStd(images.map((i) => i[key]));
+      const s = summarise(images);
+      const stat = (m: MeanStd | undefined): [number, number] => [m?.mean ?? NaN, m?.std ?? NaN];
       rows.push({
         setting: setting.name,
         method,
         slices: images.length,
-        psnr: stat("psnr"),
-        ssim: stat("ssim"),
-        nmse: stat("nmse"),
-        seconds: stat("seconds"),
+        psnr: stat(s.psnr),
+        ssim: stat(s.ssim),
+        nmse: stat(s.nmse),
+        seconds: stat(s.seconds),
         images,
       });
     }

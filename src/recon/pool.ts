@@ -50,7 +50,7 @@ interface Slot {
 
 /**
  * Runs slice tasks somewhere else than the calling thread: worker processes here (SlicePool) or
- * worker processes on other machines through a queue (src/queue/slice-queue.ts).
+ * worker processes on other machines through a queue (src/queue/queue-pool.ts).
  */
 export interface SliceRunner {
   /** How many tasks it runs at once. */

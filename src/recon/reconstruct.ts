@@ -12,6 +12,7 @@
  */
 import { makeVolume, sliceOf, type Volume } from "../image/volume.js";
 import { valueRange } from "../image/stats.js";
+import { summarise } from "../metrics/index.js";
 import { UserError } from "../errors.js";
 import { describeAcquisition, forwardModel, type Acquisition } from "./acquisition.js";
 import { findMethod, type MethodRequest } from "./methods.js";
@@ -293,15 +294,13 @@ function assemble(request: MethodRequest, outputs: Finished[], like: Volume, hu:
     if (o.std) uncertainty!.data.set(hu ? o.std.map((v) => 1000 * v) : o.std, k * rows * cols);
     if (metrics) perSlice.push({ slice: k, ...metrics });
   });
-  const mean = (key: keyof Metrics) => perSlice.reduce((s, m) => s + m[key], 0) / perSlice.length;
+  const { psnr, ssim, nmse } = summarise(perSlice);
   return {
     method: request.name,
     params: request.params,
     volume: out,
     seconds: outputs.reduce((s, o) => s + o.output.seconds, 0),
     ...(uncertainty ? { uncertainty } : {}),
-    ...(perSlice.length
-      ? { metrics: { psnr: mean("psnr"), ssim: mean("ssim"), nmse: mean("nmse") }, perSlice }
-      : {}),
+    ...(perSlice.length ? { metrics: { psnr: psnr.mean, ssim: ssim.mean, nmse: nmse.mean }, perSlice } : {}),
   };
 }

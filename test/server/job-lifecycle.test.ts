@@ -119,9 +119,9 @@ describe("job lifecycle", () => {
         expect(r.headers["cache-control"]).toBe("private, no-cache");
       }
     // Its outputs removed with its study: nothing of it is kept in memory either.
-    expect((s.jobs as any).huOf.has(id)).toBe(true);
+    expect((s.jobs as any).results.huOf.has(id)).toBe(true);
     expect((await request(s.app).delete(`/api/studies/${study}`)).status).toBe(204);
-    expect((s.jobs as any).huOf.has(id)).toBe(false);
+    expect((s.jobs as any).results.huOf.has(id)).toBe(false);
     await s.close();
   }, 180_000);
 
