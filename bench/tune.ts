@@ -1,23 +1,28 @@
 /**
- * `node dist/bench/tune.js`: tuning of the default methods on the VALIDATION set of docs/tuning.md
- * (never the test set): Colin27 (`/usr/share/mricron/templates/ch2.nii.gz`, Debian package
- * mricron-data) axial slices 82 and 88 centred in 256 x 256 and the `brain` phantom seed 2000000
- * for the MRI settings; `ct-body` phantoms seeds 2000000 and 2000001 for the CT settings.
+ * `node dist/bench/tune.js`: tuning of the default methods on a VALIDATION set of docs/tuning.md
+ * (never the test set). `--validation ood` (default): the out-of-distribution validation images
+ * that `node dist/bench/ood-data.js` writes to data/ood/validation (real MR slices of a subject in
+ * no training set), centred in 256 x 256, for the MRI settings, and the same images as pseudo-CT
+ * (`scorerecon eval --ct-from-mri`) for the CT settings. `--validation colin` (in-distribution):
+ * Colin27 (`/usr/share/mricron/templates/ch2.nii.gz`, Debian package mricron-data) axial slices
+ * 82 and 88 and the `brain` phantom seed 2000000 for the MRI settings; `ct-body` phantoms seeds
+ * 2000000 and 2000001 for the CT settings.
  * Each method runs through the pipeline of `scorerecon eval` (src/recon/evaluate.ts) on one core
  * (the calling thread, 1 intra-op thread per network evaluation); prints one line per setting and
  * method: mean PSNR, per-image PSNR (in the order above), seconds per slice (the pipeline's wall
  * time) and CPU seconds per slice (steadier on a shared machine), and appends it as JSON to --out.
  * Usage: node dist/bench/tune.js --settings mri-4x,mri-8x --methods "score:steps=30,score:steps=40:samples=1"
- *        [--ct-methods LIST] [--colin PATH] [--out tune.jsonl]
+ *        [--ct-methods LIST] [--validation ood|colin] [--ood DIR] [--colin PATH] [--out tune.jsonl]
  * Methods are separated by commas (as in `scorerecon eval --mri-methods`); --methods serves the
  * MRI settings and, without --ct-methods, the CT ones too.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
 import { generatePhantom } from "../phantoms/index.js";
 import { makeVolume, padOrCrop, type Volume } from "../src/image/volume.js";
 import { readVolume } from "../src/io/index.js";
 import { initEngine, setEngineThreads } from "../src/prior/engine.js";
-import { evaluate, STANDARD_SETTINGS, type EvalInput } from "../src/recon/evaluate.js";
+import { evaluate, pseudoCt, STANDARD_SETTINGS, type EvalInput } from "../src/recon/evaluate.js";
 import { parseMethods } from "../src/recon/methods.js";
 import { selectSlices } from "../src/cli/options.js";
 
@@ -40,7 +45,25 @@ function phantom(kind: "brain" | "ct-body", seed: number): EvalInput {
   return { volume, labels: [`${kind} phantom seed ${seed}`] };
 }
 
-async function validationInputs(colin: string): Promise<EvalInput[]> {
+async function oodInputs(dir: string): Promise<EvalInput[]> {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith(".nii.gz"))
+    .sort();
+  if (files.length === 0) {
+    console.error(`tune: no images in ${dir} (run node dist/bench/ood-data.js first)`);
+    process.exit(2);
+  }
+  const out: EvalInput[] = [];
+  for (const f of files) {
+    const v = await readVolume(join(dir, f));
+    const volume = padOrCrop(v, size, size);
+    const labels = Array.from({ length: v.slices }, (_, k) => `${f} slice ${k}`);
+    out.push({ volume, labels }, { volume: pseudoCt(volume), labels: labels.map((l) => `${l} (pseudo-CT)`) });
+  }
+  return out;
+}
+
+async function colinInputs(colin: string): Promise<EvalInput[]> {
   const v = await readVolume(colin);
   const ranges = COLIN_SLICES.join(",");
   return [
@@ -77,7 +100,10 @@ async function main() {
   const out = arg("out", "");
   await initEngine(arg("engine", "auto"), (line) => console.error(line));
   setEngineThreads(1);
-  const inputs = await validationInputs(arg("colin", "/usr/share/mricron/templates/ch2.nii.gz"));
+  const inputs =
+    arg("validation", "ood") === "colin"
+      ? await colinInputs(arg("colin", "/usr/share/mricron/templates/ch2.nii.gz"))
+      : await oodInputs(arg("ood", "data/ood/validation"));
   for (const setting of settings)
     for (const spec of setting.modality === "mri" ? mri : ct) {
       const methods = parseMethods(spec, setting.modality);

@@ -13,7 +13,7 @@ afterEach(() => vi.restoreAllMocks());
 const run = runCli;
 
 describe("scorerecon train and sample", () => {
-  it("trains on a folder of NIfTI slices plus phantoms, then samples a grid", async () => {
+  it("trains on NIfTI slices (PATH@RANGES), a DICOM folder and phantoms, then samples a grid", async () => {
     const dir = mkdtempSync(join(tmpdir(), "scorerecon-train-"));
     const slices = [0, 1, 2].map((s) => generatePhantom("brain", 32, s).data);
     const data = new Float32Array(3 * 32 * 32);
@@ -25,7 +25,10 @@ describe("scorerecon train and sample", () => {
       "--modality",
       "mri",
       "--data",
-      dir,
+      `${join(dir, "brains.nii.gz")}@0:2`,
+      "test/fixtures/dicom/series",
+      "--axes",
+      "axial,coronal",
       "--phantom",
       "brain",
       "--size",
@@ -56,7 +59,23 @@ describe("scorerecon train and sample", () => {
     expect(readFileSync(join(model, "loss.csv"), "utf8").trim().split("\n")).toHaveLength(13);
     const info = JSON.parse(readFileSync(join(model, "prior.json"), "utf8"));
     expect(info.network).toMatchObject({ channels: 8, channelMult: [1, 2, 2, 2], attention: true });
-    expect(info.data).toMatch(/3 slices from 1 files .* \+ brain phantoms/);
+    expect(info.data).toMatch(/5 slices \(axial, coronal\) from 4 files .* \+ brain phantoms/);
+    // Every source with its slices; coronal views of 2-slice (or 1-slice) volumes are too small.
+    expect(info.dataFiles).toEqual([
+      { source: join(dir, "brains.nii.gz"), slices: "0:2", count: 2 },
+      ...[0, 1, 2].map((k) => ({ source: `test/fixtures/dicom/series/ct${k}.dcm`, count: 1 })),
+    ]);
+    expect(info.augment).toEqual([
+      "flip",
+      "rot90",
+      "rotate",
+      "scale",
+      "whole",
+      "gamma",
+      "contrast",
+      "invert",
+    ]);
+    expect(info.axes).toEqual(["axial", "coronal"]);
     // --init with no network flags fine-tunes the same network: every tensor is copied.
     const f = await run(
       "train",
@@ -114,6 +133,16 @@ describe("scorerecon train and sample", () => {
     const l = await badFlag("--channel-mult", "1,x");
     expect(l.code).toBe(2);
     expect(l.err).toMatch(/--channel-mult must be a number, got 'x'/);
+    const a = await badFlag("--axes", "axial,front");
+    expect([a.code, a.err.trim().split("\n").length]).toEqual([2, 1]);
+    expect(a.err).toMatch(/--axes/);
+    const g = await badFlag("--augment", "flip,invert");
+    expect([g.code, g.err]).toEqual([2, expect.stringMatching(/invert applies to MRI priors only/)]);
+    const r = await badFlag("--data", "test/fixtures/dicom/series/ct0.dcm@0:5");
+    expect([r.code, r.err]).toEqual([
+      2,
+      expect.stringMatching(/--slices 0:5 is outside .*ct0.dcm's 1 slices/),
+    ]);
   });
 
   it("a bad --engine is refused before any training step: one line, exit code 2", async () => {
