@@ -129,24 +129,25 @@ export function pseudoCt(v: Volume): Volume {
   return { ...v, data: data.map((u) => u * 2000 - 1000), modality: "CT", units: "HU", dicom: undefined };
 }
 
-/** The per-image table: one row per image and setting, a PSNR / SSIM column per method. */
+/** Per-image tables, one per setting: a row per image, PSNR / SSIM per method. */
 export function perImageMarkdown(rows: EvalRow[]): string {
-  const methods = [...new Set(rows.map((r) => r.method))];
-  const lines = [
-    `| setting | image | ${methods.map((m) => `${m} PSNR / SSIM`).join(" | ")} |`,
-    `| --- | --- | ${methods.map(() => "---").join(" | ")} |`,
-  ];
+  const tables: string[] = [];
   for (const setting of new Set(rows.map((r) => r.setting))) {
     const mine = rows.filter((r) => r.setting === setting);
+    const lines = [
+      `| ${setting} | ${mine.map((r) => `${r.method} PSNR / SSIM`).join(" | ")} |`,
+      `| --- | ${mine.map(() => "---").join(" | ")} |`,
+    ];
     for (const { image } of mine[0].images) {
-      const cells = methods.map((m) => {
-        const i = mine.find((r) => r.method === m)?.images.find((x) => x.image === image);
+      const cells = mine.map((r) => {
+        const i = r.images.find((x) => x.image === image);
         return i ? `${i.psnr.toFixed(2)} / ${i.ssim.toFixed(3)}` : "";
       });
-      lines.push(`| ${setting} | ${image} | ${cells.join(" | ")} |`);
+      lines.push(`| ${image} | ${cells.join(" | ")} |`);
     }
+    tables.push(lines.join("\n"));
   }
-  return lines.join("\n");
+  return tables.join("\n\n");
 }
 
 export function evalMarkdown(rows: EvalRow[]): string {

@@ -4,7 +4,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { lineMask } from "../../operators/masks.js";
-import { readVolume } from "../../src/io/index.js";
+import { generatePhantom } from "../../phantoms/index.js";
+import { makeVolume } from "../../src/image/volume.js";
+import { readVolume, writeVolume } from "../../src/io/index.js";
 import { readNpy, writeNpy } from "../../src/io/npy.js";
 import { runCli } from "../helpers.js";
 
@@ -372,6 +374,29 @@ describe("eval", () => {
     expect(readFileSync(join(out, "eval.md"), "utf8")).toMatch(/\| mri-8x \| tv \| 2 \|/);
     expect((await run("eval", "--settings", "mri-3x", "--phantoms", "1", "--out", out)).err).toMatch(
       /unknown setting 'mri-3x'/,
+    );
+  });
+
+  it("--ct-from-mri also runs MR images in the CT settings as pseudo-CT, with a per-image table", async () => {
+    const nii = join(dir, "brain32.nii.gz");
+    await writeVolume(nii, makeVolume(1, 32, 32, generatePhantom("brain", 32, 5).data, { modality: "MR" }));
+    const out = join(dir, "eval-pct");
+    const r = await run(
+      "eval",
+      ...["--data", nii, "--ct-from-mri", "--size", "32", "--settings", "mri-4x,ct-23-views"],
+      ...["--mri-methods", "zero-filled", "--ct-methods", "fbp", "--out", out],
+    );
+    expect(r.code).toBe(0);
+    const j = JSON.parse(readFileSync(join(out, "eval.json"), "utf8"));
+    const images = (k: number) => j.rows[k].images.map((i: { image: string }) => i.image);
+    expect(images(0)).toEqual(["brain32.nii.gz slice 0"]);
+    expect(images(1)).toEqual(["brain32.nii.gz slice 0 (pseudo-CT)"]);
+    const md = readFileSync(join(out, "eval.md"), "utf8");
+    expect(md).toMatch(
+      /\| ct-23-views \| fbp PSNR \/ SSIM \|\n.*\n\| brain32.nii.gz slice 0 \(pseudo-CT\) \| [\d.]+ \/ [\d.]+ \|/,
+    );
+    expect(md).toMatch(
+      /\| mri-4x \| zero-filled PSNR \/ SSIM \|\n.*\n\| brain32.nii.gz slice 0 \| [\d.]+ \/ [\d.]+ \|/,
     );
   });
 });
