@@ -6,13 +6,11 @@
  */
 import { z } from "zod";
 import { METHODS, paramsSchema } from "../src/recon/methods.js";
-import { API_SCHEMAS, named } from "./api-schemas.js";
+import { API_SCHEMAS } from "./api-schemas.js";
 import { isApi, PATH_PARAMS, route, type Reply, type Route } from "./routes/route.js";
 import { JobSpecSchema } from "./spec.js";
 
 type Json = Record<string, unknown>;
-
-named("JobSpec", JobSpecSchema);
 
 const REF = "#/components/schemas/";
 

@@ -1,6 +1,7 @@
 /** Jobs: create (rate-limited), list, one, cancel, their events (SSE) and metrics. */
 import type { Request, Response } from "express";
 import type { z } from "zod";
+import { named } from "../api-schemas.js";
 import { HttpError, notFound } from "../http/errors.js";
 import { jobRateLimit } from "../http/middleware.js";
 import { FINAL_STATES, type JobEvent, type JobRecord, type JobService } from "../jobs.js";
@@ -10,6 +11,9 @@ import { JobSpecSchema, resolveJobSpec } from "../spec.js";
 import { UUID } from "../storage.js";
 import { JobPage, JobView, jobSummary, jobView, metricsView, MetricsView } from "../views.js";
 import { route, type ApiContext } from "./route.js";
+
+/** The body of POST /api/jobs, as server/spec.ts checks it. */
+const JobSpec = named("JobSpec", JobSpecSchema);
 
 export function findJob(jobs: JobService, id: string): JobRecord {
   const j = UUID.test(id) ? jobs.get(id) : undefined;
@@ -23,7 +27,7 @@ export function jobRoutes({ storage, jobs, jobRateLimit: perMinute }: ApiContext
       method: "post",
       path: "/api/jobs",
       summary: "Start a reconstruction job: the job as GET /api/jobs/{id} gives it",
-      body: { schema: JobSpecSchema, type: "application/json" },
+      body: { schema: JobSpec, type: "application/json" },
       before: [jobRateLimit(perMinute)],
       ok: { 201: JobView },
       errors: [400, 404, 413, 415, 429],

@@ -207,7 +207,11 @@ describe.skipIf(!available)("viewer (Chromium)", () => {
     await page.waitForSelector("#study-list li[data-series]");
     await page.waitForSelector("#mask-preview");
     // The acquisition fields' defaults, ranges and choices are the API's (GET /api/defaults).
-    const fields = (await (await fetch(`${url}api/defaults`)).json()) as Record<string, Record<string, any>>;
+    type Field = { default?: string | number; maximum?: number; enum?: string[] };
+    const fields = (await (await fetch(`${url}api/defaults`)).json()) as Record<
+      "mri" | "ct",
+      Record<string, Field>
+    >;
     const acceleration = 'input[name="acceleration"]';
     expect(await page.inputValue(acceleration)).toBe(String(fields.mri.acceleration.default));
     expect(await page.getAttribute(acceleration, "max")).toBe(String(fields.mri.acceleration.maximum));
@@ -216,7 +220,7 @@ describe.skipIf(!available)("viewer (Chromium)", () => {
     expect(
       await page.$$eval('select[name="mask"] option', (o) => o.map((x) => (x as HTMLOptionElement).value)),
     ).toEqual(fields.mri.mask.enum);
-    expect(await page.inputValue('select[name="mask"]')).toBe(fields.mri.mask.default);
+    expect(await page.inputValue('select[name="mask"]')).toBe(String(fields.mri.mask.default));
     await page.fill('input[name="steps"]', "4");
     expect(await page.inputValue('input[name="sliceStart"]')).toBe("0");
     expect(await page.inputValue('input[name="sliceEnd"]')).toBe("2");
