@@ -4,13 +4,13 @@
  */
 import { z } from "zod";
 
-export const API_SCHEMAS = z.registry<{ id: string; description?: string }>();
+export const API_SCHEMAS = z.registry<{ id: string }>();
 
 /** The schema, registered under `id` (the registry keeps this very instance); ids are unique. */
-export function named<T extends z.ZodType>(id: string, schema: T, description?: string): T {
+export function named<T extends z.ZodType>(id: string, schema: T): T {
   const taken = API_SCHEMAS._idmap.get(id);
   if (taken && taken !== schema) throw new Error(`two API schemas are named ${id}`);
-  API_SCHEMAS.add(schema, description ? { id, description } : { id });
+  API_SCHEMAS.add(schema, { id });
   return schema;
 }
 

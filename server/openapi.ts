@@ -76,7 +76,7 @@ const schemaOf = (schema: z.ZodType, io: "input" | "output") => {
 const reply = (r: Reply) =>
   r instanceof z.ZodType
     ? {
-        description: API_SCHEMAS.get(r)?.description ?? "OK",
+        description: "OK",
         content: { "application/json": { schema: schemaOf(r, "output") } },
       }
     : {
@@ -84,20 +84,22 @@ const reply = (r: Reply) =>
         ...(r.content ? { content: Object.fromEntries(r.content.map((c) => [c, {}])) } : {}),
       };
 
+/** A parameter: its schema, with the description beside it as OpenAPI has it. */
+function parameter(name: string, where: "path" | "query", zod: z.ZodType) {
+  const { description, ...schema } = toJson(zod, "input");
+  const required = where === "path" || !zod.safeParse(undefined).success;
+  return { name, in: where, required, schema, ...(description ? { description } : {}) };
+}
+
 function operation(r: Route): Json {
-  const names = [...r.path.matchAll(/:(\w+)/g)].map((m) => m[1]);
-  const path = names.map((name) => {
-    const schema = PATH_PARAMS[name];
-    if (!schema) throw new Error(`${r.path}: path parameter '${name}' has no schema in PATH_PARAMS`);
-    return { name, in: "path", required: true, schema: toJson(schema, "input") };
+  const path = [...r.path.matchAll(/:(\w+)/g)].map(([, name]) => {
+    if (!PATH_PARAMS[name])
+      throw new Error(`${r.path}: path parameter '${name}' has no schema in PATH_PARAMS`);
+    return parameter(name, "path", PATH_PARAMS[name]);
   });
-  const query = r.query
-    ? Object.entries(r.query.shape).map(([name, s]) => {
-        const { description, ...schema } = toJson(s as z.ZodType, "input");
-        const required = !(s as z.ZodType).safeParse(undefined).success;
-        return { name, in: "query", required, schema, ...(description ? { description } : {}) };
-      })
-    : [];
+  const query = Object.entries(r.query?.shape ?? {}).map(([name, s]) =>
+    parameter(name, "query", s as z.ZodType),
+  );
   return {
     summary: r.summary,
     ...(isApi(r) ? {} : { security: [] }),

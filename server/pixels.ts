@@ -11,20 +11,21 @@ import { named } from "./api-schemas.js";
 
 export const SlicePixelsSchema = named(
   "SlicePixels",
-  z.object({
-    rows: z.number().int(),
-    cols: z.number().int(),
-    dtype: z.enum(["int16", "float32"]),
-    slope: z.number(),
-    intercept: z.number(),
-    min: z.number(),
-    max: z.number(),
-    window: z.object({ center: z.number(), width: z.number() }),
-    units: z.string(),
-    spacing: z.array(z.number()).readonly(),
-    pixels: z.string().meta({ contentEncoding: "base64", description: "little-endian, row-major" }),
-  }),
-  "real value = stored x slope + intercept",
+  z
+    .object({
+      rows: z.number().int(),
+      cols: z.number().int(),
+      dtype: z.enum(["int16", "float32"]),
+      slope: z.number(),
+      intercept: z.number(),
+      min: z.number(),
+      max: z.number(),
+      window: z.object({ center: z.number(), width: z.number() }),
+      units: z.string(),
+      spacing: z.array(z.number()).readonly(),
+      pixels: z.string().meta({ contentEncoding: "base64", description: "little-endian, row-major" }),
+    })
+    .meta({ description: "one slice: real value = stored x slope + intercept" }),
 );
 
 export type SlicePixels = z.infer<typeof SlicePixelsSchema>;

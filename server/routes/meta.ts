@@ -45,8 +45,9 @@ const Field = z
   .loose();
 const AcquisitionFields = named(
   "AcquisitionFields",
-  z.object({ mri: z.record(z.string(), Field), ct: z.record(z.string(), Field) }),
-  "the `mri` and `ct` fields of a job spec, as JobSpec declares them",
+  z
+    .object({ mri: z.record(z.string(), Field), ct: z.record(z.string(), Field) })
+    .meta({ description: "the `mri` and `ct` fields of a job spec, as JobSpec declares them" }),
 );
 
 /** The fields of one of the job spec's acquisition objects, as the API document gives them. */
