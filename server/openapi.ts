@@ -1,157 +1,22 @@
 /**
- * The API's OpenAPI 3.1 description, served at /api/openapi.json. The methods' parameters are
- * generated from their declaration (src/recon/methods.ts), the one that checks them.
+ * The API's OpenAPI 3.1 document, served at /api/openapi.json, made from the route table
+ * (server/routes): each route's path, query, body and answers come from the zod schemas that
+ * check and shape them (zod's JSON Schema output); the methods' parameters from their declaration
+ * (src/recon/methods.ts), the one that checks them.
  */
 import { z } from "zod";
 import { METHODS, paramsSchema } from "../src/recon/methods.js";
-import { MASK_KINDS } from "../operators/masks.js";
-import { ACQUISITION_DEFAULTS } from "../src/recon/acquisition.js";
-import { PAGE_LIMIT } from "./paging.js";
+import { API_SCHEMAS } from "./api-schemas.js";
+import { isApi, PATH_PARAMS, route, type Reply, type Route } from "./routes/route.js";
+import { JobSpecSchema } from "./spec.js";
 
-const id = { type: "string", format: "uuid" };
-const error = {
-  description: "error",
-  content: {
-    "application/json": {
-      schema: {
-        type: "object",
-        properties: {
-          error: {
-            type: "object",
-            required: ["code", "message"],
-            properties: { code: { type: "string" }, message: { type: "string" }, field: { type: "string" } },
-          },
-        },
-      },
-    },
-  },
-};
-const json = (schema: object, description = "OK") => ({
-  description,
-  content: { "application/json": { schema } },
-});
-const path = (name: string, schema: object = id) => ({ name, in: "path", required: true, schema });
-const format = {
-  name: "format",
-  in: "query",
-  schema: { type: "string", enum: ["int16", "float32"], default: "int16" },
-  description: "int16 with slope/intercept (real = stored x slope + intercept) or float32 values",
-};
+type Json = Record<string, unknown>;
 
-const slicePixels = {
-  type: "object",
-  required: ["rows", "cols", "dtype", "slope", "intercept", "window", "pixels"],
-  properties: {
-    rows: { type: "integer" },
-    cols: { type: "integer" },
-    dtype: { type: "string", enum: ["int16", "float32"] },
-    slope: { type: "number" },
-    intercept: { type: "number" },
-    min: { type: "number" },
-    max: { type: "number" },
-    window: { type: "object", properties: { center: { type: "number" }, width: { type: "number" } } },
-    units: { type: "string" },
-    spacing: { type: "array", items: { type: "number" } },
-    pixels: { type: "string", contentEncoding: "base64", description: "little-endian, row-major" },
-  },
-};
+const REF = "#/components/schemas/";
 
-const series = {
-  type: "object",
-  properties: {
-    id,
-    description: { type: "string" },
-    modality: { type: "string", enum: ["MR", "CT", "OT"] },
-    units: { type: "string", enum: ["HU", "arbitrary"] },
-    rows: { type: "integer" },
-    cols: { type: "integer" },
-    slices: { type: "integer" },
-    spacing: { type: "array", items: { type: "number" } },
-    window: { type: "object", properties: { center: { type: "number" }, width: { type: "number" } } },
-  },
-};
-const study = {
-  type: "object",
-  properties: {
-    id,
-    created: { type: "string", format: "date-time" },
-    source: { type: "string", enum: ["dicom", "nifti", "demo"] },
-    files: { type: "integer" },
-    series: { type: "array", items: series },
-  },
-};
-
-const jobSpec = {
-  type: "object",
-  required: ["study", "methods"],
-  additionalProperties: false,
-  properties: {
-    study: id,
-    series: { ...id, description: "required when the study has several series" },
-    slices: {
-      type: "array",
-      items: { type: "integer" },
-      minItems: 2,
-      maxItems: 2,
-      description: "[start, end), zero-based",
-    },
-    modality: {
-      type: "string",
-      enum: ["mri", "ct"],
-      description: "default: from the series (CT -> ct, else mri)",
-    },
-    mri: {
-      type: "object",
-      additionalProperties: false,
-      properties: {
-        acceleration: { type: "number", minimum: 1, maximum: 64, default: ACQUISITION_DEFAULTS.acceleration },
-        centerFraction: {
-          type: "number",
-          minimum: 0,
-          maximum: 1,
-          default: ACQUISITION_DEFAULTS.centerFraction,
-        },
-        mask: { type: "string", enum: [...MASK_KINDS], default: ACQUISITION_DEFAULTS.mask },
-        seed: { type: "integer", minimum: 0, maximum: 2 ** 31 - 1, default: 0 },
-        noiseSigma: { type: "number", default: 0 },
-      },
-    },
-    ct: {
-      type: "object",
-      additionalProperties: false,
-      properties: {
-        views: { type: "integer", minimum: 1, maximum: 4096, default: ACQUISITION_DEFAULTS.views },
-        detectors: { type: "integer", description: "default ceil(sqrt(2) N)" },
-        noise: {
-          oneOf: [
-            { type: "object", properties: { kind: { const: "none" } } },
-            { type: "object", properties: { kind: { const: "gaussian" }, sigma: { type: "number" } } },
-            { type: "object", properties: { kind: { const: "poisson" }, I0: { type: "number" } } },
-          ],
-        },
-      },
-    },
-    methods: {
-      type: "array",
-      minItems: 1,
-      maxItems: 16,
-      items: { oneOf: METHODS.map(methodSchema) },
-    },
-    model: { type: "string", description: "a model name from GET /api/models (default: the shipped prior)" },
-    seed: {
-      type: "integer",
-      minimum: 0,
-      maximum: 2 ** 31 - 1,
-      default: 0,
-      description: "seed of the measurement noise",
-    },
-  },
-};
-
-/** One method of a job: its name and its parameters (each optional; the defaults are given). */
+/** A job's methods: one schema per method, with its parameters (each optional; defaults given). */
 function methodSchema(m: (typeof METHODS)[number]) {
-  const { $schema, ...params } = z.toJSONSchema(paramsSchema(m, true), { io: "input" });
-  void $schema;
+  const params = bare(z.toJSONSchema(paramsSchema(m, true), { io: "input" }));
   const tuned = Object.entries(m.modalityDefaults ?? {}).map(
     ([modality, p]) =>
       `; ${modality.toUpperCase()} defaults: ${Object.entries(p)
@@ -167,197 +32,146 @@ function methodSchema(m: (typeof METHODS)[number]) {
   };
 }
 
-const pageParameters = [
-  {
-    name: "limit",
-    in: "query",
-    description: `records per page (default ${PAGE_LIMIT.default})`,
-    schema: { type: "integer", minimum: 1, maximum: PAGE_LIMIT.max, default: PAGE_LIMIT.default },
-  },
-  {
-    name: "offset",
-    in: "query",
-    description: "the newest records to skip (0: the page ends with the newest)",
-    schema: { type: "integer", minimum: 0, default: 0 },
-  },
-];
+/** Words the job spec's fields carry in the document (the schema gives types, ranges, defaults). */
+const SPEC_NOTES = new Map<z.ZodType, string>([
+  [JobSpecSchema.shape.series, "required when the study has several series"],
+  [JobSpecSchema.shape.slices, "[start, end), zero-based (default: all slices)"],
+  [JobSpecSchema.shape.modality, "default: from the series (CT -> ct, else mri)"],
+  [JobSpecSchema.shape.model, "a model name from GET /api/models (default: the shipped prior)"],
+  [JobSpecSchema.shape.seed, "seed of the measurement noise"],
+]);
 
-const pageFields = {
-  total: { type: "integer", description: "records in all pages" },
-  offset: { type: "integer" },
-  limit: { type: "integer" },
+/**
+ * What every conversion does: the job's methods as one schema per method, the words above, and
+ * no integer bounds that only say "a safe integer".
+ */
+function override({ zodSchema, jsonSchema }: { zodSchema: unknown; jsonSchema: Json }) {
+  if (zodSchema === JobSpecSchema.shape.methods.element) {
+    for (const k of Object.keys(jsonSchema)) delete jsonSchema[k];
+    jsonSchema.oneOf = METHODS.map(methodSchema);
+  }
+  const note = SPEC_NOTES.get(zodSchema as z.ZodType);
+  if (note) jsonSchema.description = note;
+  if (jsonSchema.minimum === Number.MIN_SAFE_INTEGER) delete jsonSchema.minimum;
+  if (jsonSchema.maximum === Number.MAX_SAFE_INTEGER) delete jsonSchema.maximum;
+}
+
+/** A JSON Schema without the keys that belong to a whole document. */
+function bare(schema: Json): Json {
+  const { $schema, $id, ...rest } = schema;
+  void $schema;
+  void $id;
+  return rest;
+}
+
+const toJson = (schema: z.ZodType, io: "input" | "output") =>
+  bare(z.toJSONSchema(schema, { io, override, unrepresentable: "any" }) as Json);
+
+/** A named schema as a reference, any other inline. */
+const schemaOf = (schema: z.ZodType, io: "input" | "output") => {
+  const id = API_SCHEMAS.get(schema)?.id;
+  return id ? { $ref: `${REF}${id}` } : toJson(schema, io);
 };
 
-const job = {
-  type: "object",
-  properties: {
-    id,
-    state: { type: "string", enum: ["queued", "running", "done", "failed", "cancelled"] },
-    progress: { type: "number", description: "0..1 over all methods and slices" },
-    perMethod: { type: "object", description: "per method: {done, total, current?: {slice, done, total}}" },
-    seconds: { type: "object" },
-    metrics: { type: "object" },
-    error: {
-      type: "object",
-      description:
-        "why it failed or was cancelled: {code, message}; codes include out_of_memory and worker_died (its worker process died), interrupted (the server died under it twice) and study_deleted",
-    },
-  },
-};
+const reply = (r: Reply) =>
+  r instanceof z.ZodType
+    ? {
+        description: "OK",
+        content: { "application/json": { schema: schemaOf(r, "output") } },
+      }
+    : {
+        description: r.description,
+        ...(r.content ? { content: Object.fromEntries(r.content.map((c) => [c, {}])) } : {}),
+      };
 
-export const OPENAPI = {
-  openapi: "3.1.0",
-  info: {
-    title: "scorerecon API",
-    version: "0.1.0",
-    description:
-      "Upload studies, run reconstruction jobs (classical and score-based), follow their progress and fetch results. " +
-      "When the server runs with SCORERECON_TOKEN, every /api route needs `Authorization: Bearer <token>`.",
-  },
-  components: {
-    securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
-    schemas: { SlicePixels: slicePixels, Study: study, Series: series, JobSpec: jobSpec, Job: job },
-  },
-  security: [{ bearer: [] }],
-  paths: {
-    "/api/studies": {
-      post: {
-        summary: "Upload a study: DICOM files (or a .zip of them) or one NIfTI",
-        requestBody: {
-          content: {
-            "multipart/form-data": {
-              schema: {
-                type: "object",
-                properties: {
-                  files: { type: "array", items: { type: "string", format: "binary" } },
-                  modality: {
-                    type: "string",
-                    enum: ["MR", "CT"],
-                    description: "for NIfTI, which records none",
-                  },
-                },
-              },
-            },
+/** A parameter: its schema, with the description beside it as OpenAPI has it. */
+function parameter(name: string, where: "path" | "query", zod: z.ZodType) {
+  const { description, ...schema } = toJson(zod, "input");
+  const required = where === "path" || !zod.safeParse(undefined).success;
+  return { name, in: where, required, schema, ...(description ? { description } : {}) };
+}
+
+function operation(r: Route): Json {
+  const path = [...r.path.matchAll(/:(\w+)/g)].map(([, name]) => {
+    if (!PATH_PARAMS[name])
+      throw new Error(`${r.path}: path parameter '${name}' has no schema in PATH_PARAMS`);
+    return parameter(name, "path", PATH_PARAMS[name]);
+  });
+  const query = Object.entries(r.query?.shape ?? {}).map(([name, s]) =>
+    parameter(name, "query", s as z.ZodType),
+  );
+  return {
+    summary: r.summary,
+    ...(isApi(r) ? {} : { security: [] }),
+    ...(path.length || query.length ? { parameters: [...path, ...query] } : {}),
+    ...(r.body
+      ? {
+          requestBody: {
+            required: true,
+            content: { [r.body.type]: { schema: schemaOf(r.body.schema, "input") } },
           },
-        },
-        responses: { 201: json(study, "the stored study"), 400: error, 413: error },
-      },
-      get: {
-        summary:
-          "List studies, a page at a time: the newest `limit` after skipping the `offset` newest, oldest first",
-        parameters: pageParameters,
-        responses: {
-          200: json({
-            type: "object",
-            properties: { studies: { type: "array", items: study }, ...pageFields },
-          }),
-          400: error,
-        },
+        }
+      : {}),
+    responses: {
+      ...Object.fromEntries(Object.entries(r.ok).map(([status, x]) => [status, reply(x)])),
+      ...Object.fromEntries(
+        (r.errors ?? []).map((status) => [status, { $ref: "#/components/responses/Error" }]),
+      ),
+    },
+  };
+}
+
+/** The document of these routes. */
+export function openApiDocument(routes: readonly Route[]): Json {
+  const bodies = new Set(routes.flatMap((r) => (r.body ? [r.body.schema] : [])));
+  const convert = (io: "input" | "output") =>
+    z.toJSONSchema(API_SCHEMAS, { io, override, uri: (id) => `${REF}${id}`, unrepresentable: "any" })
+      .schemas as Record<string, Json>;
+  const [inputs, outputs] = [convert("input"), convert("output")];
+  const schemas: Record<string, Json> = {};
+  for (const [id, schema] of Object.entries(outputs)) schemas[id] = bare(schema);
+  for (const b of bodies) {
+    const id = API_SCHEMAS.get(b)?.id;
+    if (id) schemas[id] = bare(inputs[id]);
+  }
+  const paths: Record<string, Json> = {};
+  for (const r of routes) {
+    const path = r.path.replace(/:(\w+)/g, "{$1}");
+    paths[path] = { ...paths[path], [r.method]: operation(r) };
+  }
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "scorerecon API",
+      version: "0.1.0",
+      description:
+        "Upload studies, run reconstruction jobs (classical and score-based), follow their progress and fetch results. " +
+        "When the server runs with SCORERECON_TOKEN, every /api route needs `Authorization: Bearer <token>`.",
+    },
+    components: {
+      securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
+      schemas,
+      responses: {
+        Error: { description: "error", content: { "application/json": { schema: { $ref: `${REF}Error` } } } },
       },
     },
-    "/api/studies/{id}": {
-      parameters: [path("id")],
-      get: { summary: "One study and its series", responses: { 200: json(study), 404: error } },
-      delete: {
-        summary:
-          "Delete a study: its queued and running jobs are cancelled first (error study_deleted), and the results of all its jobs are removed",
-        responses: { 204: { description: "deleted" }, 404: error },
-      },
-    },
-    "/api/studies/{id}/series/{sid}/slices/{n}": {
-      parameters: [path("id"), path("sid"), path("n", { type: "integer" }), format],
-      get: { summary: "One slice's pixels", responses: { 200: json(slicePixels), 404: error } },
-    },
-    "/api/jobs": {
-      post: {
-        summary: "Start a reconstruction job",
-        requestBody: { content: { "application/json": { schema: jobSpec } } },
-        responses: { 201: json(job, "the queued job"), 400: error, 404: error, 415: error, 429: error },
-      },
-      get: {
-        summary:
-          "List jobs, a page at a time: the newest `limit` after skipping the `offset` newest, oldest first",
-        parameters: pageParameters,
-        responses: {
-          200: json({ type: "object", properties: { jobs: { type: "array", items: job }, ...pageFields } }),
-          400: error,
-        },
-      },
-    },
-    "/api/jobs/{id}": {
-      parameters: [path("id")],
-      get: {
-        summary: "A job: state, progress per method and slice, timings, metrics so far",
-        responses: { 200: json(job), 404: error },
-      },
-      delete: {
-        summary: "Cancel a job",
-        responses: { 202: json({ type: "object" }), 404: error, 409: error },
-      },
-    },
-    "/api/jobs/{id}/events": {
-      parameters: [path("id")],
-      get: {
-        summary: "Server-Sent Events: snapshot, then progress, slice and state events until the job ends",
-        responses: {
-          200: { description: "text/event-stream", content: { "text/event-stream": {} } },
-          404: error,
-        },
-      },
-    },
-    "/api/jobs/{id}/metrics": {
-      parameters: [path("id")],
-      get: {
-        summary: "PSNR, SSIM, NMSE and seconds per slice and their means, per method",
-        responses: { 200: json({ type: "object" }), 404: error },
-      },
-    },
-    "/api/jobs/{id}/results/{method}/slices/{n}": {
-      parameters: [path("id"), path("method", { type: "string" }), path("n", { type: "integer" }), format],
-      get: {
-        summary: "One finished slice of a method's result (method-std: the uncertainty map)",
-        responses: { 200: json(slicePixels), 404: error },
-      },
-    },
-    "/api/jobs/{id}/results/{method}/error/slices/{n}": {
-      parameters: [path("id"), path("method", { type: "string" }), path("n", { type: "integer" }), format],
-      get: {
-        summary: "Signed difference result - ground truth of one slice",
-        responses: { 200: json(slicePixels), 404: error },
-      },
-    },
-    "/api/jobs/{id}/results/{method}/download": {
-      parameters: [
-        path("id"),
-        path("method", { type: "string" }),
-        {
-          name: "format",
-          in: "query",
-          schema: { type: "string", enum: ["nifti", "dicom"], default: "nifti" },
-        },
-      ],
-      get: {
-        summary: "A finished method's volume as NIfTI (.nii.gz) or a derived DICOM series (.zip)",
-        responses: {
-          200: { description: "the file", content: { "application/gzip": {}, "application/zip": {} } },
-          404: error,
-        },
-      },
-    },
-    "/api/models": {
-      get: {
-        summary: "Shipped and user-trained priors with their prior.json",
-        responses: { 200: json({ type: "object" }) },
-      },
-    },
-    "/api/openapi.json": { get: { summary: "This document", responses: { 200: json({ type: "object" }) } } },
-    "/healthz": { get: { security: [], summary: "Liveness", responses: { 200: json({ type: "object" }) } } },
-    "/readyz": {
-      get: {
-        security: [],
-        summary: "Readiness (503 until interrupted jobs are re-queued)",
-        responses: { 200: json({ type: "object" }), 503: json({ type: "object" }) },
-      },
-    },
-  },
-};
+    security: [{ bearer: [] }],
+    paths,
+  };
+}
+
+/** The routes with GET /api/openapi.json, the document of all of them (itself included). */
+export function withDocument(routes: readonly Route[]): Route[] {
+  let document: Json | undefined;
+  const all: Route[] = [
+    ...routes,
+    route({
+      method: "get",
+      path: "/api/openapi.json",
+      summary: "This document",
+      ok: { 200: { description: "OpenAPI 3.1", content: ["application/json"] } },
+      handle: (_req, res) => void res.json((document ??= openApiDocument(all))),
+    }),
+  ];
+  return all;
+}

@@ -5,21 +5,30 @@
  * as they are. Pixels travel base64-encoded, little-endian, row-major.
  */
 import { createHash } from "node:crypto";
+import { z } from "zod";
 import { fullRange } from "../src/io/png.js";
+import { named } from "./api-schemas.js";
 
-export interface SlicePixels {
-  rows: number;
-  cols: number;
-  dtype: "int16" | "float32";
-  slope: number;
-  intercept: number;
-  min: number;
-  max: number;
-  window: { center: number; width: number };
-  units: string;
-  spacing: readonly number[];
-  pixels: string;
-}
+export const SlicePixelsSchema = named(
+  "SlicePixels",
+  z
+    .object({
+      rows: z.number().int(),
+      cols: z.number().int(),
+      dtype: z.enum(["int16", "float32"]),
+      slope: z.number(),
+      intercept: z.number(),
+      min: z.number(),
+      max: z.number(),
+      window: z.object({ center: z.number(), width: z.number() }),
+      units: z.string(),
+      spacing: z.array(z.number()).readonly(),
+      pixels: z.string().meta({ contentEncoding: "base64", description: "little-endian, row-major" }),
+    })
+    .meta({ description: "one slice: real value = stored x slope + intercept" }),
+);
+
+export type SlicePixels = z.infer<typeof SlicePixelsSchema>;
 
 export function encodeSlice(
   data: Float32Array,

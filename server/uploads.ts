@@ -16,6 +16,7 @@ import multer from "multer";
 import yauzl from "yauzl";
 import { UserError } from "../src/errors.js";
 import { DecompressionBudget, formatBytes } from "../src/io/decompression.js";
+import { HttpError } from "./http/errors.js";
 import { parseUploadInWorker } from "./ingest.js";
 import type { UploadLimits } from "./limits.js";
 import type { Storage, StudyRecord } from "./storage.js";
@@ -37,18 +38,6 @@ function displayName(name: string): string {
     .map((c) => (c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f ? "?" : c))
     .join("");
   return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean || "(unnamed)";
-}
-
-/** An error the API answers with its own status (413 for limits). */
-export class HttpError extends UserError {
-  constructor(
-    readonly status: number,
-    message: string,
-    code: string,
-    field?: string,
-  ) {
-    super(message, code, field);
-  }
 }
 
 const EXTENSIONS = [".nii.gz", ".nii", ".zip", ".dcm"] as const;
@@ -94,6 +83,16 @@ export function uploadMiddleware(storage: Storage, limits: UploadLimits): Reques
       }
       next(err);
     });
+}
+
+/** `check()`'s result; when it throws, the upload's folder is removed first. */
+export function discardUpload<T>(upload: ReceivedUpload | undefined, check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (upload) rmSync(upload.dir, { recursive: true, force: true });
+    throw e;
+  }
 }
 
 /** Extracts the upload's zips and parses it into a stored study; the folder is removed either way. */

@@ -206,6 +206,21 @@ describe.skipIf(!available)("viewer (Chromium)", () => {
     await page.setInputFiles("#file-input", files);
     await page.waitForSelector("#study-list li[data-series]");
     await page.waitForSelector("#mask-preview");
+    // The acquisition fields' defaults, ranges and choices are the API's (GET /api/defaults).
+    type Field = { default?: string | number; maximum?: number; enum?: string[] };
+    const fields = (await (await fetch(`${url}api/defaults`)).json()) as Record<
+      "mri" | "ct",
+      Record<string, Field>
+    >;
+    const acceleration = 'input[name="acceleration"]';
+    expect(await page.inputValue(acceleration)).toBe(String(fields.mri.acceleration.default));
+    expect(await page.getAttribute(acceleration, "max")).toBe(String(fields.mri.acceleration.maximum));
+    expect(await page.getAttribute('input[name="views"]', "max")).toBe(String(fields.ct.views.maximum));
+    expect(await page.inputValue('input[name="views"]')).toBe(String(fields.ct.views.default));
+    expect(
+      await page.$$eval('select[name="mask"] option', (o) => o.map((x) => (x as HTMLOptionElement).value)),
+    ).toEqual(fields.mri.mask.enum);
+    expect(await page.inputValue('select[name="mask"]')).toBe(String(fields.mri.mask.default));
     await page.fill('input[name="steps"]', "4");
     expect(await page.inputValue('input[name="sliceStart"]')).toBe("0");
     expect(await page.inputValue('input[name="sliceEnd"]')).toBe("2");

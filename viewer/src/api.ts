@@ -64,6 +64,19 @@ export interface Model {
   shipped: boolean;
   prior: { modality: "mri" | "ct"; steps: number; data: string };
 }
+/** A job field as the API's job schema declares it (GET /api/defaults). */
+export interface Field {
+  type?: string;
+  default?: unknown;
+  minimum?: number;
+  maximum?: number;
+  enum?: string[];
+}
+/** The job spec's `mri` and `ct` fields with their defaults and ranges. */
+export interface AcquisitionFields {
+  mri: Record<string, Field>;
+  ct: Record<string, Field>;
+}
 export interface SlicePixels {
   rows: number;
   cols: number;
@@ -135,6 +148,7 @@ export const api = {
   job: (id: string) => get<Job>(`/jobs/${id}`),
   metrics: (id: string) => get<Metrics>(`/jobs/${id}/metrics`),
   models: () => get<{ models: Model[] }>("/models").then((r) => r.models),
+  defaults: () => get<AcquisitionFields>("/defaults"),
   createJob: (spec: unknown) => send<Job>("POST", "/jobs", spec),
   cancelJob: (id: string) => send<unknown>("DELETE", `/jobs/${id}`),
 };

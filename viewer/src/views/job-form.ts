@@ -1,18 +1,30 @@
 /**
  * The job form: acquisition (MRI mask with a live picture, or CT views), noise, methods, slices,
- * model. The defaults start a useful comparison with one click: the modality's baselines and the
- * score-based method on two middle slices.
+ * model. The acquisition fields' defaults, ranges and choices are the API's (GET /api/defaults,
+ * from the job schema). The defaults start a useful comparison with one click: the modality's
+ * baselines and the score-based method on two middle slices.
  */
-import { api, get, type Model, type Series } from "../api.js";
+import { api, get, type AcquisitionFields, type Field, type Model, type Series } from "../api.js";
 import { sliceCount } from "../format.js";
 import { clearError, showError, state } from "../state.js";
 import { openJob } from "./compare.js";
 
 let models: Model[] = [];
+let fields: AcquisitionFields = { mri: {}, ct: {} };
 
 const field = (label: string, html: string) => `<label>${label} ${html}</label>`;
 const num = (name: string, value: number, step = "any", min = "0") =>
   `<input type="number" name="${name}" value="${value}" step="${step}" min="${min}" />`;
+/** An input for an acquisition field: its default, range and step (1 for integers) from the API. */
+const input = (name: string, f: Field | undefined, step?: string) => {
+  const attr = (k: string, v: unknown) => (v === undefined ? "" : ` ${k}="${String(v)}"`);
+  const s = step ?? (f?.type === "integer" ? "1" : "any");
+  return `<input type="number" name="${name}"${attr("value", f?.default)}${attr("step", s)}${attr("min", f?.minimum)}${attr("max", f?.maximum)} />`;
+};
+const choices = (name: string, f: Field | undefined) =>
+  `<select name="${name}">${(f?.enum ?? [])
+    .map((v) => `<option ${v === f?.default ? "selected" : ""}>${v}</option>`)
+    .join("")}</select>`;
 
 function formHtml(series: Series): string {
   const mri = series.modality !== "CT";
@@ -24,16 +36,16 @@ function formHtml(series: Series): string {
   return `
     ${field("Modality", `<select name="modality"><option value="mri" ${mri ? "selected" : ""}>MRI</option><option value="ct" ${mri ? "" : "selected"} ${series.rows === series.cols ? "" : "disabled"}>CT</option></select>`)}
     <fieldset data-for="mri" ${mri ? "" : "hidden"}>
-      ${field("Acceleration", num("acceleration", 4, "any", "1"))}
-      ${field("Centre fraction", num("centerFraction", 0.08, "0.01"))}
-      ${field("Mask", `<select name="mask"><option>random</option><option>equispaced</option><option>vd2d</option></select>`)}
-      ${field("Mask seed", num("seed", 0, "1"))}
-      ${field("k-space noise σ", num("noiseSigma", 0))}
+      ${field("Acceleration", input("acceleration", fields.mri.acceleration))}
+      ${field("Centre fraction", input("centerFraction", fields.mri.centerFraction, "0.01"))}
+      ${field("Mask", choices("mask", fields.mri.mask))}
+      ${field("Mask seed", input("seed", fields.mri.seed))}
+      ${field("k-space noise σ", input("noiseSigma", fields.mri.noiseSigma))}
       <canvas id="mask-preview" title="sampling mask (white: sampled)"></canvas>
       <div id="mask-info"></div>
     </fieldset>
     <fieldset data-for="ct" ${mri ? "hidden" : ""}>
-      ${field("Views", num("views", 60, "1", "1"))}
+      ${field("Views", input("views", fields.ct.views))}
       ${field("Noise", `<select name="noiseKind"><option value="none">none</option><option value="gaussian">Gaussian σ</option><option value="poisson">Poisson I0</option></select>`)}
       ${field("Noise level", num("noiseLevel", 0))}
     </fieldset>
@@ -130,7 +142,7 @@ function specFrom(form: HTMLFormElement, series: Series) {
 }
 
 export async function initJobForm(): Promise<void> {
-  models = await api.models();
+  [models, fields] = await Promise.all([api.models(), api.defaults()]);
 }
 
 export function renderJobForm(): void {
