@@ -28,9 +28,6 @@ import { JobResults, runRequest } from "./job-results.js";
 import type { ResolvedJob } from "./spec.js";
 import type { Storage } from "./storage.js";
 
-// What the routes use of a job, from where they have always taken it.
-export { FINAL_STATES, type JobEvent, type JobRecord, type JobState } from "./job-record.js";
-
 export class JobService {
   readonly events = new EventEmitter();
   /** The runs in progress, by job: each settles once the job's run has ended. */

@@ -23,9 +23,6 @@ import { folderSliceStore, type SliceStore } from "../src/recon/slice-store.js";
 import type { JobRecord } from "./job-record.js";
 import type { SeriesInfo, StudyRecord } from "./study-record.js";
 
-// The study records, from where the routes have always taken them.
-export type { SeriesInfo, StudyRecord } from "./study-record.js";
-
 const JOBS = "jobs";
 
 /**

@@ -19,7 +19,8 @@ import { DecompressionBudget, formatBytes } from "../src/io/decompression.js";
 import { HttpError } from "./http/errors.js";
 import { parseUploadInWorker } from "./ingest.js";
 import type { UploadLimits } from "./limits.js";
-import type { Storage, StudyRecord } from "./storage.js";
+import type { Storage } from "./storage.js";
+import type { StudyRecord } from "./study-record.js";
 
 /** An upload received by the middleware: its folder and, per stored file name, the user's name. */
 export interface ReceivedUpload {

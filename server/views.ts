@@ -6,7 +6,8 @@
 import { z } from "zod";
 import { describeAcquisition } from "../src/recon/acquisition.js";
 import { named, Uuid } from "./api-schemas.js";
-import type { JobRecord } from "./jobs.js";
+import { summarise } from "../src/metrics/index.js";
+import type { JobRecord } from "./job-record.js";
 
 const count = z.number().int().min(0);
 const window = z.object({ center: z.number(), width: z.number() });
@@ -143,17 +144,11 @@ export function metricsView(j: JobRecord): z.input<typeof MetricsView> {
     Object.entries(j.metrics)
       .filter(([, rows]) => rows.length)
       .map(([method, rows]) => {
-        const avg = (k: "psnr" | "ssim" | "nmse" | "seconds") =>
-          rows.reduce((s, r) => s + r[k], 0) / rows.length;
+        const s = summarise(rows);
+        const seconds = s.seconds?.mean ?? NaN;
         return [
           method,
-          {
-            psnr: avg("psnr"),
-            ssim: avg("ssim"),
-            nmse: avg("nmse"),
-            seconds: avg("seconds"),
-            slices: rows.length,
-          },
+          { psnr: s.psnr.mean, ssim: s.ssim.mean, nmse: s.nmse.mean, seconds, slices: s.slices },
         ];
       }),
   );
