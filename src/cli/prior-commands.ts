@@ -18,7 +18,7 @@ import type { Volume } from "../image/volume.js";
 import { readVolume, writePng } from "../io/index.js";
 import { BACKENDS, initBackend } from "../prior/backend.js";
 import { readPriorInfo, loadPrior } from "../prior/checkpoint.js";
-import { samplePrior } from "../prior/sample.js";
+import { samplePrior } from "../sampling/prior-sample.js";
 import type { SdeConfig } from "../prior/sde.js";
 import { requireTrainingData, trainPrior } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";

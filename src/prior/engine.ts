@@ -270,27 +270,3 @@ export function engineFor(
   }
   return engine;
 }
-
-/** Posterior samples per network evaluation, so that its memory does not grow with `samples`. */
-const SCORE_BATCH = 4;
-
-/**
- * The sampler's score function (src/sampling): s(x, t) at one t for the whole batch, evaluated
- * SCORE_BATCH samples at a time.
- */
-export function scoreFunction(engine: ScoreEngine): (x: tf.Tensor, t: number) => tf.Tensor {
-  return (x, t) => {
-    const k = x.shape[0]!;
-    if (k <= SCORE_BATCH) return engine.score(x as tf.Tensor4D, new Array<number>(k).fill(t));
-    const parts: tf.Tensor[] = [];
-    for (let i = 0; i < k; i += SCORE_BATCH) {
-      const n = Math.min(SCORE_BATCH, k - i);
-      const part = tf.slice(x, [i, 0, 0, 0], [n, -1, -1, -1]) as tf.Tensor4D;
-      parts.push(engine.score(part, new Array<number>(n).fill(t)));
-      part.dispose();
-    }
-    const out = tf.concat(parts, 0);
-    tf.dispose(parts);
-    return out;
-  };
-}
