@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { initBackend, tf } from "./backend.js";
 import type { LoadedPrior } from "./checkpoint.js";
-import type { Dims, NamedWeight } from "./onnx-graph.js";
+import type { Dims, NamedWeight } from "./onnx-proto.js";
 import type { ScoreUNet } from "./unet.js";
 
 export const ENGINES = ["auto", "onnx", "tfjs"] as const;
