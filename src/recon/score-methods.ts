@@ -10,6 +10,7 @@
 import { basename, join } from "node:path";
 import { packageRoot } from "../package-root.js";
 import { realInputView } from "../../operators/solvers.js";
+import { gaussianSigma } from "../../operators/noise.js";
 import { dataScale } from "../../operators/scale.js";
 import { UserError } from "../errors.js";
 import { tf } from "../prior/backend.js";
@@ -117,7 +118,7 @@ function scoreReconstruct(
     n.kind === "percentile"
       ? dataScale(ctx.model.op, ctx.y, (n.percentile ?? 99.5) / 100, mri ? 1 : undefined)
       : 2;
-  const sigmaY = mri ? acq.noiseSigma : acq.noise.kind === "gaussian" ? acq.noise.sigma : 0;
+  const sigmaY = gaussianSigma(ctx.model.noise);
   const problem: PosteriorProblem = {
     op: realInputView(ctx.model.op),
     y: ctx.y.map((v) => v / scale),
