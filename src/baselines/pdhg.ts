@@ -56,7 +56,7 @@ export function pdhg(
     tau = step * 10;
   const g = transform.groupSize;
   for (let it = 0; it < iterations; it++) {
-    if (options.signal?.aborted) throw options.signal.reason ?? new Error("aborted");
+    options.signal?.throwIfAborted();
     // Dual step for the data term: prox of F*(p) = 1/2 ||p||^2 + <p, y~>.
     op.forward(xBar, ax);
     for (let i = 0; i < m; i++) p[i] = (p[i] + sigma * (ax[i] / nA - yt[i])) / (1 + sigma);

@@ -90,6 +90,7 @@ describe("operator helpers", () => {
 
   it("fbpFilter takes the known filter names and names them for another", () => {
     expect(fbpFilter("hann")).toBe("hann");
+    expect(fbpFilter(undefined)).toBe("ramp");
     expect(() => fbpFilter("box")).toThrow(
       "unknown FBP filter 'box' (known: ramp, shepp-logan, cosine, hamming, hann)",
     );
