@@ -152,6 +152,14 @@ export class ParallelBeamProjector implements LinearOperator {
 export const FBP_FILTERS = ["ramp", "shepp-logan", "cosine", "hamming", "hann"] as const;
 export type FbpFilter = (typeof FBP_FILTERS)[number];
 
+/** A filter's name as an FbpFilter (absent: ramp); a name that is none is an error naming the known ones. */
+export function fbpFilter(name: unknown = "ramp"): FbpFilter {
+  const filter = FBP_FILTERS.find((f) => f === name);
+  if (!filter)
+    throw new RangeError(`unknown FBP filter '${String(name)}' (known: ${FBP_FILTERS.join(", ")})`);
+  return filter;
+}
+
 const filterCache = new Map<string, Float64Array>();
 /**
  * Frequency response of the filter at padded length `size`. The ramp is the DFT of the

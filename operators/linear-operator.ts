@@ -82,3 +82,14 @@ export function operatorNorm(op: LinearOperator, iterations = 30, seed = 0): num
   }
   return lambda;
 }
+
+const norms = new WeakMap<LinearOperator, number>();
+/** ||A|| by power iteration (20 iterations), computed once per operator object. */
+export function cachedOperatorNorm(op: LinearOperator): number {
+  let n = norms.get(op);
+  if (n === undefined) {
+    n = operatorNorm(op, 20);
+    norms.set(op, n);
+  }
+  return n;
+}

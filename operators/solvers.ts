@@ -4,7 +4,7 @@
  * steps of the conditional samplers use it: with b = A^H y + mu x0 it pulls x0 towards the
  * measurements, and with mu = 0 it converges to the least-squares solution nearest its start.
  */
-import { applyNormal, dot, type LinearOperator } from "./linear-operator.js";
+import { applyNormal, domainLength, dot, type LinearOperator } from "./linear-operator.js";
 
 export function conjugateGradientNormal(
   op: LinearOperator,
@@ -38,6 +38,34 @@ export function conjugateGradientNormal(
     for (let i = 0; i < p.length; i++) p[i] = r[i] + beta * p[i];
   }
   return x;
+}
+
+/**
+ * The pseudo-inverse A^+ y = (A^H A)^+ A^H y: the least-squares solution of least norm, by
+ * `iterations` CG steps from 0 (deepinv's A_dagger). Exact in one step when A^H A is a projection
+ * (MRI: F^H M F); for CT the least-squares view completion, accurate to the iteration count.
+ */
+export function pseudoInverse(op: LinearOperator, y: Float32Array, iterations: number): Float32Array {
+  return conjugateGradientNormal(op, op.adjoint(y), new Float32Array(domainLength(op.input)), iterations);
+}
+
+/**
+ * The l2 proximal step towards the measurements (deepinv's prox_l2), given A^H y:
+ *   argmin_x 1/2 ||A x - y||^2 + mu / 2 ||x - z||^2,
+ * i.e. (A^H A + mu I) x = A^H y + mu z, by `iterations` CG steps started at z. mu = 0 is the hard
+ * data-consistency limit: the least-squares solution nearest z (to the iteration count).
+ */
+export function proxL2(
+  op: LinearOperator,
+  aty: Float32Array,
+  z: Float32Array,
+  mu: number,
+  iterations: number,
+): Float32Array {
+  if (mu <= 0) return conjugateGradientNormal(op, aty, z, iterations);
+  const b = new Float32Array(aty.length);
+  for (let i = 0; i < b.length; i++) b[i] = aty[i] + mu * z[i];
+  return conjugateGradientNormal(op, b, z, iterations, mu);
 }
 
 /**

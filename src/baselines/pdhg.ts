@@ -1,13 +1,13 @@
 /**
  * Regularised least squares by the primal-dual hybrid gradient method (Chambolle & Pock 2011):
  *   min_x 1/2 ||A~ x - y~||^2 + lambda ||W x||_{2,1}  (+ x >= 0 optionally),
- * with A~ = A / ||A|| and y~ = y / (||A|| s), and x in units of a data scale s (see dataScale).
+ * with A~ = A / ||A|| and y~ = y / (||A|| s), and x in units of a data scale s (operators/scale.ts dataScale).
  * Normalising A and the intensity makes one lambda mean the same for MRI and CT, any view count
  * and any intensity unit (HU or arbitrary); the result is returned in the original units.
  * K = [A~; W] has ||K||^2 <= 1 + ||W||^2; the steps satisfy tau sigma ||K||^2 < 1.
  */
-import { domainLength, operatorNorm, type LinearOperator } from "../../operators/linear-operator.js";
-import { percentile } from "../image/stats.js";
+import { cachedOperatorNorm, domainLength, type LinearOperator } from "../../operators/linear-operator.js";
+import { dataScale } from "../../operators/scale.js";
 import type { SparsifyingTransform } from "./regularisers.js";
 
 export interface PdhgOptions {
@@ -19,33 +19,6 @@ export interface PdhgOptions {
   nonNegative?: boolean;
   onIteration?: (done: number, total: number) => void;
   signal?: AbortSignal;
-}
-
-const norms = new WeakMap<LinearOperator, number>();
-/** ||A|| by power iteration, cached per operator object. */
-export function cachedOperatorNorm(op: LinearOperator): number {
-  let n = norms.get(op);
-  if (n === undefined) {
-    n = operatorNorm(op, 20);
-    norms.set(op, n);
-  }
-  return n;
-}
-
-/**
- * Intensity scale of the measured object, from the data alone (no ground truth): the 99th
- * percentile of |A^H y| / ||A||^2. For MRI this is the zero-filled image; for CT a smoothed
- * backprojection whose level follows the object's.
- */
-export function dataScale(op: LinearOperator, y: Float32Array): number {
-  const nrm = cachedOperatorNorm(op);
-  const back = op.adjoint(y);
-  const ch = op.input.complex ? 2 : 1;
-  const mags = new Float32Array(back.length / ch);
-  for (let i = 0; i < mags.length; i++)
-    mags[i] = ch === 2 ? Math.hypot(back[2 * i], back[2 * i + 1]) : Math.abs(back[i]);
-  const p99 = percentile(mags, 0.99);
-  return p99 > 0 ? p99 / (nrm * nrm) : 1;
 }
 
 export function pdhg(
@@ -83,7 +56,7 @@ export function pdhg(
     tau = step * 10;
   const g = transform.groupSize;
   for (let it = 0; it < iterations; it++) {
-    if (options.signal?.aborted) throw options.signal.reason ?? new Error("aborted");
+    options.signal?.throwIfAborted();
     // Dual step for the data term: prox of F*(p) = 1/2 ||p||^2 + <p, y~>.
     op.forward(xBar, ax);
     for (let i = 0; i < m; i++) p[i] = (p[i] + sigma * (ax[i] / nA - yt[i])) / (1 + sigma);

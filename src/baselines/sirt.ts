@@ -26,7 +26,7 @@ export function sirt(op: LinearOperator, y: Float32Array, options: SirtOptions):
   const r = new Float32Array(y.length);
   const back = new Float32Array(n);
   for (let it = 0; it < options.iterations; it++) {
-    if (options.signal?.aborted) throw options.signal.reason ?? new Error("aborted");
+    options.signal?.throwIfAborted();
     op.forward(x, r);
     for (let i = 0; i < r.length; i++) r[i] = (y[i] - r[i]) * invRow[i];
     op.adjoint(r, back);

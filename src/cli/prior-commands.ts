@@ -18,7 +18,7 @@ import { keepSlices, type Volume } from "../image/volume.js";
 import { isDicomPath, readVolume, writePng } from "../io/index.js";
 import { BACKENDS, initBackend } from "../prior/backend.js";
 import { readPriorInfo, loadPrior } from "../prior/checkpoint.js";
-import { samplePrior } from "../prior/sample.js";
+import { samplePrior } from "../sampling/prior-sample.js";
 import type { SdeConfig } from "../prior/sde.js";
 import { AUGMENTATIONS, AXES, parseAugmentations } from "../prior/data.js";
 import { requireTrainingData, trainPrior } from "../prior/train.js";

@@ -16,7 +16,7 @@ import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { initBackend, tf } from "./backend.js";
 import type { LoadedPrior } from "./checkpoint.js";
-import type { Dims, NamedWeight } from "./onnx-graph.js";
+import type { Dims, NamedWeight } from "./onnx-proto.js";
 import type { ScoreUNet } from "./unet.js";
 
 export const ENGINES = ["auto", "onnx", "tfjs"] as const;
@@ -269,28 +269,4 @@ export function engineFor(
     byName.set(name, engine);
   }
   return engine;
-}
-
-/** Posterior samples per network evaluation, so that its memory does not grow with `samples`. */
-const SCORE_BATCH = 4;
-
-/**
- * The sampler's score function (src/sampling): s(x, t) at one t for the whole batch, evaluated
- * SCORE_BATCH samples at a time.
- */
-export function scoreFunction(engine: ScoreEngine): (x: tf.Tensor, t: number) => tf.Tensor {
-  return (x, t) => {
-    const k = x.shape[0]!;
-    if (k <= SCORE_BATCH) return engine.score(x as tf.Tensor4D, new Array<number>(k).fill(t));
-    const parts: tf.Tensor[] = [];
-    for (let i = 0; i < k; i += SCORE_BATCH) {
-      const n = Math.min(SCORE_BATCH, k - i);
-      const part = tf.slice(x, [i, 0, 0, 0], [n, -1, -1, -1]) as tf.Tensor4D;
-      parts.push(engine.score(part, new Array<number>(n).fill(t)));
-      part.dispose();
-    }
-    const out = tf.concat(parts, 0);
-    tf.dispose(parts);
-    return out;
-  };
 }

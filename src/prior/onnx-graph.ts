@@ -8,19 +8,21 @@
  * ONNX Runtime's CPU provider has no GroupNormalization kernel: GroupNorm is Reshape [B, G, -1]
  * -> InstanceNormalization -> Reshape back -> per-channel Mul and Add (measured the fastest).
  */
-import onnxProto from "onnx-proto";
+import {
+  attribute,
+  encodeModel,
+  floatTensor,
+  FREE,
+  int64Tensor,
+  toOihw,
+  valueInfo,
+  type Attr,
+  type Dims,
+  type INode,
+  type ITensor,
+  type NamedWeight,
+} from "./onnx-proto.js";
 import { unetForward, type NetOps, type UNetConfig } from "./unet-arch.js";
-
-const { onnx } = onnxProto;
-type INode = onnxProto.onnx.INodeProto;
-type ITensor = onnxProto.onnx.ITensorProto;
-type IAttribute = onnxProto.onnx.IAttributeProto;
-
-/** A parameter's shape (tfjs layout) and values. */
-export interface NamedWeight {
-  shape: number[];
-  data: Float32Array;
-}
 
 /**
  * A value of the graph: its name, and its channel count (images [B, C, H, W], vectors [B, C]).
@@ -33,42 +35,6 @@ interface Value {
   name: string;
   c: number;
   parts?: Value[];
-}
-
-type Attr = number | number[] | string;
-
-function attribute(name: string, v: Attr): IAttribute {
-  const T = onnx.AttributeProto.AttributeType;
-  if (typeof v === "string") return { name, type: T.STRING, s: new TextEncoder().encode(v) };
-  if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
-  return Number.isInteger(v) ? { name, type: T.INT, i: v } : { name, type: T.FLOAT, f: v };
-}
-
-function floatTensor(name: string, dims: number[], data: Float32Array): ITensor {
-  const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-  return { name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: bytes };
-}
-
-function int64Tensor(name: string, values: number[]): ITensor {
-  const data = BigInt64Array.from(values.map(BigInt));
-  return {
-    name,
-    dims: [values.length],
-    dataType: onnx.TensorProto.DataType.INT64,
-    rawData: new Uint8Array(data.buffer),
-  };
-}
-
-/** [k, k, in, out] (tfjs) -> [out, in, k, k] (ONNX Conv). */
-function toOihw(w: NamedWeight): Float32Array {
-  const [kh, kw, ci, co] = w.shape;
-  const out = new Float32Array(w.data.length);
-  for (let y = 0; y < kh; y++)
-    for (let x = 0; x < kw; x++)
-      for (let i = 0; i < ci; i++)
-        for (let o = 0; o < co; o++)
-          out[((o * ci + i) * kh + y) * kw + x] = w.data[((y * kw + x) * ci + i) * co + o];
-  return out;
 }
 
 class GraphBuilder implements NetOps<Value, NamedWeight> {
@@ -302,48 +268,6 @@ class GraphBuilder implements NetOps<Value, NamedWeight> {
   }
 }
 
-/** The inputs' batch, height and width: free (named), or fixed numbers. */
-export interface Dims {
-  batch: number | string;
-  height: number | string;
-  width: number | string;
-}
-const FREE: Dims = { batch: "batch", height: "height", width: "width" };
-
-function valueInfo(name: string, dims: (number | string)[]): onnxProto.onnx.IValueInfoProto {
-  return {
-    name,
-    type: {
-      tensorType: {
-        elemType: onnx.TensorProto.DataType.FLOAT,
-        shape: { dim: dims.map((d) => (typeof d === "number" ? { dimValue: d } : { dimParam: d })) },
-      },
-    },
-  };
-}
-
-function encode(
-  g: GraphBuilder,
-  out: Value,
-  inputs: onnxProto.onnx.IValueInfoProto[],
-  dims: Dims = FREE,
-): Uint8Array {
-  const graph: onnxProto.onnx.IGraphProto = {
-    name: "score_unet",
-    node: [...g.nodes, { opType: "Identity", input: [out.name], output: ["score"], name: "score" }],
-    initializer: g.initializers,
-    input: inputs,
-    output: [valueInfo("score", [dims.batch, 1, dims.height, dims.width])],
-  };
-  const model = onnx.ModelProto.create({
-    irVersion: 7,
-    opsetImport: [{ domain: "", version: 13 }],
-    producerName: "scorerecon",
-    graph,
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
-
 /**
  * The ONNX model (serialised ModelProto) of a network with these parameters, for inputs of `dims`
  * (default: any batch, height and width). With fixed dims ONNX Runtime knows every shape when it
@@ -361,9 +285,9 @@ export function buildOnnxModel(
     sigma = { name: "sigma", c: 1 };
   const out = unetForward(g, config, x, level, config.scaleBySigma ? sigma : undefined);
   g.checkAllUsed();
-  return encode(
+  return encodeModel(
     g,
-    out,
+    out.name,
     [
       valueInfo("x", [dims.batch, 1, dims.height, dims.width]),
       valueInfo("level", [dims.batch, 1]),
@@ -383,5 +307,5 @@ export function buildProbeModel(): Uint8Array {
     ]),
   );
   const out = g.conv({ name: "x", c: 1 }, g.param("w", [1, 1, 1, 1]), g.param("b", [1]));
-  return encode(g, out, [valueInfo("x", ["batch", 1, "height", "width"])]);
+  return encodeModel(g, out.name, [valueInfo("x", ["batch", 1, "height", "width"])]);
 }

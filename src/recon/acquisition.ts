@@ -3,14 +3,11 @@
  * forward operator A and to simulate y = A x + noise. It is what `simulate` writes beside its
  * measurements (MEAS.json) and what `reconstruct --measurements` reads back.
  */
-import {
-  addSinogramGaussianNoise,
-  addSinogramPoissonNoise,
-  ParallelBeamProjector,
-} from "../../operators/ct.js";
+import { ParallelBeamProjector } from "../../operators/ct.js";
 import type { LinearOperator } from "../../operators/linear-operator.js";
 import { samplingMask, type MaskSpec } from "../../operators/masks.js";
-import { addKspaceNoise, MriCartesianOperator } from "../../operators/mri.js";
+import { MriCartesianOperator } from "../../operators/mri.js";
+import { addNoise, type NoiseModel } from "../../operators/noise.js";
 
 export type Modality = "mri" | "ct";
 
@@ -38,8 +35,7 @@ export interface MriAcquisition {
   noiseSigma: number;
 }
 
-export type CtNoise =
-  { kind: "none" } | { kind: "gaussian"; sigma: number } | { kind: "poisson"; I0: number };
+export type CtNoise = NoiseModel;
 
 export interface CtAcquisition {
   modality: "ct";
@@ -52,10 +48,12 @@ export interface CtAcquisition {
 
 export type Acquisition = MriAcquisition | CtAcquisition;
 
-/** The operator with its materialised mask (MRI). */
+/** The operator with its noise model and its materialised mask (MRI). */
 export interface ForwardModel {
   acquisition: Acquisition;
   op: LinearOperator;
+  /** The acquisition's measurement noise (MRI's k-space sigma is Gaussian). */
+  noise: NoiseModel;
   /** [rows, cols] 0/1, MRI only. */
   mask?: Uint8Array;
 }
@@ -72,21 +70,17 @@ export function forwardModel(acq: Acquisition, maskFromFile?: Uint8Array): Forwa
   if (acq.modality === "mri") {
     const mask = "file" in acq.mask ? maskFromFile : samplingMask(acq.rows, acq.cols, acq.mask);
     if (!mask) throw new RangeError("the MRI acquisition names a mask file but no mask was given");
-    return { acquisition: acq, op: new MriCartesianOperator(acq.rows, acq.cols, mask), mask };
+    const noise: NoiseModel =
+      acq.noiseSigma > 0 ? { kind: "gaussian", sigma: acq.noiseSigma } : { kind: "none" };
+    return { acquisition: acq, op: new MriCartesianOperator(acq.rows, acq.cols, mask), noise, mask };
   }
   const op = new ParallelBeamProjector({ size: acq.size, views: acq.views, detectors: acq.detectors });
-  return { acquisition: acq, op };
+  return { acquisition: acq, op, noise: acq.noise };
 }
 
 /** y = A x + noise for one slice in operator units (the noise seeded by `seed`). */
 export function simulateSlice(model: ForwardModel, x: Float32Array, seed: number): Float32Array {
-  const acq = model.acquisition;
-  const y = model.op.forward(x);
-  if (acq.modality === "mri") return addKspaceNoise(y, model.mask!, acq.noiseSigma, seed);
-  const n = acq.noise;
-  if (n.kind === "gaussian") return addSinogramGaussianNoise(y, n.sigma, seed);
-  if (n.kind === "poisson") return addSinogramPoissonNoise(y, { I0: n.I0, seed });
-  return y;
+  return addNoise(model.op, model.op.forward(x), model.noise, seed);
 }
 
 /** One line describing the acquisition, for tables, logs and DICOM DerivationDescription. */

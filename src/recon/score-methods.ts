@@ -9,17 +9,26 @@
  */
 import { basename, join } from "node:path";
 import { packageRoot } from "../package-root.js";
-import { magnitude, realToComplex } from "../../operators/complex.js";
-import { cachedOperatorNorm } from "../baselines/pdhg.js";
 import { realInputView } from "../../operators/solvers.js";
+import { gaussianSigma } from "../../operators/noise.js";
+import { dataScale } from "../../operators/scale.js";
 import { UserError } from "../errors.js";
-import { percentile } from "../image/stats.js";
 import { tf } from "../prior/backend.js";
-import { engineFor, scoreFunction } from "../prior/engine.js";
+import { scoreFn } from "../prior/score.js";
 import { loadPrior, readPriorInfo, type LoadedPrior, type PriorInfo } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
 import type { Modality } from "./acquisition.js";
-import type { MethodContext, Params } from "./methods.js";
+import { regularised, TV_PARAMS } from "./classical-methods.js";
+import {
+  int,
+  iterations,
+  num,
+  type MethodContext,
+  type NumberSpec,
+  type Params,
+  type ParamSpec,
+  type ReconMethod,
+} from "./method-spec.js";
 
 export function defaultPriorPath(modality: Modality): string {
   return join(packageRoot(), "models", modality);
@@ -91,7 +100,7 @@ function priorFor(ctx: MethodContext, path: string): LoadedPrior {
 
 export type ScoreSampler = "dds" | "song" | "langevin";
 
-export function scoreReconstruct(
+function scoreReconstruct(
   sampler: ScoreSampler,
   ctx: MethodContext,
   p: Params,
@@ -103,13 +112,13 @@ export function scoreReconstruct(
   // Operator units -> the prior's units (prior.json normalisation). "hu": attenuation relative to
   // water / 2. "percentile": the image's 99.5th percentile, estimated without ground truth from
   // |A^H y| (the zero-filled image for MRI; a backprojection / ||A||^2 for CT).
-  let scale = 2;
-  if (prior.info.normalisation.kind === "percentile") {
-    const back = magnitude(mri ? ctx.model.op.adjoint(ctx.y) : realToComplex(ctx.model.op.adjoint(ctx.y)));
-    const norm = mri ? 1 : cachedOperatorNorm(ctx.model.op) ** 2;
-    scale = percentile(back, (prior.info.normalisation.percentile ?? 99.5) / 100) / norm || 1;
-  }
-  const sigmaY = mri ? acq.noiseSigma : acq.noise.kind === "gaussian" ? acq.noise.sigma : 0;
+  // (The MRI operator is an isometry on what it measures: ||A|| = 1.)
+  const n = prior.info.normalisation;
+  const scale =
+    n.kind === "percentile"
+      ? dataScale(ctx.model.op, ctx.y, (n.percentile ?? 99.5) / 100, mri ? 1 : undefined)
+      : 2;
+  const sigmaY = gaussianSigma(ctx.model.noise);
   const problem: PosteriorProblem = {
     op: realInputView(ctx.model.op),
     y: ctx.y.map((v) => v / scale),
@@ -118,7 +127,7 @@ export function scoreReconstruct(
     cols: ctx.cols,
   };
   const { net } = prior;
-  const score = scoreFunction(engineFor(prior));
+  const score = scoreFn(prior);
   const common = {
     samples: Number(p.samples),
     steps: Number(p.steps),
@@ -157,3 +166,123 @@ export function scoreReconstruct(
   tf.dispose([x, mean, std]);
   return common.samples > 1 ? { image, std: spread } : image;
 }
+
+/** What every score-based method takes: sampler steps, samples, their seed and the prior. */
+const SCORE_PARAMS = {
+  steps: int(1, 2000, 75, "sampler steps (noise levels)"),
+  samples: int(1, 64, 1, "posterior samples: their mean is the image, their spread the uncertainty map"),
+  seed: int(0, 2 ** 31 - 1, 0, "seed of the sampler's noise (slice k draws with seed + k)"),
+  model: {
+    kind: "string",
+    default: "",
+    maxLength: 4096,
+    api: false,
+    help: "prior folder (default: the shipped prior of the modality; the API's job field `model` names one)",
+  },
+} satisfies Record<string, ParamSpec>;
+const cg = (value: number): NumberSpec =>
+  int(0, 100, value, "conjugate-gradient iterations of data consistency");
+
+/**
+ * Tuned on validation slices and phantoms (docs/tuning.md) for about 10 s per 256x256 slice on one
+ * core. sigmaStart > 0 starts at that noise level from an estimate ("come closer, diffuse faster"):
+ * start=tv from the TV reconstruction (tvLambda: the TV method's tuned lambda for the modality;
+ * tvIterations its PDHG iterations), start=ls from the least-squares image A^+ y; sigmaStart 0
+ * starts from the prior at sigma_max. Both modalities start from TV with 40 steps: MRI at sigma 1
+ * with two posterior samples (averaged; their spread is the uncertainty map); CT at sigma 0.25 with
+ * one sample and a TV start of 100 iterations (CT's data consistency costs most of a step: at 60
+ * views two samples, or a 300-iteration start, go past 15 s a slice).
+ */
+const DDS_PARAMS = {
+  ...SCORE_PARAMS,
+  steps: { ...SCORE_PARAMS.steps, default: 40 },
+  samples: { ...SCORE_PARAMS.samples, default: 2 },
+  cg: cg(5),
+  eta: num(0, 1, 1, "DDIM stochasticity (0: deterministic)"),
+  sigmaStart: num(
+    0,
+    1e3,
+    1,
+    "start at this noise level from the start estimate (0: from the prior's sigma_max)",
+  ),
+  start: {
+    kind: "choice",
+    choices: ["tv", "ls"],
+    default: "tv",
+    help: "start estimate: TV or least squares",
+  },
+  tvLambda: num(0, 1e3, 0.005, "lambda of the TV start"),
+  tvIterations: iterations(TV_PARAMS.iterations.default, "iterations of the TV start"),
+} satisfies Record<string, ParamSpec>;
+const DDS_CT_DEFAULTS: Params = { samples: 1, sigmaStart: 0.25, tvLambda: 0.001, tvIterations: 100 };
+
+/** A score-based method: its sampler's parameters plus samples, seed and the prior (`model`). */
+function scoreMethod(
+  name: string,
+  sampler: ScoreSampler,
+  summary: string,
+  params: Record<string, ParamSpec>,
+  modalityDefaults?: ReconMethod["modalityDefaults"],
+): ReconMethod {
+  return {
+    name,
+    modalities: ["mri", "ct"],
+    summary,
+    params: { ...SCORE_PARAMS, ...params },
+    ...(modalityDefaults ? { modalityDefaults } : {}),
+    needsPrior: true,
+    run: (ctx, p) => {
+      if (p.start !== "tv") return scoreReconstruct(sampler, ctx, p);
+      // The TV reconstruction (one step of the progress), made when the sampler starts from it.
+      const total = Number(p.steps) + 1;
+      const tvStart = () => {
+        const x = regularised("tv")(
+          { ...ctx, onIteration: undefined },
+          { lambda: p.tvLambda, iterations: p.tvIterations },
+        );
+        ctx.onIteration?.(1, total);
+        return x;
+      };
+      return scoreReconstruct(
+        sampler,
+        { ...ctx, onIteration: (done) => ctx.onIteration?.(done + 1, total) },
+        p,
+        tvStart,
+      );
+    },
+  };
+}
+
+/** The score-based methods, in the order of `--help`. */
+export const SCORE_METHODS: readonly ReconMethod[] = [
+  scoreMethod(
+    "score",
+    "dds",
+    "score-based posterior sampling with the shipped prior (the fast dds sampler, default settings)",
+    DDS_PARAMS,
+    { ct: DDS_CT_DEFAULTS },
+  ),
+  scoreMethod(
+    "dds",
+    "dds",
+    "Decomposed Diffusion Sampler (Chung, Lee & Ye 2024): Tweedie denoise, CG data consistency, DDIM step",
+    DDS_PARAMS,
+    { ct: DDS_CT_DEFAULTS },
+  ),
+  scoreMethod("song", "song", "predictor-corrector posterior sampling of Song, Shen, Xing & Ermon 2022", {
+    // The predictor's discretisation needs two noise levels at least.
+    steps: { ...SCORE_PARAMS.steps, min: 2, default: 500 },
+    lambda: num(0, 1, 1, "weight of the measured part's replacement (1: full replacement)"),
+    snr: num(0, 1, 0.16, "signal-to-noise ratio of the Langevin corrector"),
+    cg: cg(10),
+  }),
+  scoreMethod(
+    "langevin",
+    "langevin",
+    "annealed Langevin dynamics with a data-consistency gradient (Jalal et al. 2021)",
+    {
+      steps: { ...SCORE_PARAMS.steps, default: 200 },
+      stepsPerLevel: int(1, 100, 3, "Langevin steps per noise level"),
+    },
+  ),
+];

@@ -21,13 +21,18 @@
  * - langevin: annealed Langevin dynamics with a data-consistency gradient (Jalal et al., NeurIPS
  *   2021): at noise levels sigma_i, x <- x + a_i [s(x, sigma_i) + A^T (y - A x) / (sigma_y^2 +
  *   sigma_i^2)] + sqrt(2 a_i) z, with a_i = epsilon sigma_i^2 / max(1, ||A||^2).
+ *
+ * Each is a step function over the chain runner (chain.ts); the data-consistency maths (the l2
+ * prox, the pseudo-inverse, the operator norm) is the operator's (operators/).
  */
-import { conjugateGradientNormal } from "../../operators/solvers.js";
-import { operatorNorm, type LinearOperator } from "../../operators/linear-operator.js";
-import { tf } from "../prior/backend.js";
-import type { Sde, VeSde } from "../prior/sde.js";
-import { noiseSource, predictorStep, langevinStep, type ScoreFn } from "./unconditional.js";
+import { cachedOperatorNorm, type LinearOperator } from "../../operators/linear-operator.js";
 import { createRng } from "../../operators/random.js";
+import { proxL2, pseudoInverse } from "../../operators/solvers.js";
+import { tf } from "../prior/backend.js";
+import type { ScoreFn } from "../prior/score.js";
+import type { Sde, VeSde } from "../prior/sde.js";
+import { noiseSource, runChain, schedule, startSample, type ChainOptions } from "./chain.js";
+import { langevinStep, predictorStep } from "./unconditional.js";
 
 export interface PosteriorProblem {
   /** Real-input operator on [rows, cols] images. */
@@ -39,14 +44,12 @@ export interface PosteriorProblem {
   cols: number;
 }
 
-export interface ConditionalOptions {
+export interface ConditionalOptions extends ChainOptions {
   /** Independent posterior samples drawn together. */
   samples: number;
   steps: number;
   seed?: number;
   eps?: number;
-  onStep?: (done: number, total: number) => void;
-  signal?: AbortSignal;
 }
 
 /** Applies f to each sample of a [K, H, W, 1] batch. */
@@ -57,31 +60,6 @@ function perSample(x: tf.Tensor, f: (v: Float32Array, k: number) => Float32Array
   const out = new Float32Array(data.length);
   for (let i = 0; i < k; i++) out.set(f(data.slice(i * n, (i + 1) * n), i), i * n);
   return tf.tensor4d(out, [k, h!, w!, 1]);
-}
-
-const checkAbort = (signal?: AbortSignal) => {
-  if (signal?.aborted) throw signal.reason ?? new Error("aborted");
-};
-
-/**
- * Runs a sampler's loop on its current sample `state.x`: the sample it ends with is returned, and
- * on an error (a cancel) the current one is freed, so that no run leaves a tensor behind.
- */
-function owning(state: { x: tf.Tensor }, loop: () => tf.Tensor): tf.Tensor {
-  try {
-    return loop();
-  } catch (err) {
-    state.x.dispose();
-    throw err;
-  }
-}
-
-/**
- * Step i of `steps` times evenly spaced from `from` down to eps (one step: `from` alone),
- * computed per step: nothing the size of the step count is allocated.
- */
-function timeAt(i: number, steps: number, from: number, eps: number): number {
-  return steps > 1 ? from - (i * (from - eps)) / (steps - 1) : from;
 }
 
 export interface DdsOptions extends ConditionalOptions {
@@ -110,68 +88,38 @@ export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsO
       ? Math.max(eps, Math.log(o.sigmaStart / ve.sigmaMin) / Math.log(ve.sigmaMax / ve.sigmaMin))
       : sde.T;
   const steps = o.steps;
-  const t = (i: number) => timeAt(i, steps, tStart, eps);
+  const times = schedule(steps, tStart, eps);
   const noise = noiseSource(o.seed ?? 0);
   const aty = p.op.adjoint(p.y);
   const cg = o.cgIterations ?? 5;
   const eta = o.eta ?? 1;
-  const start =
-    tStart < sde.T
-      ? (o.start?.() ?? conjugateGradientNormal(p.op, aty, new Float32Array(p.rows * p.cols), cg))
-      : undefined;
-  const state = {
-    x: tf.tidy(() => {
-      const x = tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.std(t(0)));
-      return start ? tf.add(x, tf.tensor4d(start, [1, p.rows, p.cols, 1])) : x;
-    }),
-  };
-  return owning(state, () => {
-    for (let i = 0; i < steps; i++) {
-      checkAbort(o.signal);
-      const x = state.x;
-      const s = sde.std(t(i));
-      const sNext = i + 1 < steps ? sde.std(t(i + 1)) : 0;
-      const x0 = tf.tidy(() => tf.add(x, tf.mul(score(x, t(i)), s * s)));
-      let x0dc: tf.Tensor;
-      try {
-        x0dc = perSample(x0, (v) => dataConsistency(p, aty, v, cg, s));
-      } catch (err) {
-        x0.dispose();
-        throw err;
-      }
-      const next = tf.tidy(() => {
-        if (sNext === 0) return x0dc.clone();
+  const estimate = tStart < sde.T ? (o.start?.() ?? pseudoInverse(p.op, p.y, cg)) : undefined;
+  // Data consistency of a Tweedie estimate at noise level s: the MAP update of a Gaussian around
+  // it of width s under measurement noise, (gamma A^T A + I) x = x0 + gamma A^T y with
+  // gamma = s^2 / sigma_y^2, i.e. the l2 prox with mu = sigma_y^2 / s^2 (0 when noise-free).
+  const mu = (s: number) => (p.noiseSigma <= 0 ? 0 : (p.noiseSigma * p.noiseSigma) / (s * s));
+  return runChain(
+    {
+      steps,
+      start: () => startSample(noise, [o.samples, p.rows, p.cols, 1], sde.std(times.t(0)), estimate),
+      step: (x, i) => {
+        const t = times.t(i);
+        const s = sde.std(t);
+        const sNext = i + 1 < steps ? sde.std(times.t(i + 1)) : 0;
+        const x0 = tf.add(x, tf.mul(score(x, t), s * s));
+        const x0dc = perSample(x0, (v) => proxL2(p.op, aty, v, mu(s), cg));
+        if (sNext === 0) return x0dc;
         const epsHat = tf.div(tf.sub(x, x0), s);
         const c = eta * Math.sqrt((sNext * sNext * (s * s - sNext * sNext)) / (s * s));
         return tf.add(
           tf.add(x0dc, tf.mul(epsHat, Math.sqrt(Math.max(0, sNext * sNext - c * c)))),
           tf.mul(noise(x.shape), c),
         );
-      });
-      x.dispose();
-      x0.dispose();
-      x0dc.dispose();
-      state.x = next;
-      o.onStep?.(i + 1, steps);
-    }
-    return state.x;
-  });
-}
-
-/** DDS data consistency of one Tweedie estimate. */
-function dataConsistency(
-  p: PosteriorProblem,
-  aty: Float32Array,
-  x0: Float32Array,
-  iterations: number,
-  sigmaT: number,
-): Float32Array {
-  if (p.noiseSigma <= 0) return conjugateGradientNormal(p.op, aty, x0, iterations);
-  // (gamma A^T A + I) x = x0 + gamma A^T y, divided by gamma: (A^T A + I / gamma) x = A^T y + x0 / gamma.
-  const mu = (p.noiseSigma * p.noiseSigma) / (sigmaT * sigmaT);
-  const b = new Float32Array(aty.length);
-  for (let i = 0; i < b.length; i++) b[i] = aty[i] + mu * x0[i];
-  return conjugateGradientNormal(p.op, b, x0, iterations, mu);
+      },
+      finish: (x) => x,
+    },
+    o,
+  );
 }
 
 export interface SongOptions extends ConditionalOptions {
@@ -182,7 +130,7 @@ export interface SongOptions extends ConditionalOptions {
 
 export function songSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: SongOptions): tf.Tensor {
   const steps = o.steps;
-  const eps = o.eps ?? 1e-3;
+  const times = schedule(steps, sde.T, o.eps ?? 1e-3);
   const noise = noiseSource(o.seed ?? 0);
   const rng = createRng((o.seed ?? 0) + 17);
   const lambda = o.lambda ?? 1;
@@ -197,41 +145,47 @@ export function songSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: Son
       const av = p.op.forward(v);
       const r = new Float32Array(p.y.length);
       for (let i = 0; i < r.length; i++) r[i] = p.y[i] + az[i] - av[i];
-      const d = conjugateGradientNormal(p.op, p.op.adjoint(r), new Float32Array(n), cg);
+      const d = pseudoInverse(p.op, r, cg);
       for (let i = 0; i < n; i++) v[i] += weight * d[i];
       return v;
     });
-  const state = { x: tf.tidy(() => tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.priorStd())) };
-  const x0 = owning(state, () => {
-    for (let i = 0; i < steps; i++) {
-      checkAbort(o.signal);
-      const t = timeAt(i, steps, sde.T, eps);
-      const sigma = sde.std(t);
-      const step = (fn: (v: tf.Tensor) => tf.Tensor) => {
-        const dc = replace(state.x, sigma, lambda);
-        const out = tf.tidy(() => fn(dc));
-        dc.dispose();
-        state.x.dispose();
-        state.x = out;
-      };
-      step((v) => langevinStep(sde, score, v, t, steps, o.snr ?? 0.16, 1, noise)[0]);
-      step((v) => predictorStep(sde, score, v, t, steps, "reverse-diffusion", noise)[1]);
-      o.onStep?.(i + 1, steps);
-    }
-    // Final Tweedie denoise, then the lambda = 1 projection onto the measurements.
-    const t = timeAt(steps - 1, steps, sde.T, eps);
-    const s = sde.std(t);
-    const x = state.x;
-    const denoised = tf.tidy(() => tf.add(x, tf.mul(score(x, t), s * s)));
-    x.dispose();
-    state.x = denoised;
-    return denoised;
-  });
-  try {
-    return replace(x0, 0, 1);
-  } finally {
-    x0.dispose();
-  }
+  return runChain(
+    {
+      steps,
+      start: () => startSample(noise, [o.samples, p.rows, p.cols, 1], sde.priorStd()),
+      // Before the corrector and before the predictor, the measured part is replaced.
+      step: (x, i) => {
+        const t = times.t(i);
+        const sigma = sde.std(t);
+        const corrected = langevinStep(
+          sde,
+          score,
+          replace(x, sigma, lambda),
+          t,
+          steps,
+          o.snr ?? 0.16,
+          1,
+          noise,
+        )[0];
+        return predictorStep(
+          sde,
+          score,
+          replace(corrected, sigma, lambda),
+          t,
+          steps,
+          "reverse-diffusion",
+          noise,
+        )[1];
+      },
+      // A final Tweedie denoise, then the lambda = 1 projection onto the measurements.
+      finish: (x) => {
+        const t = times.t(steps - 1);
+        const s = sde.std(t);
+        return replace(tf.add(x, tf.mul(score(x, t), s * s)), 0, 1);
+      },
+    },
+    o,
+  );
 }
 
 export interface LangevinOptions extends ConditionalOptions {
@@ -242,36 +196,33 @@ export interface LangevinOptions extends ConditionalOptions {
 
 export function langevinSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: LangevinOptions): tf.Tensor {
   const steps = o.steps;
-  const eps = o.eps ?? 1e-3;
+  const times = schedule(steps, sde.T, o.eps ?? 1e-3);
   const noise = noiseSource(o.seed ?? 0);
-  const per = o.stepsPerLevel ?? 3;
   // The prior term is (1 / sigma_i^2)-smooth and the likelihood term at most ||A||^2 / sigma_i^2,
   // so a_i = epsilon sigma_i^2 / ||A||^2 (||A|| >= 1 assumed) keeps every step stable.
-  const epsilon = (o.epsilon ?? 0.2) / Math.max(1, operatorNorm(p.op, 20) ** 2);
-  const state = { x: tf.tidy(() => tf.mul(noise([o.samples, p.rows, p.cols, 1]), sde.priorStd())) };
-  return owning(state, () => {
-    for (let i = 0; i < steps; i++) {
-      const t = timeAt(i, steps, sde.T, eps);
-      const sigma = sde.std(t);
-      const a = epsilon * sigma * sigma;
-      const w = 1 / (p.noiseSigma * p.noiseSigma + sigma * sigma);
-      for (let k = 0; k < per; k++) {
-        checkAbort(o.signal);
-        const x = state.x;
+  const epsilon = (o.epsilon ?? 0.2) / Math.max(1, cachedOperatorNorm(p.op) ** 2);
+  return runChain(
+    {
+      steps,
+      substeps: o.stepsPerLevel ?? 3,
+      start: () => startSample(noise, [o.samples, p.rows, p.cols, 1], sde.priorStd()),
+      step: (x, i) => {
+        const t = times.t(i);
+        const sigma = sde.std(t);
+        const a = epsilon * sigma * sigma;
+        const w = 1 / (p.noiseSigma * p.noiseSigma + sigma * sigma);
         const grad = perSample(x, (v) => {
           const av = p.op.forward(v);
           for (let j = 0; j < av.length; j++) av[j] = (p.y[j] - av[j]) * w;
           return p.op.adjoint(av);
         });
-        const next = tf.tidy(() =>
-          tf.add(tf.add(x, tf.mul(tf.add(score(x, t), grad), a)), tf.mul(noise(x.shape), Math.sqrt(2 * a))),
+        return tf.add(
+          tf.add(x, tf.mul(tf.add(score(x, t), grad), a)),
+          tf.mul(noise(x.shape), Math.sqrt(2 * a)),
         );
-        grad.dispose();
-        x.dispose();
-        state.x = next;
-      }
-      o.onStep?.(i + 1, steps);
-    }
-    return state.x;
-  });
+      },
+      finish: (x) => x,
+    },
+    o,
+  );
 }

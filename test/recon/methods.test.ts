@@ -1,12 +1,7 @@
 /** Method requests: names, parameters and their per-modality defaults. */
 import { describe, expect, it } from "vitest";
-import {
-  METHODS,
-  methodDefaults,
-  methodRequest,
-  paramSchema,
-  parseMethods,
-} from "../../src/recon/methods.js";
+import { paramSchema } from "../../src/recon/method-spec.js";
+import { METHODS, methodDefaults, methodRequest, parseMethods } from "../../src/recon/methods.js";
 
 describe("method requests", () => {
   it("score takes the defaults tuned for each modality; given values win", () => {

@@ -1,11 +1,14 @@
 /**
- * The posterior samplers free every tensor but the one they return, on a finished run and on a
- * cancelled one: a slice worker runs many of them in one process.
+ * Every sampler (the posterior ones and the unconditional PC and ODE) frees every tensor but the
+ * one it returns, on a finished run, on a cancelled one and on one whose score fails mid-chain:
+ * a slice worker runs many of them in one process.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import type { LinearOperator } from "../../operators/linear-operator.js";
 import { initBackend, tf } from "../../src/prior/backend.js";
 import { VeSde } from "../../src/prior/sde.js";
+import type { ScoreFn } from "../../src/prior/score.js";
+import type { ChainOptions } from "../../src/sampling/chain.js";
 import {
   ddsSample,
   langevinSample,
@@ -13,6 +16,7 @@ import {
   type ConditionalOptions,
   type PosteriorProblem,
 } from "../../src/sampling/conditional.js";
+import { odeSample, pcSample } from "../../src/sampling/unconditional.js";
 import { mixtureScore } from "./exact-score.js";
 
 const rows = 4,
@@ -37,13 +41,29 @@ beforeAll(async () => {
   await initBackend("cpu");
 });
 
-type Run = (o: ConditionalOptions) => tf.Tensor;
+type Run = (o: ConditionalOptions, s?: ScoreFn) => tf.Tensor;
+const shape = [2, rows, cols, 1];
 const samplers: [string, Run][] = [
-  ["dds", (o) => ddsSample(sde, score, p, o)],
-  ["dds from an estimate", (o) => ddsSample(sde, score, p, { ...o, sigmaStart: 2 })],
-  ["song", (o) => songSample(sde, score, p, o)],
-  ["langevin", (o) => langevinSample(sde, score, p, { ...o, stepsPerLevel: 2 })],
+  ["dds", (o, s = score) => ddsSample(sde, s, p, o)],
+  ["dds from an estimate", (o, s = score) => ddsSample(sde, s, p, { ...o, sigmaStart: 2 })],
+  ["song", (o, s = score) => songSample(sde, s, p, o)],
+  ["langevin", (o, s = score) => langevinSample(sde, s, p, { ...o, stepsPerLevel: 2 })],
+  ["pc", (o, s = score) => pcSample(sde, s, shape, o)],
+  [
+    "pc, Euler-Maruyama, 2 corrector steps",
+    (o, s = score) => pcSample(sde, s, shape, { ...o, predictor: "euler-maruyama", correctorSteps: 2 }),
+  ],
+  ["ode", (o, s = score) => odeSample(sde, s, shape, o)],
 ];
+
+/** The score, failing from its `from`-th call on (an engine that breaks mid-chain). */
+const failingFrom = (from: number): ScoreFn => {
+  let calls = 0;
+  return (x, t) => {
+    if (++calls >= from) throw new Error("engine failed");
+    return score(x, t);
+  };
+};
 
 describe("posterior samplers leak no tensors", () => {
   it.each(samplers)("%s: a finished run leaves only its result", (_, run) => {
@@ -64,5 +84,28 @@ describe("posterior samplers leak no tensors", () => {
       "cancelled",
     );
     expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each(samplers)("%s: a run whose score fails mid-chain leaves nothing", (_, run) => {
+    const before = tf.memory().numTensors;
+    expect(() => run({ samples: 2, steps: 4, seed: 1 }, failingFrom(3))).toThrow("engine failed");
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe("the chain runner", () => {
+  it("checks for a cancel before each step and reports each step once", () => {
+    const controller = new AbortController();
+    const steps: number[] = [];
+    const o: ChainOptions = {
+      signal: controller.signal,
+      onStep: (done, total) => {
+        steps.push(done);
+        expect(total).toBe(5);
+        if (done === 3) controller.abort(new Error("cancelled"));
+      },
+    };
+    expect(() => odeSample(sde, score, shape, { steps: 5, seed: 1, ...o })).toThrow("cancelled");
+    expect(steps).toEqual([1, 2, 3]);
   });
 });

@@ -74,6 +74,24 @@ describe("unconditional samplers with the exact score", () => {
     }
   });
 
+  it("the ODE sampler stops on abort, with the signal's reason", () => {
+    const sde = new VeSde(0.01, 50);
+    const controller = new AbortController();
+    let evaluations = 0;
+    const score = mixtureScore(sde, gaussian);
+    const counted = (x: tf.Tensor, t: number) => (evaluations++, score(x, t));
+    const run = () =>
+      odeSample(sde, counted, [100], {
+        steps: 50,
+        seed: 3,
+        signal: controller.signal,
+        onStep: (done) => done === 4 && controller.abort(new Error("cancelled")),
+      });
+    expect(run).toThrow("cancelled");
+    // Heun's method: two score evaluations per step, and none after the 4th step.
+    expect(evaluations).toBe(8);
+  });
+
   it("is reproducible: the same seed gives the same samples", () => {
     const sde = new VeSde(0.01, 50);
     const score = mixtureScore(sde, gaussian);

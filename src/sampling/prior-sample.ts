@@ -1,8 +1,8 @@
 /** Unconditional samples of a loaded prior, in its normalised units, as images. */
 import type { Image2D } from "../image/volume.js";
-import { odeSample, pcSample } from "../sampling/unconditional.js";
-import type { LoadedPrior } from "./checkpoint.js";
-import { engineFor, scoreFunction } from "./engine.js";
+import type { LoadedPrior } from "../prior/checkpoint.js";
+import { scoreFn } from "../prior/score.js";
+import { odeSample, pcSample } from "./unconditional.js";
 
 export interface SampleOptions {
   count: number;
@@ -17,18 +17,13 @@ export interface SampleOptions {
 
 export function samplePrior(prior: LoadedPrior, o: SampleOptions): Image2D[] {
   const { net } = prior;
-  const score = scoreFunction(engineFor(prior));
+  const score = scoreFn(prior);
   const shape = [o.count, o.size, o.size, 1];
+  const chain = { steps: o.steps, seed: o.seed, onStep: o.onStep, signal: o.signal };
   const x =
     o.sampler === "ode"
-      ? odeSample(net.sde, score, shape, { steps: o.steps, seed: o.seed, onStep: o.onStep })
-      : pcSample(net.sde, score, shape, {
-          steps: o.steps,
-          snr: o.snr,
-          seed: o.seed,
-          onStep: o.onStep,
-          signal: o.signal,
-        });
+      ? odeSample(net.sde, score, shape, chain)
+      : pcSample(net.sde, score, shape, { ...chain, snr: o.snr });
   const data = x.dataSync() as Float32Array;
   x.dispose();
   const n = o.size * o.size;
