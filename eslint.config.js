@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "viewer/dist/**", "node_modules/**", "out/**"] },
+  { ignores: ["dist/**", "viewer/dist/**", "node_modules/**", "out/**", "data/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
