@@ -37,6 +37,8 @@ export interface PriorInfo {
   data: string;
   steps: number;
   batch: number;
+  /** Threads that computed the gradients (the last run of a resumed training); absent before they could be chosen. */
+  threads?: number;
   finalLoss: number | null;
   trainingSeconds: number;
   backend: string;

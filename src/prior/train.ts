@@ -3,7 +3,9 @@
  * x_t = mean(t) x_0 + std(t) z, the network minimises |std(t) s(x_t, t) + z|^2 averaged over
  * pixels — the lambda(t) = std(t)^2 weighting, which makes every noise level count alike. Adam with
  * linear warm-up, gradient clipping by global norm, and an exponential moving average of the
- * weights (what sampling uses). Data: slices of image files (any reader of src/io) and/or the
+ * weights (what sampling uses). Every random number (crops, flips, times, noise) is drawn on this
+ * thread from the seeded generator; the gradient is computed here or data-parallel over worker
+ * threads (src/prior/parallel.ts), the same update either way up to float rounding. Data: slices of image files (any reader of src/io) and/or the
  * procedural phantoms, normalised as prior.json records, with random crops and horizontal and
  * vertical flips.
  */
@@ -23,6 +25,7 @@ import {
   type Normalisation,
   type PriorInfo,
 } from "./checkpoint.js";
+import { checkThreads, startGradients, type StepData } from "./parallel.js";
 import { makeSde, type SdeConfig } from "./sde.js";
 import { ScoreUNet, type UNetConfig } from "./unet.js";
 
@@ -46,6 +49,8 @@ export interface TrainOptions {
   checkpointEvery?: number;
   seed?: number;
   backend: string;
+  /** Worker threads computing the batch's gradient (src/prior/parallel.ts); 1 (default): this thread. */
+  threads?: number;
   command?: string;
   onStep?: (step: number, loss: number) => void;
   signal?: AbortSignal;
@@ -130,6 +135,8 @@ export function requireTrainingData(images: number, phantom?: string): void {
 
 export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
   requireTrainingData(o.volumes.length, o.phantom);
+  const threads = o.threads ?? 1;
+  checkThreads(threads, o.batch);
   const normalisation = o.volumes[0]
     ? normalisationFor(o.modality, o.volumes[0])
     : o.phantom === "ct-body"
@@ -145,7 +152,6 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
   const net = new ScoreUNet(o.network, sde, o.seed ?? 0);
   const init = o.init ? initFrom(net, o.init) : undefined;
   const trainable = net.trainable();
-  const vars = trainable.map(([, v]) => v);
   const ema = new Map<string, tf.Variable>();
   for (const [name, v] of trainable) ema.set(name, tf.variable(v, false));
   const optimizer = tf.train.adam(o.lr ?? 2e-4, 0.9, 0.999, 1e-8);
@@ -190,6 +196,7 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       data: o.dataDescription,
       steps: step,
       batch: o.batch,
+      threads,
       finalLoss: last,
       trainingSeconds: Math.round(elapsed),
       backend: o.backend,
@@ -207,54 +214,55 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       optimizer: optState,
     });
   };
-  let interrupted = false;
-  while (step < o.steps) {
-    if (o.signal?.aborted) {
-      interrupted = true;
-      break;
-    }
-    (optimizer as unknown as { learningRate: number }).learningRate =
-      (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup);
+  /** A step's examples, all drawn here from the seeded generator, so any thread count sees them. */
+  const draw = (): StepData => {
     const x0 = makeBatch(slices, o.phantom, o.size, o.batch, rng);
     const ts = Array.from({ length: o.batch }, () => 1e-5 + (1 - 1e-5) * rng.uniform());
-    const noiseSeed = Math.floor(rng.uniform() * 2 ** 31);
-    const lossValue = tf.tidy(() => {
-      const z = tf.randomNormal(x0.shape, 0, 1, "float32", noiseSeed);
-      const mean = tf.tensor4d(
-        ts.map((t) => sde.meanCoef(t)),
-        [o.batch, 1, 1, 1],
-      );
-      const std = tf.tensor4d(
-        ts.map((t) => sde.std(t)),
-        [o.batch, 1, 1, 1],
-      );
-      const xt = tf.add(tf.mul(x0, mean), tf.mul(z, std)) as tf.Tensor4D;
-      const { value, grads } = tf.variableGrads(
-        () => tf.mean(tf.square(tf.add(tf.mul(net.apply(xt, ts), std), z))) as tf.Scalar,
-        vars,
-      );
-      // Clip by global norm.
-      const norm = Math.sqrt(
-        Object.values(grads).reduce((s, g) => s + tf.sum(tf.square(g)).dataSync()[0], 0),
-      );
-      const factor = norm > clip ? clip / norm : 1;
-      const clipped = Object.fromEntries(
-        Object.entries(grads).map(([k, g]) => [k, factor === 1 ? g : tf.mul(g, factor)]),
-      );
-      optimizer.applyGradients(clipped);
-      for (const [name, v] of trainable) {
-        const e = ema.get(name)!;
-        e.assign(tf.add(tf.mul(e, emaDecay), tf.mul(v, 1 - emaDecay)));
-      }
-      return value.dataSync()[0];
-    });
+    const z = new Float32Array(x0.size);
+    for (let i = 0; i < z.length; i++) z[i] = rng.normal();
+    const data = { x0: x0.dataSync() as Float32Array, z, ts };
     x0.dispose();
-    step++;
-    last = lossValue;
-    lossSum += lossValue;
-    o.onStep?.(step, lossValue);
-    if (step % every === 0) await save();
-    await new Promise((r) => setImmediate(r));
+    return data;
+  };
+  const gradients = startGradients(threads, net, o.backend);
+  let interrupted = false;
+  try {
+    let next = draw();
+    while (step < o.steps) {
+      if (o.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      (optimizer as unknown as { learningRate: number }).learningRate =
+        (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup);
+      const pending = gradients.compute(next);
+      // The next batch is made while the workers compute this one's gradient.
+      if (step + 1 < o.steps) next = draw();
+      const { loss, grad } = await pending;
+      // Clip by global norm.
+      const norm = Math.sqrt(grad.reduce((s, g) => s + g * g, 0));
+      if (norm > clip) for (let i = 0; i < grad.length; i++) grad[i] *= clip / norm;
+      tf.tidy(() => {
+        let offset = 0;
+        const named: { name: string; tensor: tf.Tensor }[] = trainable.map(([, v]) => {
+          offset += v.size;
+          return { name: v.name, tensor: tf.tensor(grad.subarray(offset - v.size, offset), v.shape) };
+        });
+        optimizer.applyGradients(named);
+        for (const [name, v] of trainable) {
+          const e = ema.get(name)!;
+          e.assign(tf.add(tf.mul(e, emaDecay), tf.mul(v, 1 - emaDecay)));
+        }
+      });
+      step++;
+      last = loss;
+      lossSum += loss;
+      o.onStep?.(step, loss);
+      if (step % every === 0) await save();
+      await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    await gradients.close();
   }
   await save();
   return {
