@@ -12,7 +12,7 @@ import { createRng } from "../../operators/random.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { initBackend } from "../../src/prior/backend.js";
 import { loadPrior, loadTrainState } from "../../src/prior/checkpoint.js";
-import { splitBatch, startGradients } from "../../src/prior/parallel.js";
+import { splitBatch, startGradients, type Gradient } from "../../src/prior/parallel.js";
 import { makeSde } from "../../src/prior/sde.js";
 import { ScoreUNet } from "../../src/prior/unet.js";
 import { trainPrior, type TrainOptions } from "../../src/prior/train.js";
@@ -106,7 +106,7 @@ describe("data-parallel training", () => {
     // compute() hands the batch's buffers to the workers: each call gets a copy.
     const copy = (d: ReturnType<typeof draw>) => ({ x0: d.x0.slice(), z: d.z.slice(), ts: d.ts });
     const batches = [draw(), draw()];
-    const here = [];
+    const here: Gradient[] = [];
     for (const b of batches) here.push(await startGradients(1, net, "wasm").compute(copy(b)));
     const scale = here[0].grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
     expect(scale).toBeGreaterThan(0);
@@ -194,10 +194,16 @@ describe("data-parallel training", () => {
     child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
     child.stderr.resume();
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
-    // The first checkpoint: training is under way on its workers.
-    while (!existsSync(join(out, "train-state.json"))) await new Promise((r) => setTimeout(r, 100));
-    child.kill("SIGINT");
-    expect(await exited).toBe(0);
+    try {
+      // The first checkpoint: training is under way on its workers.
+      while (!existsSync(join(out, "train-state.json")) && child.exitCode === null)
+        await new Promise((r) => setTimeout(r, 100));
+      child.kill("SIGINT");
+      expect(await exited).toBe(0);
+    } finally {
+      // A failing test leaves no training behind.
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
     const [, step] = stdout.match(/stopped at step (\d+)/)!;
     expect(loadPrior(out).info).toMatchObject({ steps: Number(step), threads: 2 });
   });
