@@ -1,10 +1,17 @@
 /**
- * `npm run bench:prior`: training steps per second and network evaluations per second of the
- * score network on this machine's backend. Numbers only.
- * Usage: node dist/bench/prior.js [--channels 32] [--backend wasm]
+ * `npm run bench:prior`: data-parallel training steps per second of the shipped CT network on 1
+ * and 2 threads (src/prior/parallel.ts) and their ratio, then training steps and network
+ * evaluations per second of the default network on this machine's backend. Numbers only.
+ * Usage: node dist/bench/prior.js [--channels 32] [--backend wasm] [--threads 1,2] [--steps 8]
  */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { packageRoot } from "../src/package-root.js";
 import { initBackend, tf } from "../src/prior/backend.js";
+import type { PriorInfo } from "../src/prior/checkpoint.js";
 import { VeSde } from "../src/prior/sde.js";
+import { trainPrior } from "../src/prior/train.js";
 import { DEFAULT_UNET, ScoreUNet } from "../src/prior/unet.js";
 
 const arg = (name: string, dflt: string) => {
@@ -12,8 +19,56 @@ const arg = (name: string, dflt: string) => {
   return i >= 0 ? process.argv[i + 1] : dflt;
 };
 
+/**
+ * Steps per second of `scorerecon train` with the shipped CT prior's network at batch 8, crop 48
+ * on ct-body phantoms, for each thread count: `steps` timed steps after 3 untimed ones (the
+ * workers' start, the first allocations).
+ */
+async function dataParallel(backend: string): Promise<void> {
+  const ct = JSON.parse(readFileSync(join(packageRoot(), "models/ct/prior.json"), "utf8")) as PriorInfo;
+  const threads = arg("threads", "1,2").split(",").map(Number);
+  const timed = Number(arg("steps", "8"));
+  const warm = 3;
+  const rates: number[] = [];
+  for (const n of threads) {
+    const out = mkdtempSync(join(tmpdir(), "scorerecon-bench-prior-"));
+    const at: number[] = [];
+    await trainPrior({
+      modality: "ct",
+      volumes: [],
+      phantom: "ct-body",
+      dataDescription: "ct-body phantoms",
+      size: 48,
+      batch: 8,
+      steps: warm + timed,
+      out,
+      sde: ct.sde,
+      network: ct.network,
+      checkpointEvery: 1e9,
+      backend,
+      threads: n,
+      onStep: () => at.push(performance.now()),
+    });
+    rmSync(out, { recursive: true, force: true });
+    rates.push((timed * 1000) / (at[warm + timed - 1] - at[warm - 1]));
+  }
+  const [c, m] = [ct.network.channels, ct.network.channelMult.join(",")];
+  console.log(
+    `data-parallel training, shipped CT network ${c} x [${m}], batch 8, crop 48, ct-body phantoms, ${timed} steps timed after ${warm}:`,
+  );
+  console.log(
+    "  " +
+      threads.map((n, i) => `${n} thread${n === 1 ? "" : "s"} ${rates[i].toFixed(2)} steps/s`).join(" | ") +
+      (threads.length > 1 ? ` | ratio ${(rates[rates.length - 1] / rates[0]).toFixed(2)}x` : "") +
+      ` (load average ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(" ")}, ${availableParallelism()} cores)`,
+  );
+}
+
 async function main() {
   const backend = await initBackend(arg("backend", "auto") as never, console.log);
+  await dataParallel(backend);
   const channels = Number(arg("channels", String(DEFAULT_UNET.channels)));
   const config = { ...DEFAULT_UNET, channels };
   const net = new ScoreUNet(config, new VeSde(0.01, 50));

@@ -148,7 +148,8 @@ export type WorkerReply =
 /** Computes a step's gradient, in this thread or over worker threads. */
 export interface Gradients {
   readonly threads: number;
-  compute(data: StepData): Promise<Gradient>;
+  /** The gradient at `weights` (the trainable parameters, `flatten`'s layout). */
+  compute(data: StepData, weights: Float32Array): Promise<Gradient>;
   /** Stops the workers (at once, wherever they are). */
   close(): Promise<void>;
 }
@@ -159,10 +160,13 @@ export function startGradients(threads: number, net: ScoreUNet, backend: string)
   if (threads === 1)
     return {
       threads,
-      compute: async (data) => shareGradient(net, vars, data, data.x0.length),
+      compute: async (data, weights) => {
+        assignFlat(vars, weights);
+        return shareGradient(net, vars, data, data.x0.length);
+      },
       close: async () => {},
     };
-  return new WorkerGradients(threads, net, vars, backend);
+  return new WorkerGradients(threads, net, backend);
 }
 
 class WorkerGradients implements Gradients {
@@ -174,7 +178,6 @@ class WorkerGradients implements Gradients {
   constructor(
     readonly threads: number,
     net: ScoreUNet,
-    private readonly vars: tf.Variable[],
     backend: string,
   ) {
     const fixed = Object.fromEntries(
@@ -209,9 +212,8 @@ class WorkerGradients implements Gradients {
     this.pending.clear();
   }
 
-  async compute(data: StepData): Promise<Gradient> {
+  async compute(data: StepData, weights: Float32Array): Promise<Gradient> {
     if (this.failure) throw this.failure;
-    const weights = flatten(this.vars);
     const total = data.x0.length;
     const parts = await Promise.all(
       splitBatch(data, this.threads).map(

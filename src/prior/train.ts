@@ -25,7 +25,8 @@ import {
   type Normalisation,
   type PriorInfo,
 } from "./checkpoint.js";
-import { checkThreads, startGradients, type StepData } from "./parallel.js";
+import { FlatAdam } from "./adam.js";
+import { assignFlat, checkThreads, flatten, startGradients, type StepData } from "./parallel.js";
 import { makeSde, type SdeConfig } from "./sde.js";
 import { ScoreUNet, type UNetConfig } from "./unet.js";
 
@@ -152,26 +153,33 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
   const net = new ScoreUNet(o.network, sde, o.seed ?? 0);
   const init = o.init ? initFrom(net, o.init) : undefined;
   const trainable = net.trainable();
-  const ema = new Map<string, tf.Variable>();
-  for (const [name, v] of trainable) ema.set(name, tf.variable(v, false));
-  const optimizer = tf.train.adam(o.lr ?? 2e-4, 0.9, 0.999, 1e-8);
+  const vars = trainable.map(([, v]) => v);
+  // The trainable parameters, their EMA and Adam's moments live here, flat (src/prior/adam.ts).
+  let params: Float32Array = flatten(vars);
+  let ema: Float32Array = params.slice();
+  const adam = new FlatAdam(params.length);
   let step = 0,
     seconds = 0,
     lossSum = 0;
   if (o.resume && existsSync(join(o.out, "train-state.json"))) {
     const st = loadTrainState(o.out);
-    for (const [name, v] of trainable) {
-      const w = st.raw[name];
-      if (!w || w.shape.join("x") !== v.shape.join("x"))
-        throw new UserError(
-          `cannot resume from ${o.out}: its training state does not match the network (parameter '${name}')`,
-          "bad_model",
-          "--resume",
-        );
-      v.assign(w);
-    }
-    for (const [k, v] of Object.entries(st.ema)) ema.get(k)?.assign(v);
-    await optimizer.setWeights(Object.entries(st.optimizer).map(([name, tensor]) => ({ name, tensor })));
+    const flat = (named: tf.NamedTensorMap) => {
+      for (const [name, v] of trainable) {
+        const w = named[name];
+        if (!w || w.shape.join("x") !== v.shape.join("x"))
+          throw new UserError(
+            `cannot resume from ${o.out}: its training state does not match the network (parameter '${name}')`,
+            "bad_model",
+            "--resume",
+          );
+        v.assign(w);
+      }
+      return flatten(vars);
+    };
+    ema = flat(st.ema);
+    params = flat(st.raw);
+    adam.load(st.optimizer, vars, o.out);
+    tf.dispose([...Object.values(st.raw), ...Object.values(st.ema), ...Object.values(st.optimizer)]);
     step = st.step;
     seconds = st.seconds;
     lossSum = st.losses;
@@ -203,16 +211,26 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       command: o.command,
       created: new Date().toISOString(),
     };
-    await saveCheckpoint(o.out, net, new Map([...ema.entries(), ...Object.entries(fixed(net))]), info);
-    const optState = Object.fromEntries((await optimizer.getWeights()).map((w) => [w.name, w.tensor]));
+    // The network's variables hold the EMA for the checkpoint, then the raw weights.
+    assignFlat(vars, ema);
+    const emaState = Object.fromEntries(trainable.map(([name, v]) => [name, v.clone()]));
+    await saveCheckpoint(
+      o.out,
+      net,
+      new Map([...Object.entries(emaState), ...Object.entries(fixed(net))]),
+      info,
+    );
+    assignFlat(vars, params);
+    const optimizer = adam.named(vars);
     await saveTrainState(o.out, {
       step,
       seconds: elapsed,
       losses: lossSum,
       raw: Object.fromEntries(trainable),
-      ema: Object.fromEntries(ema),
-      optimizer: optState,
+      ema: emaState,
+      optimizer,
     });
+    tf.dispose([...Object.values(emaState), ...Object.values(optimizer)]);
   };
   /** A step's examples, all drawn here from the seeded generator, so any thread count sees them. */
   const draw = (): StepData => {
@@ -233,27 +251,15 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
         interrupted = true;
         break;
       }
-      (optimizer as unknown as { learningRate: number }).learningRate =
-        (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup);
-      const pending = gradients.compute(next);
+      const pending = gradients.compute(next, params);
       // The next batch is made while the workers compute this one's gradient.
       if (step + 1 < o.steps) next = draw();
       const { loss, grad } = await pending;
       // Clip by global norm.
       const norm = Math.sqrt(grad.reduce((s, g) => s + g * g, 0));
       if (norm > clip) for (let i = 0; i < grad.length; i++) grad[i] *= clip / norm;
-      tf.tidy(() => {
-        let offset = 0;
-        const named: { name: string; tensor: tf.Tensor }[] = trainable.map(([, v]) => {
-          offset += v.size;
-          return { name: v.name, tensor: tf.tensor(grad.subarray(offset - v.size, offset), v.shape) };
-        });
-        optimizer.applyGradients(named);
-        for (const [name, v] of trainable) {
-          const e = ema.get(name)!;
-          e.assign(tf.add(tf.mul(e, emaDecay), tf.mul(v, 1 - emaDecay)));
-        }
-      });
+      adam.step(params, grad, (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup));
+      for (let i = 0; i < ema.length; i++) ema[i] = emaDecay * ema[i] + (1 - emaDecay) * params[i];
       step++;
       last = loss;
       lossSum += loss;

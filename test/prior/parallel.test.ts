@@ -10,9 +10,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRng } from "../../operators/random.js";
 import { beforeAll, describe, expect, it } from "vitest";
-import { initBackend } from "../../src/prior/backend.js";
+import { FlatAdam } from "../../src/prior/adam.js";
+import { initBackend, tf } from "../../src/prior/backend.js";
 import { loadPrior, loadTrainState } from "../../src/prior/checkpoint.js";
-import { splitBatch, startGradients, type Gradient } from "../../src/prior/parallel.js";
+import { flatten, splitBatch, startGradients, type Gradient } from "../../src/prior/parallel.js";
 import { makeSde } from "../../src/prior/sde.js";
 import { ScoreUNet } from "../../src/prior/unet.js";
 import { trainPrior, type TrainOptions } from "../../src/prior/train.js";
@@ -106,8 +107,9 @@ describe("data-parallel training", () => {
     // compute() hands the batch's buffers to the workers: each call gets a copy.
     const copy = (d: ReturnType<typeof draw>) => ({ x0: d.x0.slice(), z: d.z.slice(), ts: d.ts });
     const batches = [draw(), draw()];
+    const weights = flatten(net.trainable().map(([, v]) => v));
     const here: Gradient[] = [];
-    for (const b of batches) here.push(await startGradients(1, net, "wasm").compute(copy(b)));
+    for (const b of batches) here.push(await startGradients(1, net, "wasm").compute(copy(b), weights));
     const scale = here[0].grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
     expect(scale).toBeGreaterThan(0);
     for (const threads of [2, 3]) {
@@ -115,7 +117,7 @@ describe("data-parallel training", () => {
       try {
         // Twice on the same workers: they keep nothing from one batch to the next.
         for (const [k, b] of batches.entries()) {
-          const there = await workers.compute(copy(b));
+          const there = await workers.compute(copy(b), weights);
           expect(there.loss).toBeCloseTo(here[k].loss, 5);
           const d = there.grad.reduce((m, g, i) => Math.max(m, Math.abs(g - here[k].grad[i])), 0);
           expect(d / scale).toBeLessThan(1e-5);
@@ -249,5 +251,54 @@ describe("data-parallel training", () => {
     const r = await train("--threads", "2", "--batch", "2");
     expect(r.code).toBe(0);
     expect(JSON.parse(readFileSync(join(out, "prior.json"), "utf8")).threads).toBe(2);
+  });
+});
+
+describe("FlatAdam", () => {
+  it("steps as tf.train.adam does, and reads and writes its state's layout", async () => {
+    const rng = createRng(9);
+    const vars = [tf.variable(tf.randomNormal([3, 4], 0, 1, "float32", 1)), tf.variable(tf.zeros([5]))];
+    const grads = () => vars.map((v) => Float32Array.from({ length: v.size }, () => rng.normal() * 1e-3));
+    const reference = tf.train.adam(1e-2, 0.9, 0.999, 1e-8);
+    const flat = new FlatAdam(17);
+    const params = flatten(vars);
+    const step = (lr: number) => {
+      const g = grads();
+      (reference as unknown as { learningRate: number }).learningRate = lr;
+      reference.applyGradients(vars.map((v, k) => ({ name: v.name, tensor: tf.tensor(g[k], v.shape) })));
+      flat.step(params, Float32Array.from([...g[0], ...g[1]]), lr);
+    };
+    for (const lr of [1e-2, 2e-2, 5e-3]) step(lr);
+    const close = (a: Float32Array, b: Float32Array) => a.every((x, i) => Math.abs(x - b[i]) < 1e-6);
+    expect(close(params, flatten(vars))).toBe(true);
+    // Its state in tf.train.adam's layout: the same names in the same order, the same values.
+    const ours = flat.named(vars);
+    const theirs = await reference.getWeights();
+    expect(Object.keys(ours)).toEqual(theirs.map((w) => w.name));
+    for (const w of theirs)
+      expect(close(ours[w.name].dataSync() as Float32Array, w.tensor.dataSync() as Float32Array)).toBe(true);
+    // A state tf.train.adam wrote goes on the same.
+    const resumed = new FlatAdam(17);
+    resumed.load(Object.fromEntries(theirs.map((w) => [w.name, w.tensor])), vars, "test");
+    expect(resumed.iterations).toBe(3);
+    const g = grads();
+    const p1 = params.slice();
+    flat.step(params, Float32Array.from([...g[0], ...g[1]]), 1e-2);
+    resumed.step(p1, Float32Array.from([...g[0], ...g[1]]), 1e-2);
+    expect(close(p1, params)).toBe(true);
+    expect(() => resumed.load(ours, [vars[0]], "x")).toThrow(
+      /cannot resume from x: its optimizer state does not match/,
+    );
+  });
+
+  it("resumes the shipped CT prior's training state", () => {
+    const info = loadPrior("models/ct").info;
+    const net = new ScoreUNet(info.network, makeSde(info.sde));
+    const vars = net.trainable().map(([, v]) => v);
+    const adam = new FlatAdam(vars.reduce((n, v) => n + v.size, 0));
+    adam.load(loadTrainState("models/ct").optimizer, vars, "models/ct");
+    expect(adam.iterations).toBe(info.steps);
+    expect(adam.v.some((x) => x > 0)).toBe(true);
+    net.dispose();
   });
 });
