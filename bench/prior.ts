@@ -22,17 +22,20 @@ const arg = (name: string, dflt: string) => {
 /**
  * Steps per second of `scorerecon train` with the shipped CT prior's network at batch 8, crop 48
  * on ct-body phantoms, for each thread count: `steps` timed steps after 3 untimed ones (the
- * workers' start, the first allocations).
+ * workers' start, the first allocations). Beside it the CPU time a step costs (all threads) and
+ * the cores the training kept busy: on a machine that other work keeps busy, steps/s measures the
+ * share of the cores this process got; CPU per step what the threads cost (equal per step on 1 and
+ * 2 threads: no parallel overhead).
  */
 async function dataParallel(backend: string): Promise<void> {
   const ct = JSON.parse(readFileSync(join(packageRoot(), "models/ct/prior.json"), "utf8")) as PriorInfo;
   const threads = arg("threads", "1,2").split(",").map(Number);
   const timed = Number(arg("steps", "8"));
   const warm = 3;
-  const rates: number[] = [];
+  const rows: { threads: number; rate: number; cpu: number; busy: number }[] = [];
   for (const n of threads) {
     const out = mkdtempSync(join(tmpdir(), "scorerecon-bench-prior-"));
-    const at: number[] = [];
+    const at: { wall: number; cpu: number }[] = [];
     await trainPrior({
       modality: "ct",
       volumes: [],
@@ -47,22 +50,34 @@ async function dataParallel(backend: string): Promise<void> {
       checkpointEvery: 1e9,
       backend,
       threads: n,
-      onStep: () => at.push(performance.now()),
+      onStep: () => {
+        const c = process.cpuUsage();
+        at.push({ wall: performance.now() / 1000, cpu: (c.user + c.system) / 1e6 });
+      },
     });
     rmSync(out, { recursive: true, force: true });
-    rates.push((timed * 1000) / (at[warm + timed - 1] - at[warm - 1]));
+    const [a, b] = [at[warm - 1], at[warm + timed - 1]];
+    rows.push({
+      threads: n,
+      rate: timed / (b.wall - a.wall),
+      cpu: (b.cpu - a.cpu) / timed,
+      busy: (b.cpu - a.cpu) / (b.wall - a.wall),
+    });
   }
   const [c, m] = [ct.network.channels, ct.network.channelMult.join(",")];
   console.log(
     `data-parallel training, shipped CT network ${c} x [${m}], batch 8, crop 48, ct-body phantoms, ${timed} steps timed after ${warm}:`,
   );
+  console.log("  threads  steps/s  CPU s/step  cores busy");
+  for (const r of rows)
+    console.log(
+      `  ${String(r.threads).padStart(7)}  ${r.rate.toFixed(2).padStart(7)}  ${r.cpu.toFixed(3).padStart(10)}  ${r.busy.toFixed(2).padStart(10)}`,
+    );
+  const [first, lastRow] = [rows[0], rows[rows.length - 1]];
   console.log(
-    "  " +
-      threads.map((n, i) => `${n} thread${n === 1 ? "" : "s"} ${rates[i].toFixed(2)} steps/s`).join(" | ") +
-      (threads.length > 1 ? ` | ratio ${(rates[rates.length - 1] / rates[0]).toFixed(2)}x` : "") +
-      ` (load average ${loadavg()
-        .map((l) => l.toFixed(2))
-        .join(" ")}, ${availableParallelism()} cores)`,
+    `  ratio ${lastRow.threads}/${first.threads}: ${(lastRow.rate / first.rate).toFixed(2)}x steps/s, ${(lastRow.cpu / first.cpu).toFixed(2)}x CPU per step (load average ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}, ${availableParallelism()} cores)`,
   );
 }
 

@@ -256,7 +256,9 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       if (step + 1 < o.steps) next = draw();
       const { loss, grad } = await pending;
       // Clip by global norm.
-      const norm = Math.sqrt(grad.reduce((s, g) => s + g * g, 0));
+      let squares = 0;
+      for (let i = 0; i < grad.length; i++) squares += grad[i] * grad[i];
+      const norm = Math.sqrt(squares);
       if (norm > clip) for (let i = 0; i < grad.length; i++) grad[i] *= clip / norm;
       adam.step(params, grad, (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup));
       for (let i = 0; i < ema.length; i++) ema[i] = emaDecay * ema[i] + (1 - emaDecay) * params[i];
