@@ -106,18 +106,23 @@ describe("data-parallel training", () => {
     });
     // compute() hands the batch's buffers to the workers: each call gets a copy.
     const copy = (d: ReturnType<typeof draw>) => ({ x0: d.x0.slice(), z: d.z.slice(), ts: d.ts });
-    const batches = [draw(), draw()];
-    const weights = flatten(net.trainable().map(([, v]) => v));
+    // Two batches at two points of the weights, as two steps see them.
+    const w0 = flatten(net.trainable().map(([, v]) => v));
+    const batches = [
+      { data: draw(), weights: w0 },
+      { data: draw(), weights: w0.map((w) => 0.9 * w + 0.01 * rng.normal()) },
+    ];
     const here: Gradient[] = [];
-    for (const b of batches) here.push(await startGradients(1, net, "wasm").compute(copy(b), weights));
+    for (const b of batches) here.push(await startGradients(1, net, "wasm").compute(copy(b.data), b.weights));
     const scale = here[0].grad.reduce((m, g) => Math.max(m, Math.abs(g)), 0);
     expect(scale).toBeGreaterThan(0);
+    expect(Math.abs(here[1].loss - here[0].loss)).toBeGreaterThan(1e-3);
     for (const threads of [2, 3]) {
       const workers = startGradients(threads, net, "wasm");
       try {
-        // Twice on the same workers: they keep nothing from one batch to the next.
+        // One after the other on the same workers: each step's weights are the ones it was given.
         for (const [k, b] of batches.entries()) {
-          const there = await workers.compute(copy(b), weights);
+          const there = await workers.compute(copy(b.data), b.weights);
           expect(there.loss).toBeCloseTo(here[k].loss, 5);
           const d = there.grad.reduce((m, g, i) => Math.max(m, Math.abs(g - here[k].grad[i])), 0);
           expect(d / scale).toBeLessThan(1e-5);
