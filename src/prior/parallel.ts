@@ -44,19 +44,10 @@ export function shareGradient(net: ScoreUNet, vars: tf.Variable[], share: StepDa
   return tf.tidy(() => {
     const x0 = tf.tensor4d(share.x0, [b, size, size, 1]);
     const z = tf.tensor4d(share.z, [b, size, size, 1]);
-    const coef = (f: (t: number) => number) =>
-      tf.tensor4d(
-        share.ts.map((t) => f(t)),
-        [b, 1, 1, 1],
-      );
-    const std = coef((t) => net.sde.std(t));
-    const xt = tf.add(
-      tf.mul(
-        x0,
-        coef((t) => net.sde.meanCoef(t)),
-      ),
-      tf.mul(z, std),
-    ) as tf.Tensor4D;
+    const perSample = (f: (t: number) => number) => tf.tensor4d(share.ts.map(f), [b, 1, 1, 1]);
+    const std = perSample((t) => net.sde.std(t));
+    const mean = perSample((t) => net.sde.meanCoef(t));
+    const xt = tf.add(tf.mul(x0, mean), tf.mul(z, std)) as tf.Tensor4D;
     const { value, grads } = tf.variableGrads(
       () => tf.div(tf.sum(tf.square(tf.add(tf.mul(net.apply(xt, share.ts), std), z))), total) as tf.Scalar,
       vars,
@@ -147,7 +138,6 @@ export type WorkerReply =
 
 /** Computes a step's gradient, in this thread or over worker threads. */
 export interface Gradients {
-  readonly threads: number;
   /** The gradient at `weights` (the trainable parameters, `flatten`'s layout). */
   compute(data: StepData, weights: Float32Array): Promise<Gradient>;
   /** Stops the workers (at once, wherever they are). */
@@ -159,7 +149,6 @@ export function startGradients(threads: number, net: ScoreUNet, backend: string)
   const vars = net.trainable().map(([, v]) => v);
   if (threads === 1)
     return {
-      threads,
       compute: async (data, weights) => {
         assignFlat(vars, weights);
         return shareGradient(net, vars, data, data.x0.length);
@@ -176,7 +165,7 @@ class WorkerGradients implements Gradients {
   private pending = new Map<Worker, { resolve: (g: Gradient) => void; reject: (e: Error) => void }>();
 
   constructor(
-    readonly threads: number,
+    private readonly threads: number,
     net: ScoreUNet,
     backend: string,
   ) {

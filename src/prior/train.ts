@@ -3,11 +3,11 @@
  * x_t = mean(t) x_0 + std(t) z, the network minimises |std(t) s(x_t, t) + z|^2 averaged over
  * pixels — the lambda(t) = std(t)^2 weighting, which makes every noise level count alike. Adam with
  * linear warm-up, gradient clipping by global norm, and an exponential moving average of the
- * weights (what sampling uses). Every random number (crops, flips, times, noise) is drawn on this
- * thread from the seeded generator; the gradient is computed here or data-parallel over worker
- * threads (src/prior/parallel.ts), the same update either way up to float rounding. Data: slices of image files (any reader of src/io) and/or the
- * procedural phantoms, normalised as prior.json records, with random crops and horizontal and
- * vertical flips.
+ * weights (what sampling uses), on flat arrays on this thread (src/prior/adam.ts). Every random
+ * number (crops, flips, times, noise) is drawn here from the seeded generator; the gradient is
+ * computed here or data-parallel over worker threads (src/prior/parallel.ts), the same update either
+ * way up to float rounding. Data: slices of image files (any reader of src/io) and/or the procedural
+ * phantoms, normalised as prior.json records, with random crops and horizontal and vertical flips.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +16,7 @@ import { generatePhantom, type PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
 import { percentile } from "../image/stats.js";
 import { sliceOf, type Volume } from "../image/volume.js";
+import { FlatAdam } from "./adam.js";
 import { tf } from "./backend.js";
 import {
   loadPrior,
@@ -25,7 +26,6 @@ import {
   type Normalisation,
   type PriorInfo,
 } from "./checkpoint.js";
-import { FlatAdam } from "./adam.js";
 import { assignFlat, checkThreads, flatten, startGradients, type StepData } from "./parallel.js";
 import { makeSde, type SdeConfig } from "./sde.js";
 import { ScoreUNet, type UNetConfig } from "./unet.js";
