@@ -21,6 +21,7 @@ import { readPriorInfo, loadPrior } from "../prior/checkpoint.js";
 import { samplePrior } from "../sampling/prior-sample.js";
 import type { SdeConfig } from "../prior/sde.js";
 import { AUGMENTATIONS, AXES, parseAugmentations } from "../prior/data.js";
+import { checkThreads, THREADS } from "../prior/parallel.js";
 import { requireTrainingData, trainPrior } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";
 import { checkFolder, parseChoice, parseModality, parseNumber, sliceIndices } from "./options.js";
@@ -126,6 +127,11 @@ export function registerPriorCommands(program: Command): void {
       "start from an existing prior's weights (e.g. a shipped one): its network unless --channels, --channel-mult or --attention say otherwise, then every parameter that fits is copied",
     )
     .option("--seed <S>", "seed", "0")
+    .option(
+      "--threads <N>",
+      `worker threads sharing each batch's gradient, one core each, ${THREADS.min}-${THREADS.max}, at most --batch (the same training up to float rounding)`,
+      "1",
+    )
     .option("--resume", "continue from the training state in --out")
     .option("--grid <count>", "unconditional samples in the grid written at the end (0: none)", "9")
     .option("--grid-steps <n>", "sampler steps for that grid", "200")
@@ -145,6 +151,8 @@ export function registerPriorCommands(program: Command): void {
       const size = parseNumber("--size", o.size, { min: 8, integer: true });
       const steps = parseNumber("--steps", o.steps, { min: 1, integer: true });
       const batch = parseNumber("--batch", o.batch, { min: 1, integer: true });
+      const threads = parseNumber("--threads", o.threads, { ...THREADS, integer: true });
+      checkThreads(threads, batch);
       const channels = parseNumber("--channels", o.channels, { min: 4, integer: true });
       if (channels % 4)
         throw new UserError(
@@ -237,6 +245,7 @@ export function registerPriorCommands(program: Command): void {
           checkpointEvery: parseNumber("--checkpoint-every", o.checkpointEvery, { min: 1, integer: true }),
           seed: parseNumber("--seed", o.seed, { integer: true }),
           backend,
+          threads,
           command: `scorerecon ${process.argv.slice(2).join(" ")}`,
           signal: stop.signal,
           onStep: (step, loss) => {

@@ -42,6 +42,8 @@ export interface PriorInfo {
   axes?: string[];
   steps: number;
   batch: number;
+  /** Threads that computed the gradients (the last run of a resumed training); absent before they could be chosen. */
+  threads?: number;
   finalLoss: number | null;
   trainingSeconds: number;
   backend: string;

@@ -3,7 +3,10 @@
  * x_t = mean(t) x_0 + std(t) z, the network minimises |std(t) s(x_t, t) + z|^2 averaged over
  * pixels — the lambda(t) = std(t)^2 weighting, which makes every noise level count alike. Adam with
  * linear warm-up, gradient clipping by global norm, and an exponential moving average of the
- * weights (what sampling uses). Data and augmentation: src/prior/data.ts.
+ * weights (what sampling uses), on flat arrays on this thread (src/prior/adam.ts). Every random
+ * number (crops, flips, times, noise) is drawn here from the seeded generator; the gradient is
+ * computed here or data-parallel over worker threads (src/prior/parallel.ts), the same update either
+ * way up to float rounding. Data and augmentation: src/prior/data.ts.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -11,6 +14,7 @@ import { createRng } from "../../operators/random.js";
 import type { PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
 import type { Volume } from "../image/volume.js";
+import { FlatAdam } from "./adam.js";
 import { tf } from "./backend.js";
 import {
   loadPrior,
@@ -29,6 +33,7 @@ import {
   type Axis,
   type BatchSource,
 } from "./data.js";
+import { assignFlat, checkThreads, flatten, startGradients, type StepData } from "./parallel.js";
 import { makeSde, type SdeConfig } from "./sde.js";
 import { ScoreUNet, type UNetConfig } from "./unet.js";
 
@@ -58,6 +63,8 @@ export interface TrainOptions {
   checkpointEvery?: number;
   seed?: number;
   backend: string;
+  /** Worker threads computing the batch's gradient (src/prior/parallel.ts); 1 (default): this thread. */
+  threads?: number;
   command?: string;
   onStep?: (step: number, loss: number) => void;
   signal?: AbortSignal;
@@ -85,6 +92,8 @@ export function requireTrainingData(images: number, phantom?: string): void {
 
 export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
   requireTrainingData(o.volumes.length, o.phantom);
+  const threads = o.threads ?? 1;
+  checkThreads(threads, o.batch);
   // The CT prior works in (HU + 1000) / 2000 whatever it learned from (images not in HU are
   // mapped to attenuation); the MRI prior in percentile-normalised intensity.
   const normalisation: Normalisation =
@@ -92,7 +101,7 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
   const augment = o.augment ?? defaultAugmentations(o.modality);
   const axes = o.axes ?? ["axial"];
   const perVolume = o.volumes.map((v) => trainingSlices(o.modality, v, axes));
-  const data: BatchSource = { modality: o.modality, slices: perVolume.flat(), phantom: o.phantom, augment };
+  const source: BatchSource = { modality: o.modality, slices: perVolume.flat(), phantom: o.phantom, augment };
   const dataFiles =
     o.sources &&
     describeSources(
@@ -104,26 +113,32 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
   const init = o.init ? initFrom(net, o.init) : undefined;
   const trainable = net.trainable();
   const vars = trainable.map(([, v]) => v);
-  const ema = new Map<string, tf.Variable>();
-  for (const [name, v] of trainable) ema.set(name, tf.variable(v, false));
-  const optimizer = tf.train.adam(o.lr ?? 2e-4, 0.9, 0.999, 1e-8);
+  // The trainable parameters, their EMA and Adam's moments live here, flat (src/prior/adam.ts).
+  let params: Float32Array = flatten(vars);
+  let ema: Float32Array = params.slice();
+  const adam = new FlatAdam(params.length);
   let step = 0,
     seconds = 0,
     lossSum = 0;
   if (o.resume && existsSync(join(o.out, "train-state.json"))) {
     const st = loadTrainState(o.out);
-    for (const [name, v] of trainable) {
-      const w = st.raw[name];
-      if (!w || w.shape.join("x") !== v.shape.join("x"))
-        throw new UserError(
-          `cannot resume from ${o.out}: its training state does not match the network (parameter '${name}')`,
-          "bad_model",
-          "--resume",
-        );
-      v.assign(w);
-    }
-    for (const [k, v] of Object.entries(st.ema)) ema.get(k)?.assign(v);
-    await optimizer.setWeights(Object.entries(st.optimizer).map(([name, tensor]) => ({ name, tensor })));
+    const flat = (named: tf.NamedTensorMap) => {
+      for (const [name, v] of trainable) {
+        const w = named[name];
+        if (!w || w.shape.join("x") !== v.shape.join("x"))
+          throw new UserError(
+            `cannot resume from ${o.out}: its training state does not match the network (parameter '${name}')`,
+            "bad_model",
+            "--resume",
+          );
+        v.assign(w);
+      }
+      return flatten(vars);
+    };
+    ema = flat(st.ema);
+    params = flat(st.raw);
+    adam.load(st.optimizer, vars, o.out);
+    tf.dispose([...Object.values(st.raw), ...Object.values(st.ema), ...Object.values(st.optimizer)]);
     step = st.step;
     seconds = st.seconds;
     lossSum = st.losses;
@@ -151,71 +166,73 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       axes,
       steps: step,
       batch: o.batch,
+      threads,
       finalLoss: last,
       trainingSeconds: Math.round(elapsed),
       backend: o.backend,
       command: o.command,
       created: new Date().toISOString(),
     };
-    await saveCheckpoint(o.out, net, new Map([...ema.entries(), ...Object.entries(fixed(net))]), info);
-    const optState = Object.fromEntries((await optimizer.getWeights()).map((w) => [w.name, w.tensor]));
+    // The network's variables hold the EMA for the checkpoint, then the raw weights.
+    assignFlat(vars, ema);
+    const emaState = Object.fromEntries(trainable.map(([name, v]) => [name, v.clone()]));
+    await saveCheckpoint(
+      o.out,
+      net,
+      new Map([...Object.entries(emaState), ...Object.entries(fixed(net))]),
+      info,
+    );
+    assignFlat(vars, params);
+    const optimizer = adam.named(vars);
     await saveTrainState(o.out, {
       step,
       seconds: elapsed,
       losses: lossSum,
       raw: Object.fromEntries(trainable),
-      ema: Object.fromEntries(ema),
-      optimizer: optState,
+      ema: emaState,
+      optimizer,
     });
+    tf.dispose([...Object.values(emaState), ...Object.values(optimizer)]);
   };
-  let interrupted = false;
-  while (step < o.steps) {
-    if (o.signal?.aborted) {
-      interrupted = true;
-      break;
-    }
-    (optimizer as unknown as { learningRate: number }).learningRate =
-      (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup);
-    const x0 = makeBatch(data, o.size, o.batch, rng);
+  /** A step's examples, all drawn here from the seeded generator, so any thread count sees them. */
+  const draw = (): StepData => {
+    const x0 = makeBatch(source, o.size, o.batch, rng);
     const ts = Array.from({ length: o.batch }, () => 1e-5 + (1 - 1e-5) * rng.uniform());
-    const noiseSeed = Math.floor(rng.uniform() * 2 ** 31);
-    const lossValue = tf.tidy(() => {
-      const z = tf.randomNormal(x0.shape, 0, 1, "float32", noiseSeed);
-      const mean = tf.tensor4d(
-        ts.map((t) => sde.meanCoef(t)),
-        [o.batch, 1, 1, 1],
-      );
-      const std = tf.tensor4d(
-        ts.map((t) => sde.std(t)),
-        [o.batch, 1, 1, 1],
-      );
-      const xt = tf.add(tf.mul(x0, mean), tf.mul(z, std)) as tf.Tensor4D;
-      const { value, grads } = tf.variableGrads(
-        () => tf.mean(tf.square(tf.add(tf.mul(net.apply(xt, ts), std), z))) as tf.Scalar,
-        vars,
-      );
-      // Clip by global norm.
-      const norm = Math.sqrt(
-        Object.values(grads).reduce((s, g) => s + tf.sum(tf.square(g)).dataSync()[0], 0),
-      );
-      const factor = norm > clip ? clip / norm : 1;
-      const clipped = Object.fromEntries(
-        Object.entries(grads).map(([k, g]) => [k, factor === 1 ? g : tf.mul(g, factor)]),
-      );
-      optimizer.applyGradients(clipped);
-      for (const [name, v] of trainable) {
-        const e = ema.get(name)!;
-        e.assign(tf.add(tf.mul(e, emaDecay), tf.mul(v, 1 - emaDecay)));
-      }
-      return value.dataSync()[0];
-    });
+    const z = new Float32Array(x0.size);
+    for (let i = 0; i < z.length; i++) z[i] = rng.normal();
+    const data = { x0: x0.dataSync() as Float32Array, z, ts };
     x0.dispose();
-    step++;
-    last = lossValue;
-    lossSum += lossValue;
-    o.onStep?.(step, lossValue);
-    if (step % every === 0) await save();
-    await new Promise((r) => setImmediate(r));
+    return data;
+  };
+  const gradients = startGradients(threads, net, o.backend);
+  let interrupted = false;
+  try {
+    let next = draw();
+    while (step < o.steps) {
+      if (o.signal?.aborted) {
+        interrupted = true;
+        break;
+      }
+      const pending = gradients.compute(next, params);
+      // The next batch is made while the workers compute this one's gradient.
+      if (step + 1 < o.steps) next = draw();
+      const { loss, grad } = await pending;
+      // Clip by global norm.
+      let squares = 0;
+      for (let i = 0; i < grad.length; i++) squares += grad[i] * grad[i];
+      const norm = Math.sqrt(squares);
+      if (norm > clip) for (let i = 0; i < grad.length; i++) grad[i] *= clip / norm;
+      adam.step(params, grad, (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup));
+      for (let i = 0; i < ema.length; i++) ema[i] = emaDecay * ema[i] + (1 - emaDecay) * params[i];
+      step++;
+      last = loss;
+      lossSum += loss;
+      o.onStep?.(step, loss);
+      if (step % every === 0) await save();
+      await new Promise((r) => setImmediate(r));
+    }
+  } finally {
+    await gradients.close();
   }
   await save();
   return {
