@@ -5,6 +5,8 @@
  * when told to cancel, after a checkpoint. It exits when its parent goes away (a killed server or
  * worker), leaving the last checkpoint for whoever runs the task next.
  */
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { montage } from "../image/montage.js";
 import { keepSlices, type Volume } from "../image/volume.js";
@@ -38,6 +40,8 @@ async function run(task: TrainTask, dataDir: string): Promise<void> {
       Array.from({ length: b - a }, (_, k) => a + k),
     );
   });
+  const state = join(out, "train-state.json");
+  send({ kind: "start", step: existsSync(state) ? (JSON.parse(readFileSync(state, "utf8")) as { step: number }).step : 0 });
   const grid = async (step: number) => {
     if (task.grid.count === 0) return send({ kind: "checkpoint", step });
     const t0 = performance.now();

@@ -46,6 +46,8 @@ export interface TrainTask {
 
 /** What a training reports while it runs. */
 export type TrainEvent =
+  /** A run of the task starts, at this step (0, or its checkpoint's). */
+  | { kind: "start"; step: number }
   | { kind: "step"; step: number; loss: number }
   /** A checkpoint is written at `step`; `grid`: a PNG of samples from it, base64. */
   | { kind: "checkpoint"; step: number; grid?: string; gridSeconds?: number };
@@ -107,7 +109,7 @@ export function runTrainTask(
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     child.on("message", (m: TrainProcessMessage) => {
-      if (m.kind === "step" || m.kind === "checkpoint") return onEvent(m);
+      if (m.kind === "start" || m.kind === "step" || m.kind === "checkpoint") return onEvent(m);
       if (m.kind === "done")
         settle(() => (m.outcome.interrupted && signal?.aborted ? fail(signal.reason) : done(m.outcome)));
       else
