@@ -22,7 +22,9 @@ export const MODEL_NAME = /^[A-Za-z0-9][\w.-]{0,63}$/;
 
 export const TrainingSpecSchema = z
   .object({
-    name: z.string().regex(MODEL_NAME, "letters, digits, '_', '-', '.' (1-64, not starting with '.', '-' or '_')"),
+    name: z
+      .string()
+      .regex(MODEL_NAME, "letters, digits, '_', '-', '.' (1-64, not starting with '.', '-' or '_')"),
     modality: z.enum(["mri", "ct"]),
     studies: z.array(z.string()).min(1).max(64),
     /** Only these series of the studies (default: every series of each). */
@@ -93,12 +95,16 @@ export function resolveTrainingSpec(
   const described: string[] = [];
   spec.studies.forEach((id, i) => {
     const s = study(id);
-    if (!s) throw bad(`studies[${i}]`, `no study ${/^[\w-]{1,64}$/.test(id) ? id : "with that id"}`, "not_found");
+    if (!s)
+      throw bad(`studies[${i}]`, `no study ${/^[\w-]{1,64}$/.test(id) ? id : "with that id"}`, "not_found");
     for (const series of s.series) {
       if (wanted && !wanted.delete(series.id)) continue;
       const says = series.modality === "CT" ? "ct" : series.modality === "MR" ? "mri" : undefined;
       if (says && says !== spec.modality)
-        throw bad("modality", `series ${series.id} of study ${id} is ${series.modality}, not ${spec.modality}`);
+        throw bad(
+          "modality",
+          `series ${series.id} of study ${id} is ${series.modality}, not ${spec.modality}`,
+        );
       if (spec.slices && spec.slices[1] > series.slices)
         throw bad("slices", `[${spec.slices}] is outside series ${series.id}'s ${series.slices} slices`);
       data.push({
@@ -120,7 +126,10 @@ export function resolveTrainingSpec(
     if (!m) throw bad("init", `no model named '${spec.init}'`, "not_found");
     const { info } = readPriorInfo(m.dir);
     if (info.modality !== spec.modality)
-      throw bad("init", `'${spec.init}' is a ${info.modality.toUpperCase()} prior, not ${spec.modality.toUpperCase()}`);
+      throw bad(
+        "init",
+        `'${spec.init}' is a ${info.modality.toUpperCase()} prior, not ${spec.modality.toUpperCase()}`,
+      );
     // models/<name>, of the package or of the data folder.
     init = { root: m.shipped ? "package" : "data", path: `models/${spec.init}` };
     base = { network: info.network, size: info.imageSize, sde: info.sde };

@@ -180,7 +180,10 @@ export class TrainingService {
       }
       // A grid's event once its PNG can be fetched.
       if (e.kind === "checkpoint" && e.grid)
-        void writeFileAtomic(join(this.root, trainingFolder(r.name), "grid.png"), Buffer.from(e.grid, "base64"))
+        void writeFileAtomic(
+          join(this.root, trainingFolder(r.name), "grid.png"),
+          Buffer.from(e.grid, "base64"),
+        )
           .then(() => this.emit(event))
           .catch(() => {});
       else this.emit(event);
@@ -205,7 +208,8 @@ export class TrainingService {
     const building = join(this.root, trainingFolder(name), "publish");
     rmSync(building, { recursive: true, force: true });
     mkdirSync(building, { recursive: true });
-    for (const f of ["model.json", "weights.bin", "prior.json"]) copyFileSync(join(from, f), join(building, f));
+    for (const f of ["model.json", "weights.bin", "prior.json"])
+      copyFileSync(join(from, f), join(building, f));
     const grid = join(this.root, trainingFolder(name), "grid.png");
     if (existsSync(grid)) copyFileSync(grid, join(building, "samples.png"));
     const target = join(this.root, "models", name);

@@ -47,7 +47,10 @@ const ModelView = named(
     prior: z.unknown().optional().meta({ description: "its prior.json, once ready" }),
     step: z.number().int().optional(),
     steps: z.number().int().optional(),
-    loss: z.array(z.tuple([z.number(), z.number()])).optional().meta({ description: "recent [step, loss]" }),
+    loss: z
+      .array(z.tuple([z.number(), z.number()]))
+      .optional()
+      .meta({ description: "recent [step, loss]" }),
     stepsPerSecond: nullable(z.number()).optional(),
     etaSeconds: nullable(z.number()).optional(),
     checkpoint: nullable(z.number().int()).optional().meta({ description: "the last checkpoint's step" }),
@@ -56,7 +59,10 @@ const ModelView = named(
     started: nullable(z.string()).optional(),
     finished: nullable(z.string()).optional(),
     restarts: z.number().int().optional(),
-    runs: z.array(z.number().int()).optional().meta({ description: "the step each run started at (resumptions)" }),
+    runs: z
+      .array(z.number().int())
+      .optional()
+      .meta({ description: "the step each run started at (resumptions)" }),
     spec: z.unknown().optional().meta({ description: "the training's spec, as POSTed with its defaults" }),
     error: z.object({ code: z.string(), message: z.string() }).optional(),
   }),
@@ -64,7 +70,8 @@ const ModelView = named(
 
 /** A training's view, with its prior once ready. */
 function view(storageRoot: string, r: TrainingRecord): z.input<typeof ModelView> {
-  const prior = r.state === "ready" ? listModels(storageRoot).find((m) => !m.shipped && m.name === r.name) : undefined;
+  const prior =
+    r.state === "ready" ? listModels(storageRoot).find((m) => !m.shipped && m.name === r.name) : undefined;
   return { ...trainingView(r), shipped: false, ...(prior ? { prior: prior.prior } : {}) };
 }
 
@@ -102,7 +109,10 @@ export function modelRoutes({ storage, jobs, trainings, jobRateLimit: perMinute 
       errors: [400, 404, 409, 413, 415, 429],
       handle: async (req, res) => {
         const name = (req.body as { name?: unknown } | undefined)?.name;
-        if (typeof name === "string" && (isShipped(name) || findModel(storage.root, name) || trainings.get(name)))
+        if (
+          typeof name === "string" &&
+          (isShipped(name) || findModel(storage.root, name) || trainings.get(name))
+        )
           throw new HttpError(
             409,
             `name: a model named '${name}' exists${trainings.get(name) ? " (a training: DELETE it first)" : ""}`,
@@ -121,7 +131,8 @@ export function modelRoutes({ storage, jobs, trainings, jobRateLimit: perMinute 
     route({
       method: "get",
       path: "/api/models/:name",
-      summary: "A prior or a training: state, step of steps, recent loss, steps/s, ETA; its prior.json once ready",
+      summary:
+        "A prior or a training: state, step of steps, recent loss, steps/s, ETA; its prior.json once ready",
       ok: { 200: ModelView },
       errors: [404],
       handle: (req, res) => void res.json(one(String(req.params.name))),
@@ -129,10 +140,12 @@ export function modelRoutes({ storage, jobs, trainings, jobRateLimit: perMinute 
     route({
       method: "get",
       path: "/api/models/:name/events",
-      summary: "Server-Sent Events: snapshot, then progress, checkpoint, grid and state events until the training ends",
+      summary:
+        "Server-Sent Events: snapshot, then progress, checkpoint, grid and state events until the training ends",
       ok: { 200: { description: "an event stream", content: ["text/event-stream"] } },
       errors: [404],
-      handle: (req, res) => streamEvents(trainings, storage.root, training(String(req.params.name)), req, res),
+      handle: (req, res) =>
+        streamEvents(trainings, storage.root, training(String(req.params.name)), req, res),
     }),
     route({
       method: "get",
@@ -161,7 +174,12 @@ export function modelRoutes({ storage, jobs, trainings, jobRateLimit: perMinute 
         const r = trainings.get(name);
         if (!r && !findUser(name)) {
           if (isShipped(name))
-            throw new HttpError(403, `model ${name} is shipped with scorerecon and cannot be deleted`, "shipped", "name");
+            throw new HttpError(
+              403,
+              `model ${name} is shipped with scorerecon and cannot be deleted`,
+              "shipped",
+              "name",
+            );
           throw notFound("model", name);
         }
         if (r && !isFinalTraining(r)) {
@@ -169,10 +187,21 @@ export function modelRoutes({ storage, jobs, trainings, jobRateLimit: perMinute 
           return void res.status(202).json({ name, state: "cancelling" });
         }
         const job = jobs.list().find((j) => !jobs.isFinal(j) && j.plan.spec.model === name);
-        if (job) throw new HttpError(409, `model ${name} is in use by job ${job.id} (${job.state})`, "in_use", "name");
+        if (job)
+          throw new HttpError(
+            409,
+            `model ${name} is in use by job ${job.id} (${job.state})`,
+            "in_use",
+            "name",
+          );
         const user = trainings.list().find((t) => !isFinalTraining(t) && t.spec.init === name);
         if (user)
-          throw new HttpError(409, `model ${name} is in use by training ${user.name} (${user.state})`, "in_use", "name");
+          throw new HttpError(
+            409,
+            `model ${name} is in use by training ${user.name} (${user.state})`,
+            "in_use",
+            "name",
+          );
         trainings.remove(name);
         res.status(204).end();
       },

@@ -41,7 +41,10 @@ async function run(task: TrainTask, dataDir: string): Promise<void> {
     );
   });
   const state = join(out, "train-state.json");
-  send({ kind: "start", step: existsSync(state) ? (JSON.parse(readFileSync(state, "utf8")) as { step: number }).step : 0 });
+  send({
+    kind: "start",
+    step: existsSync(state) ? (JSON.parse(readFileSync(state, "utf8")) as { step: number }).step : 0,
+  });
   const grid = async (step: number) => {
     if (task.grid.count === 0) return send({ kind: "checkpoint", step });
     const t0 = performance.now();
