@@ -97,6 +97,8 @@ export class TrainingService {
 
   async create(t: ResolvedTraining): Promise<TrainingRecord> {
     const r = newTrainingRecord(t);
+    // Whatever an unreadable record left there is not this training's checkpoint to resume.
+    rmSync(join(this.root, trainingFolder(r.name)), { recursive: true, force: true });
     this.records.set(r.name, r);
     await this.save(r);
     this.queue.enqueue(r.name);
