@@ -65,25 +65,27 @@ export class TrainQueue {
       removeOnFail: { age: 3600 },
     });
     try {
-      await new Promise<void>((settle, fail) => {
+      await new Promise<void>((resolve, reject) => {
+        const end = (error?: unknown) => {
+          clearInterval(timer);
+          signal.removeEventListener("abort", onAbort);
+          this.followers.delete(id);
+          if (error) reject(error);
+          else resolve();
+        };
+        // Should an event be missed (a reconnection), a look at the task every second.
         const look = async () => {
           const state = await this.queue.getJobState(id);
-          if (state === "completed" || state === "failed" || state === "unknown") settle();
+          if (state === "completed" || state === "failed" || state === "unknown") end();
         };
         const timer = setInterval(() => void look().catch(() => {}), 1000);
         const onAbort = () => {
+          // A stopping submitter leaves the task to run; a cancel stops it.
           if (!(signal.reason instanceof ServerStopping)) void this.cancel(group).catch(() => {});
-          fail(signal.reason);
+          end(signal.reason);
         };
         signal.addEventListener("abort", onAbort, { once: true });
-        this.followers.set(id, (e) => {
-          if (e !== "settled") return e.forEach(onEvent);
-          clearInterval(timer);
-          signal.removeEventListener("abort", onAbort);
-          settle();
-        });
-        const stop = () => clearInterval(timer);
-        signal.addEventListener("abort", stop, { once: true });
+        this.followers.set(id, (e) => (e === "settled" ? end() : e.forEach(onEvent)));
       });
       const job = await this.queue.getJob(id);
       if (job?.returnvalue && (await job.isCompleted())) return job.returnvalue as TrainOutcome;

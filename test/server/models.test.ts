@@ -192,4 +192,39 @@ describe("training priors through the API", () => {
     ).toBe(202);
     await until(async () => (await model("foot")).state === "ready", "ready again");
   }, 180_000);
+
+  it("a graceful stop leaves a training queued with a checkpoint where it stopped; the next start resumes there", async () => {
+    const dir = join(root, "data-stop");
+    const a = createServer({ dataDir: dir, workers: 1 });
+    await a.ready;
+    const up = await a.storage.addStudy(
+      "test",
+      0,
+      [s.storage.volume(study.id, study.series[0].id)!],
+      ["phantom"],
+    );
+    const t = await request(a.app)
+      .post("/api/models")
+      .send(tinyTraining("stopped", up.id, { steps: 100_000, checkpointEvery: 100_000 }));
+    expect(t.status).toBe(202);
+    await until(async () => a.trainings.get("stopped")!.step >= 2, "two steps");
+    await a.close();
+    const saved = JSON.parse(readFileSync(join(dir, "trainings", "stopped", "training.json"), "utf8"));
+    expect(saved.state).toBe("queued");
+    const state = JSON.parse(
+      readFileSync(join(dir, "trainings", "stopped", "checkpoint", "train-state.json"), "utf8"),
+    );
+    expect(state.step).toBeGreaterThanOrEqual(2);
+    const b = createServer({ dataDir: dir, workers: 1 });
+    await b.ready;
+    try {
+      await until(async () => b.trainings.get("stopped")!.runs.length === 2, "a second run");
+      // Not a restart from 0 (a graceful stop is no crash: restarts stays 0).
+      expect(b.trainings.get("stopped")).toMatchObject({ runs: [0, state.step], restarts: 0 });
+      expect((await request(b.app).delete("/api/models/stopped")).status).toBe(202);
+      await until(async () => b.trainings.get("stopped")!.state === "cancelled", "cancelled");
+    } finally {
+      await b.close();
+    }
+  }, 120_000);
 });
