@@ -12,10 +12,13 @@ import express from "express";
 import { packageRoot } from "../src/package-root.js";
 import { SlicePool } from "../src/recon/pool.js";
 import { QueuePool } from "../src/queue/queue-pool.js";
+import { TrainQueue } from "../src/queue/train-queue.js";
+import { runTrainTask } from "../src/queue/train-task.js";
 import { bearerAuth } from "./http/auth.js";
 import { errorHandler, HttpError } from "./http/errors.js";
 import { requestLog, secure } from "./http/middleware.js";
 import { JobService } from "./jobs.js";
+import { TrainingService, type TrainRunner } from "./trainings.js";
 import { DEFAULT_LIMITS, type UploadLimits } from "./limits.js";
 import { withDocument } from "./openapi.js";
 import { EncodedSlices } from "./pixels.js";
@@ -49,6 +52,7 @@ export interface ScoreReconServer {
   app: express.Express;
   storage: Storage;
   jobs: JobService;
+  trainings: TrainingService;
   /** Every route, as registered and documented. */
   routes: readonly Route[];
   /** Resolves once jobs left by a previous run are re-queued. */
@@ -87,11 +91,18 @@ export function createServer(o: ServerOptions): ScoreReconServer {
         (run, cancelled) => new RedisJobQueue(redisUrl, workers, run, cancelled),
       )
     : new JobService(storage, pool!, workers);
+  // Trainings: one at a time, in a process of their own, or as a task on a queue worker.
+  const trainQueue = redisUrl ? new TrainQueue(redisUrl) : undefined;
+  const runTraining: TrainRunner = trainQueue
+    ? (id, task, onEvent, signal) => trainQueue.run(id, task, onEvent, signal)
+    : (_id, task, onEvent, signal) => runTrainTask(task, o.dataDir, onEvent, signal);
+  const trainings = new TrainingService(o.dataDir, runTraining);
   let isReady = false;
-  const ready = jobs.recover().then(() => void (isReady = true));
+  const ready = Promise.all([jobs.recover(), trainings.recover()]).then(() => void (isReady = true));
   const context: ApiContext = {
     storage,
     jobs,
+    trainings,
     limits: { ...DEFAULT_LIMITS, ...o.limits },
     encoded: new EncodedSlices(ENCODED_SLICES_BYTES),
     jobRateLimit: o.jobRateLimit ?? 60,
@@ -121,11 +132,12 @@ export function createServer(o: ServerOptions): ScoreReconServer {
     app,
     storage,
     jobs,
+    trainings,
     routes,
     ready,
     async close() {
-      await jobs.close();
-      await pool?.close();
+      await Promise.all([jobs.close(), trainings.close()]);
+      await Promise.all([pool?.close(), trainQueue?.close()]);
     },
   };
 }

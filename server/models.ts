@@ -32,11 +32,23 @@ export function listModels(dataDir: string) {
 
 /** The folder of the model with this name (a user-trained one first), or undefined. */
 export function modelDir(dataDir: string, name: string): string | undefined {
+  return findModel(dataDir, name)?.dir;
+}
+
+/** The model with this name (a user-trained one first) and whether it is shipped. */
+export function findModel(dataDir: string, name: string): { dir: string; shipped: boolean } | undefined {
   if (!/^[\w.-]{1,64}$/.test(name) || name.startsWith(".")) return undefined;
-  for (const root of [join(dataDir, "models"), join(packageRoot(), "models")])
-    if (existsSync(join(root, name, "prior.json"))) return join(root, name);
+  for (const [root, shipped] of [
+    [join(dataDir, "models"), false],
+    [join(packageRoot(), "models"), true],
+  ] as const)
+    if (existsSync(join(root, name, "prior.json"))) return { dir: join(root, name), shipped };
   return undefined;
 }
+
+/** Whether a shipped prior has this name (a user prior may not take it). */
+export const isShipped = (name: string) =>
+  /^[\w.-]{1,64}$/.test(name) && existsSync(join(packageRoot(), "models", name, "prior.json"));
 
 /**
  * A planned method as it runs: its prior's name (params.model) becomes the prior's folder. An

@@ -79,7 +79,7 @@ export interface ResolvedJob {
   methods: MethodRequest[];
 }
 
-const fieldOf = (path: PropertyKey[]) =>
+export const fieldOf = (path: PropertyKey[]) =>
   path.reduce<string>(
     (s, p) => (typeof p === "number" ? `${s}[${p}]` : s ? `${s}.${String(p)}` : String(p)),
     "",

@@ -16,14 +16,16 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } 
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
 import { percentiles } from "../src/image/stats.js";
-import { makeVolume, type Volume } from "../src/image/volume.js";
+import type { Volume } from "../src/image/volume.js";
 import { writeFileAtomic, writeJsonAtomic } from "../src/io/atomic.js";
-import { encodeNpy, readNpy } from "../src/io/npy.js";
+import { encodeNpy } from "../src/io/npy.js";
+import { readStoredVolume } from "../src/io/stored-volume.js";
 import { folderSliceStore, type SliceStore } from "../src/recon/slice-store.js";
 import type { JobRecord } from "./job-record.js";
 import type { SeriesInfo, StudyRecord } from "./study-record.js";
 
 const JOBS = "jobs";
+const STUDIES = "studies";
 
 /**
  * The folder of a job's finished slices, relative to the data folder: also where queue workers,
@@ -33,7 +35,9 @@ export const jobStore = (jobId: string): string => join(JOBS, jobId, "slices");
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-type VolumeMeta = Omit<Volume, "data">;
+/** A stored series' files without their extension (.json, .npy), relative to the data folder. */
+export const seriesBase = (studyId: string, seriesId: string): string =>
+  join(STUDIES, studyId, "series", seriesId);
 
 export class Storage {
   readonly studiesDir: string;
@@ -49,7 +53,7 @@ export class Storage {
   private readonly jobRecords: Map<string, JobRecord>;
 
   constructor(readonly root: string) {
-    this.studiesDir = join(root, "studies");
+    this.studiesDir = join(root, STUDIES);
     this.jobsDir = join(root, JOBS);
     this.uploadsDir = join(root, "uploads");
     for (const d of [this.studiesDir, this.jobsDir]) mkdirSync(d, { recursive: true });
@@ -131,8 +135,9 @@ export class Storage {
   volume(studyId: string, seriesId: string): Volume | undefined {
     const study = this.study(studyId);
     if (!study || !study.series.some((s) => s.id === seriesId)) return undefined;
-    const base = join(this.studiesDir, studyId, "series", seriesId);
-    return this.cached(`${studyId}/${seriesId}`, () => readStoredVolume(base));
+    return this.cached(`${studyId}/${seriesId}`, () =>
+      readStoredVolume(join(this.root, seriesBase(studyId, seriesId))),
+    );
   }
 
   jobDir(id: string): string {
@@ -208,12 +213,6 @@ function readRecords<T extends { id: string; created: string }>(dir: string, fil
   }
   records.sort((a, b) => a.created.localeCompare(b.created));
   return new Map(records.map((r) => [r.id, r]));
-}
-
-function readStoredVolume(base: string): Volume {
-  const meta = JSON.parse(readFileSync(`${base}.json`, "utf8")) as VolumeMeta;
-  const a = readNpy(`${base}.npy`);
-  return makeVolume(meta.slices, meta.rows, meta.cols, a.data, meta);
 }
 
 /** CT in HU: a soft-tissue window (40/400); otherwise the 1st-99th percentile range. */

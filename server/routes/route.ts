@@ -20,6 +20,7 @@ export const PATH_PARAMS: Record<string, z.ZodType> = {
   sid: Uuid.meta({ description: "a series of the study" }),
   n: z.number().int().min(0).meta({ description: "zero-based slice index in the series" }),
   method: z.string().meta({ description: "a method of the job, or <method>-std: its uncertainty map" }),
+  name: z.string().meta({ description: "a model's name (GET /api/models)" }),
 };
 
 export interface Route {
@@ -67,6 +68,7 @@ export function register(app: express.Express, api: express.Router, routes: read
 export interface ApiContext {
   storage: import("../storage.js").Storage;
   jobs: import("../jobs.js").JobService;
+  trainings: import("../trainings.js").TrainingService;
   limits: import("../limits.js").UploadLimits;
   /** Encoded slice answers (server/pixels.ts). */
   encoded: import("../pixels.js").EncodedSlices;

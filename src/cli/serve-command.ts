@@ -158,10 +158,16 @@ function bind(port: number, host: string, listener: RequestListener): Promise<Se
 export function registerWorker(program: Command): void {
   program
     .command("worker")
-    .description("take slice tasks from the Redis queue (server jobs, reconstruct --queue) and run them")
+    .description(
+      "take slice tasks (server jobs, reconstruct --queue) and trainings (POST /api/models) from the Redis queue and run them",
+    )
     .requiredOption("--redis <url>", "the Redis server, e.g. redis://queue-host:6379")
     .requiredOption("--data-dir <dir>", "the shared data folder, as mounted on this machine")
-    .option("--concurrency <N>", "slices at once, each in a worker process", "1")
+    .option(
+      "--concurrency <N>",
+      "slices at once, each in a worker process (and, beside them, one training at a time, in a process of its own)",
+      "1",
+    )
     .option(
       "--lock-ms <ms>",
       "how long a task stays with a worker that stopped answering before another takes it",
@@ -187,7 +193,7 @@ export function registerWorker(program: Command): void {
         log,
       });
       process.stdout.write(
-        `scorerecon worker: ${concurrency} slice(s) at once from ${redactRedisUrl(o.redis)}, data in ${o.dataDir}${engineNote(engineLines)}\n`,
+        `scorerecon worker: ${concurrency} slice(s) and one training at once from ${redactRedisUrl(o.redis)}, data in ${o.dataDir}${engineNote(engineLines)}\n`,
       );
       let stopping = false;
       const stop = () => {

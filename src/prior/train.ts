@@ -4,7 +4,9 @@
  * pixels — the lambda(t) = std(t)^2 weighting, which makes every noise level count alike. Adam with
  * linear warm-up, gradient clipping by global norm, and an exponential moving average of the
  * weights (what sampling uses), on flat arrays on this thread (src/prior/adam.ts). Every random
- * number (crops, flips, times, noise) is drawn here from the seeded generator; the gradient is
+ * number (crops, flips, times, noise) is drawn here, from a generator seeded by (seed, step) alone
+ * (stepSeed), so a training resumed from a checkpoint draws exactly the batches an uninterrupted
+ * one would have drawn and ends with the same weights; the gradient is
  * computed here or data-parallel over worker threads (src/prior/parallel.ts), the same update either
  * way up to float rounding. Data and augmentation: src/prior/data.ts.
  */
@@ -67,6 +69,8 @@ export interface TrainOptions {
   threads?: number;
   command?: string;
   onStep?: (step: number, loss: number) => void;
+  /** After each checkpoint (every `checkpointEvery` steps and the last), with `out` complete. */
+  onCheckpoint?: (step: number) => void | Promise<void>;
   signal?: AbortSignal;
 }
 
@@ -143,7 +147,6 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
     seconds = st.seconds;
     lossSum = st.losses;
   }
-  const rng = createRng((o.seed ?? 0) * 7919 + step);
   const emaDecay = o.ema ?? 0.999;
   const clip = o.gradClip ?? 1;
   const warmup = o.warmup ?? 500;
@@ -193,9 +196,11 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       optimizer,
     });
     tf.dispose([...Object.values(emaState), ...Object.values(optimizer)]);
+    await o.onCheckpoint?.(step);
   };
-  /** A step's examples, all drawn here from the seeded generator, so any thread count sees them. */
-  const draw = (): StepData => {
+  /** Step `s`'s examples (s counted from 0), all drawn here, so any thread count sees them. */
+  const draw = (s: number): StepData => {
+    const rng = createRng(stepSeed(o.seed ?? 0, s));
     const x0 = makeBatch(source, o.size, o.batch, rng);
     const ts = Array.from({ length: o.batch }, () => 1e-5 + (1 - 1e-5) * rng.uniform());
     const z = new Float32Array(x0.size);
@@ -207,7 +212,7 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
   const gradients = startGradients(threads, net, o.backend);
   let interrupted = false;
   try {
-    let next = draw();
+    let next = draw(step);
     while (step < o.steps) {
       if (o.signal?.aborted) {
         interrupted = true;
@@ -215,7 +220,7 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       }
       const pending = gradients.compute(next, params);
       // The next batch is made while the workers compute this one's gradient.
-      if (step + 1 < o.steps) next = draw();
+      if (step + 1 < o.steps) next = draw(step + 1);
       const { loss, grad } = await pending;
       // Clip by global norm.
       let squares = 0;
@@ -242,6 +247,14 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
     interrupted,
     ...(init ? { init } : {}),
   };
+}
+
+/**
+ * The seed of one training step's generator: a function of the run's seed and the step only, so
+ * the step's batch does not depend on where the run was (re)started. 32 bits, as createRng takes.
+ */
+export function stepSeed(seed: number, step: number): number {
+  return (Math.imul(seed | 0, 0x9e3779b1) + step) >>> 0;
 }
 
 /** One entry per source (the slabs of one file merged), with the 2-D slices each gave. */

@@ -613,4 +613,71 @@ describe.skipIf(!available)("viewer: job states, layout and scale (Chromium)", (
       gate.releaseAll();
     }
   }, 120_000);
+
+  it("trains a prior from the Priors panel: live loss curve and grid, then a comparison with it", async () => {
+    const url = await startServer();
+    const files = await phantomSeries("prior-series");
+    const page = await newPage();
+    const failures = watchFailures(page);
+    await page.goto(url);
+    await page.setInputFiles("#file-input", files);
+    await page.waitForSelector("#study-list li[data-series]");
+    await page.waitForSelector('#prior-form input[name="study"]:checked');
+    expect(
+      await page.$$eval('#prior-form select[name="init"] option', (o) =>
+        o.map((x) => (x as HTMLOptionElement).value),
+      ),
+    ).toEqual(["", "mri"]);
+    await page.fill('#prior-form input[name="name"]', "e2e-prior");
+    await page.fill('#prior-form input[name="steps"]', "40");
+    await page.fill('#prior-form input[name="size"]', "16");
+    await page.fill('#prior-form input[name="batch"]', "2");
+    await page.click('#prior-form button[type="submit"]');
+    // The loss curve grows while it trains.
+    const points = () => page.$eval("#loss-plot", (c) => Number((c as HTMLElement).dataset.points ?? 0));
+    await page.waitForFunction(
+      () => Number(document.getElementById("loss-plot")?.dataset.points) >= 2,
+      null,
+      {
+        timeout: 120_000,
+      },
+    );
+    const early = await points();
+    await page.waitForFunction(
+      (n) => Number(document.getElementById("loss-plot")?.dataset.points) > n,
+      early,
+      { timeout: 120_000 },
+    );
+    expect(await page.textContent("#training-status")).toMatch(/step \d+ of 40/);
+    await page.screenshot({ path: join(shots, "priors-training.png") });
+    await page.waitForFunction(
+      () => document.getElementById("training-state")?.textContent === "ready",
+      null,
+      {
+        timeout: 180_000,
+      },
+    );
+    expect(await points()).toBe(40);
+    await page.waitForFunction(() => {
+      const img = document.getElementById("training-grid") as HTMLImageElement;
+      return !img.hidden && img.complete && img.naturalWidth > 0;
+    });
+    // Now in the job form's model list: a comparison with it.
+    await page.waitForSelector('#job-form select[name="model"] option[value="e2e-prior"]', {
+      state: "attached",
+    });
+    await page.selectOption('#job-form select[name="model"]', "e2e-prior");
+    await page.fill('#job-form input[name="steps"]', "3");
+    await page.click('#job-form button[type="submit"]');
+    await page.waitForFunction(() => document.getElementById("job-state")?.textContent === "done", null, {
+      timeout: 120_000,
+    });
+    const jobs = (await (await fetch(`${url}api/jobs`)).json()) as { jobs: { id: string }[] };
+    const job = (await (await fetch(`${url}api/jobs/${jobs.jobs.at(-1)!.id}`)).json()) as {
+      methods: { name: string; params: { model?: string } }[];
+    };
+    expect(job.methods.find((m) => m.params.model !== undefined)?.params.model).toBe("e2e-prior");
+    expect(await page.locator("#error").isHidden()).toBe(true);
+    expect(failures).toEqual([]);
+  }, 300_000);
 });

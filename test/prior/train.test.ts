@@ -77,6 +77,27 @@ describe("denoising score matching training", () => {
     expect(r2).toMatchObject({ steps: 50, interrupted: false });
   });
 
+  // 2 x 8 steps of a tiny network: a few seconds.
+  it("k steps then a resume to N give the weights of N uninterrupted steps (every step's randomness is (seed, step)'s)", async () => {
+    const whole = mkdtempSync(join(tmpdir(), "scorerecon-prior-"));
+    const split = mkdtempSync(join(tmpdir(), "scorerecon-prior-"));
+    await trainPrior(tiny(whole, 8, { warmup: 4 }));
+    await trainPrior(tiny(split, 3, { warmup: 4 }));
+    await trainPrior(tiny(split, 8, { warmup: 4, resume: true }));
+    const weights = (dir: string, file: string) => {
+      const b = readFileSync(join(dir, file));
+      return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    };
+    for (const file of ["weights.bin", "train-state.bin"]) {
+      const a = weights(whole, file);
+      const b = weights(split, file);
+      expect(b.length).toBe(a.length);
+      let worst = 0;
+      for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]));
+      expect(worst, file).toBeLessThanOrEqual(1e-6);
+    }
+  });
+
   it("--init grows a deeper network from a shallower prior: fitting parameters copied, new ones fresh", async () => {
     const small = mkdtempSync(join(tmpdir(), "scorerecon-prior-"));
     await trainPrior(tiny(small, 20));

@@ -2,7 +2,8 @@
  * Scale-out against a real redis-server: a server job's slices run on two `scorerecon worker`
  * processes and give the same bytes as the embedded pipeline; a worker killed mid-task has its
  * task taken over; tasks that complete before they are waited for count as done; cancel stops
- * both workers. Skipped, with a message, only where redis-server is
+ * both workers; a training runs on a worker process, and killing that worker hands it to the
+ * other, which resumes it from its checkpoint. Skipped, with a message, only where redis-server is
  * not installed outside CI (.ci/run installs it).
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -20,10 +21,12 @@ import { readVolume, writeVolume } from "../../src/io/index.js";
 import { QueuePool } from "../../src/queue/queue-pool.js";
 import { redisConnection, redisOutages } from "../../src/queue/redis-connection.js";
 import { SLICE_QUEUE } from "../../src/queue/task-codec.js";
+import { TRAIN_QUEUE } from "../../src/queue/train-task.js";
 import { parseMethods } from "../../src/recon/methods.js";
 import { reconstruct } from "../../src/recon/reconstruct.js";
 import { createServer, type ScoreReconServer } from "../../server/app.js";
 import { runCli } from "../helpers.js";
+import { tinyTraining } from "../server/training-helpers.js";
 
 const redisBin = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
 if (!redisBin && process.env.CI)
@@ -42,6 +45,7 @@ let redis: ChildProcess;
 let url: string;
 /** The slice queue, to watch and to empty between tests. */
 let queue: Queue;
+let trainQueue: Queue;
 let queueConnection: Redis;
 const children: ChildProcess[] = [];
 
@@ -91,6 +95,7 @@ async function withWorkers<T>(
       ),
     );
     await queue.obliterate({ force: true });
+    await trainQueue.obliterate({ force: true });
   }
 }
 
@@ -159,11 +164,13 @@ beforeAll(async () => {
     10_000,
   );
   queue = new Queue(SLICE_QUEUE, { connection: queueConnection });
+  trainQueue = new Queue(TRAIN_QUEUE, { connection: queueConnection });
 }, 20_000);
 
 afterAll(async () => {
   for (const c of children) c.kill("SIGKILL");
   await queue?.close();
+  await trainQueue?.close();
   queueConnection?.disconnect();
   redis?.kill("SIGKILL");
 });
@@ -361,4 +368,42 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
       }),
     );
   }, 120_000);
+
+  it("a training runs on a worker process; killing it hands it to the other, which resumes from the checkpoint", async () => {
+    const dataDir = join(root, "data-train");
+    await withWorkers(dataDir, 2, (workers, logs) =>
+      withServer(dataDir, async (s, study) => {
+        const spec = tinyTraining("queued-prior", study, {
+          steps: 40,
+          checkpointEvery: 5,
+          grid: { count: 0 },
+        });
+        const res = await request(s.app).post("/api/models").send(spec);
+        expect(res.status, JSON.stringify(res.body)).toBe(202);
+        // The worker that took it, once it is past the checkpoint at step 10.
+        const first = await waitFor("a worker training", () => {
+          const k = logs.findIndex((l) => l.some((x) => /training .* started/.test(x)));
+          return k >= 0 && s.trainings.get("queued-prior")!.step >= 12 ? k : undefined;
+        });
+        expect(s.trainings.get("queued-prior")!.step).toBeLessThan(40);
+        workers[first].kill("SIGKILL");
+        const r = await waitFor("the training", () => {
+          const t = s.trainings.get("queued-prior")!;
+          return ["ready", "failed", "cancelled"].includes(t.state) ? t : undefined;
+        });
+        expect(r.state, JSON.stringify(r.error)).toBe("ready");
+        expect(r.step).toBe(40);
+        // Run twice: from 0 on the first worker, from a checkpoint (10 or later) on the other.
+        expect(r.runs).toHaveLength(2);
+        expect(r.runs[0]).toBe(0);
+        expect(r.runs[1]).toBeGreaterThanOrEqual(10);
+        expect(r.runs[1] % 5).toBe(0);
+        const other = logs[1 - first];
+        expect(other.some((l) => /training .* started/.test(l))).toBe(true);
+        expect(other.some((l) => /training .* done at step 40/.test(l))).toBe(true);
+        const listed = (await request(s.app).get("/api/models")).body.models;
+        expect(listed.map((m: { name: string }) => m.name)).toContain("queued-prior");
+      }),
+    );
+  }, 180_000);
 });

@@ -64,6 +64,28 @@ export interface Model {
   shipped: boolean;
   prior: { modality: "mri" | "ct"; steps: number; data: string };
 }
+/** A prior's training (GET /api/models/:name). */
+export interface Training {
+  name: string;
+  state: "queued" | "training" | "ready" | "failed" | "cancelled";
+  step: number;
+  steps: number;
+  loss: [number, number][];
+  stepsPerSecond: number | null;
+  etaSeconds: number | null;
+  grid: { step: number; url: string } | null;
+  error?: { code: string; message: string };
+}
+/** One event of a training's stream (server/training-record.ts TrainingEvent). */
+export interface TrainingEventData {
+  step?: number;
+  steps?: number;
+  loss?: number;
+  stepsPerSecond?: number;
+  etaSeconds?: number;
+  state?: Training["state"];
+  error?: Training["error"];
+}
 /** A job field as the API's job schema declares it (GET /api/defaults). */
 export interface Field {
   type?: string;
@@ -151,7 +173,23 @@ export const api = {
   defaults: () => get<AcquisitionFields>("/defaults"),
   createJob: (spec: unknown) => send<Job>("POST", "/jobs", spec),
   cancelJob: (id: string) => send<unknown>("DELETE", `/jobs/${id}`),
+  createModel: (spec: unknown) => send<Training>("POST", "/models", spec),
+  model: (name: string) => get<Training>(`/models/${encodeURIComponent(name)}`),
+  deleteModel: (name: string) => send<unknown>("DELETE", `/models/${encodeURIComponent(name)}`),
 };
+
+/** An API image (with the token) as a data: URL (the page's CSP allows images from data:, not blob:). */
+export async function imageUrl(path: string): Promise<string> {
+  const res = await fetch(`/api${path}`, { headers: headers() });
+  if (!res.ok) throw await failure(res);
+  const blob = await res.blob();
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result));
+    reader.onerror = () => reject(reader.error ?? new Error("the image could not be read"));
+    reader.readAsDataURL(blob);
+  });
+}
 
 /** Uploads files with progress (XMLHttpRequest reports upload progress; fetch does not). */
 export function uploadStudy(
@@ -195,18 +233,32 @@ export interface JobEventData {
   error?: Job["error"];
 }
 
-/**
- * Follows a job's Server-Sent Events with fetch (EventSource cannot send the bearer token).
- * Returns a function that stops following.
- */
-export function followJob(
+/** Follows a job's Server-Sent Events; returns a function that stops following. */
+export const followJob = (
   id: string,
   onEvent: (type: string, data: JobEventData) => void,
+  onError: (e: Error) => void,
+): (() => void) => followEvents(`/jobs/${id}/events`, onEvent, onError);
+
+/** Follows a training's Server-Sent Events; returns a function that stops following. */
+export const followTraining = (
+  name: string,
+  onEvent: (type: string, data: TrainingEventData) => void,
+  onError: (e: Error) => void,
+): (() => void) => followEvents(`/models/${encodeURIComponent(name)}/events`, onEvent, onError);
+
+/**
+ * Follows an API event stream with fetch (EventSource cannot send the bearer token).
+ * Returns a function that stops following.
+ */
+function followEvents<T>(
+  path: string,
+  onEvent: (type: string, data: T) => void,
   onError: (e: Error) => void,
 ): () => void {
   const controller = new AbortController();
   (async () => {
-    const res = await fetch(`/api/jobs/${id}/events`, { headers: headers(), signal: controller.signal });
+    const res = await fetch(`/api${path}`, { headers: headers(), signal: controller.signal });
     if (!res.ok || !res.body) throw await failure(res);
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = "";
@@ -220,7 +272,7 @@ export function followJob(
         buffer = buffer.slice(cut + 2);
         const type = /^event: (.*)$/m.exec(block)?.[1];
         const data = /^data: (.*)$/m.exec(block)?.[1];
-        // An event may open another job, which stops following this one: drop what is left.
+        // An event may open another job or training, which stops following this one: drop what is left.
         if (controller.signal.aborted) return;
         if (type && data) onEvent(type, JSON.parse(data));
       }

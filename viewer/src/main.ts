@@ -9,6 +9,7 @@ import { registerLoader } from "./loader.js";
 import { clearError, showError, state, subscribe, update } from "./state.js";
 import { initCompare, jobIdFromHash, openJob } from "./views/compare.js";
 import { initJobForm, renderJobForm } from "./views/job-form.js";
+import { initPriors, renderPriors } from "./views/priors.js";
 import { initStudies, renderStudies } from "./views/studies.js";
 
 csTools.external.cornerstone = cornerstone;
@@ -72,10 +73,12 @@ function askForToken(refused: boolean): void {
 subscribe(() => {
   renderStudies();
   renderJobForm();
+  renderPriors();
   void renderJobs().catch(() => {});
 });
 initStudies();
 initCompare();
+initPriors();
 window.addEventListener("error", (e) => showError(e.error ?? e.message));
 window.addEventListener("unhandledrejection", (e) => showError(e.reason));
 void start();

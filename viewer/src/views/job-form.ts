@@ -145,6 +145,17 @@ export async function initJobForm(): Promise<void> {
   [models, fields] = await Promise.all([api.models(), api.defaults()]);
 }
 
+/** The priors as the form lists them (the Priors panel starts fine-tunes from them). */
+export const knownModels = (): readonly Model[] => models;
+
+/** Reads the model list again (a prior trained meanwhile) and redraws the form with it. */
+export async function reloadModels(): Promise<void> {
+  models = await api.models();
+  const form = document.getElementById("job-form") as HTMLFormElement;
+  form.dataset.series = "";
+  renderJobForm();
+}
+
 export function renderJobForm(): void {
   const form = document.getElementById("job-form") as HTMLFormElement;
   const series = state.study?.series.find((s) => s.id === state.seriesId);
