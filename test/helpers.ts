@@ -1,3 +1,4 @@
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { vi } from "vitest";
@@ -57,3 +58,32 @@ export const binaryBody = ((res, cb) => {
   res.on("data", (c: Buffer) => chunks.push(c));
   res.on("end", () => cb(null, Buffer.concat(chunks)));
 }) satisfies Parameters<import("supertest").Test["parse"]>[0];
+
+/**
+ * Starts `scorerecon serve` as a real process (port 0, one worker) on a data folder, records it in
+ * `children` (for the caller to kill) and resolves with its URL once it prints it.
+ */
+export async function startServeProcess(
+  bin: string,
+  dataDir: string,
+  children: ChildProcess[],
+): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(
+    process.execPath,
+    [bin, "serve", "--port", "0", "--data-dir", dataDir, "--workers", "1"],
+    {
+      stdio: ["ignore", "pipe", "ignore"],
+    },
+  );
+  children.push(child);
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      out += c.toString();
+      const m = /open (http:\/\/\S+\/) /.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+  });
+  return { child, url };
+}

@@ -1,8 +1,8 @@
 /** Jobs: create (rate-limited), list, one, cancel, their events (SSE) and metrics. */
-import type { Request, Response } from "express";
 import type { z } from "zod";
 import { named } from "../api-schemas.js";
 import { HttpError, notFound } from "../http/errors.js";
+import { streamEvents } from "../http/sse.js";
 import { jobRateLimit } from "../http/middleware.js";
 import { FINAL_STATES, type JobEvent, type JobRecord } from "../job-record.js";
 import type { JobService } from "../jobs.js";
@@ -82,7 +82,16 @@ export function jobRoutes({ storage, jobs, jobRateLimit: perMinute }: ApiContext
       summary: "Server-Sent Events: snapshot, then progress, slice and state events until the job ends",
       ok: { 200: { description: "an event stream", content: ["text/event-stream"] } },
       errors: [404],
-      handle: (req, res) => streamEvents(jobs, findJob(jobs, String(req.params.id)), req, res),
+      handle: (req, res) => {
+        const job = findJob(jobs, String(req.params.id));
+        streamEvents<JobEvent>(req, res, {
+          snapshot: jobView(job),
+          final: jobs.isFinal(job),
+          events: jobs.events,
+          key: job.id,
+          ends: (e) => e.type === "state" && !!e.state && FINAL_STATES.includes(e.state),
+        });
+      },
     }),
     route({
       method: "get",
@@ -93,31 +102,4 @@ export function jobRoutes({ storage, jobs, jobRateLimit: perMinute }: ApiContext
       handle: (req, res) => void res.json(metricsView(findJob(jobs, String(req.params.id)))),
     }),
   ];
-}
-
-function streamEvents(jobs: JobService, job: JobRecord, req: Request, res: Response): void {
-  res.set({
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    Connection: "keep-alive",
-    "X-Accel-Buffering": "no",
-  });
-  res.flushHeaders();
-  let id = 0;
-  const send = (type: string, data: unknown) =>
-    res.write(`id: ${++id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-  send("snapshot", jobView(job));
-  if (jobs.isFinal(job)) return void res.end();
-  const onEvent = (e: JobEvent) => {
-    send(e.type, e);
-    if (e.type === "state" && e.state && FINAL_STATES.includes(e.state)) stop();
-  };
-  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
-  const stop = () => {
-    clearInterval(heartbeat);
-    jobs.events.off(job.id, onEvent);
-    res.end();
-  };
-  jobs.events.on(job.id, onEvent);
-  req.on("close", stop);
 }

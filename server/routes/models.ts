@@ -3,10 +3,10 @@
  * or fine-tune on stored studies, server/trainings.ts), one prior or training, its events (SSE),
  * its latest sample grid, and DELETE (cancel a training; delete a user prior).
  */
-import type { Request, Response } from "express";
 import { z } from "zod";
 import { named } from "../api-schemas.js";
 import { HttpError, notFound } from "../http/errors.js";
+import { streamEvents } from "../http/sse.js";
 import { jobRateLimit } from "../http/middleware.js";
 import { findModel, isShipped, listModels } from "../models.js";
 import {
@@ -17,7 +17,7 @@ import {
   type TrainingRecord,
 } from "../training-record.js";
 import { resolveTrainingSpec, TrainingSpecSchema } from "../training-spec.js";
-import { checkpointFolder, type TrainingService } from "../trainings.js";
+import { checkpointFolder } from "../trainings.js";
 import { route, type ApiContext } from "./route.js";
 
 const ModelList = named(
@@ -144,8 +144,17 @@ export function modelRoutes({ storage, jobs, trainings, jobRateLimit: perMinute 
         "Server-Sent Events: snapshot, then progress, checkpoint, grid and state events until the training ends",
       ok: { 200: { description: "an event stream", content: ["text/event-stream"] } },
       errors: [404],
-      handle: (req, res) =>
-        streamEvents(trainings, storage.root, training(String(req.params.name)), req, res),
+      handle: (req, res) => {
+        const r = training(String(req.params.name));
+        streamEvents<TrainingEvent>(req, res, {
+          snapshot: view(storage.root, r),
+          final: isFinalTraining(r),
+          events: trainings.events,
+          key: r.name,
+          view: (e) => (e.type === "grid" ? { ...e, url: `/api/models/${r.name}/grid` } : e),
+          ends: (e) => e.type === "state" && !!e.state && FINAL_TRAINING_STATES.includes(e.state),
+        });
+      },
     }),
     route({
       method: "get",
@@ -207,37 +216,4 @@ export function modelRoutes({ storage, jobs, trainings, jobRateLimit: perMinute 
       },
     }),
   ];
-}
-
-function streamEvents(
-  trainings: TrainingService,
-  root: string,
-  r: TrainingRecord,
-  req: Request,
-  res: Response,
-): void {
-  res.set({
-    "Content-Type": "text/event-stream",
-    "Cache-Control": "no-cache",
-    Connection: "keep-alive",
-    "X-Accel-Buffering": "no",
-  });
-  res.flushHeaders();
-  let id = 0;
-  const send = (type: string, data: unknown) =>
-    res.write(`id: ${++id}\nevent: ${type}\ndata: ${JSON.stringify(data)}\n\n`);
-  send("snapshot", view(root, r));
-  if (isFinalTraining(r)) return void res.end();
-  const onEvent = (e: TrainingEvent) => {
-    send(e.type, e.type === "grid" ? { ...e, url: `/api/models/${r.name}/grid` } : e);
-    if (e.type === "state" && e.state && FINAL_TRAINING_STATES.includes(e.state)) stop();
-  };
-  const heartbeat = setInterval(() => res.write(": keep-alive\n\n"), 15_000);
-  const stop = () => {
-    clearInterval(heartbeat);
-    trainings.events.off(r.name, onEvent);
-    res.end();
-  };
-  trainings.events.on(r.name, onEvent);
-  req.on("close", stop);
 }

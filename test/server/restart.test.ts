@@ -3,7 +3,7 @@
  * same data folder: the upload and the finished slices are intact, and the job completes. A job
  * under which the server died twice is failed at the next start, not run a third time.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,32 +11,14 @@ import { afterAll, describe, expect, it } from "vitest";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { writeVolume } from "../../src/io/index.js";
+import { startServeProcess } from "../helpers.js";
 
 const bin = new URL("../../dist/src/cli/bin.js", import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), "scorerecon-restart-"));
 const dataDir = join(root, "data");
 const children: ChildProcess[] = [];
 
-async function start(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [bin, "serve", "--port", "0", "--data-dir", dataDir, "--workers", "1"],
-    {
-      stdio: ["ignore", "pipe", "ignore"],
-    },
-  );
-  children.push(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /open (http:\/\/\S+\/) /.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
-  });
-  return { child, url };
-}
+const start = () => startServeProcess(bin, dataDir, children);
 
 /** Finished slice records of a job: file -> mtime. */
 function finished(job: string): Map<string, number> {

@@ -4,7 +4,7 @@
  * the training resumes from its last checkpoint (not from step 0) and ends with the weights of the
  * same training run without a stop, to 1e-6.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { writeVolume } from "../../src/io/index.js";
+import { startServeProcess } from "../helpers.js";
 import { tinyTraining } from "./training-helpers.js";
 
 const bin = new URL("../../dist/src/cli/bin.js", import.meta.url).pathname;
@@ -19,26 +20,7 @@ const root = mkdtempSync(join(tmpdir(), "scorerecon-train-restart-"));
 const dataDir = join(root, "data");
 const children: ChildProcess[] = [];
 
-async function start(): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(
-    process.execPath,
-    [bin, "serve", "--port", "0", "--data-dir", dataDir, "--workers", "1"],
-    {
-      stdio: ["ignore", "pipe", "ignore"],
-    },
-  );
-  children.push(child);
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout!.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /open (http:\/\/\S+\/) /.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on("exit", (code) => reject(new Error(`server exited with ${code}: ${out}`)));
-  });
-  return { child, url };
-}
+const start = () => startServeProcess(bin, dataDir, children);
 
 const get = async (url: string) => (await fetch(url)).json() as Promise<any>;
 const post = (url: string, body: unknown) =>
