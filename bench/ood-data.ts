@@ -4,8 +4,7 @@
  * `dpkg -x`), written as NIfTI files in OUT/validation (for tuning) and OUT/test (for the README).
  * Run: `npm run build && node dist/bench/ood-data.js [OUT]` (default data/ood, ignored by git).
  *
- * Never from the packages kept for independent evaluation (python3-dipy, insighttoolkit4/5-examples,
- * mayavi2, python3-pydicom, python3-nibabel, octave-dicom) and never from the training data
+ * Never from the packages reserved for independent evaluation, and never from the training data
  * (models/README.md: Colin27 of mricron-data, nipy's anatomical test volume, the phantoms).
  */
 import { execFileSync } from "node:child_process";

@@ -36,3 +36,28 @@ export class ServerStopping extends Error {
     this.name = "ServerStopping";
   }
 }
+
+/**
+ * An error as a message between processes or threads (a slice worker, a training worker, a
+ * training process): a UserError keeps its code and field, anything else its stack.
+ */
+export interface ErrorMessage {
+  kind: "error";
+  message: string;
+  code?: string;
+  field?: string;
+  stack?: string;
+}
+
+export function toErrorMessage(err: unknown): ErrorMessage {
+  if (err instanceof UserError)
+    return { kind: "error", message: err.message, code: err.code, field: err.field };
+  if (err instanceof Error) return { kind: "error", message: err.message, stack: err.stack };
+  return { kind: "error", message: String(err) };
+}
+
+/** The error an ErrorMessage stands for: a UserError again, or an Error (its message prefixed). */
+export function fromErrorMessage(m: ErrorMessage, prefix = ""): Error {
+  if (m.code) return new UserError(m.message, m.code, m.field);
+  return Object.assign(new Error(prefix + m.message), m.stack ? { stack: m.stack } : {});
+}

@@ -18,7 +18,6 @@ import { UserError } from "../errors.js";
 import { percentile } from "../image/stats.js";
 import type { Image2D, Volume } from "../image/volume.js";
 import type { Normalisation } from "./checkpoint.js";
-import { tf } from "./backend.js";
 
 export const AUGMENTATIONS = [
   "flip",
@@ -239,8 +238,8 @@ export interface BatchSource {
   augment: readonly Augmentation[];
 }
 
-/** One batch [B, S, S, 1]: half phantoms when both are given, every sample augmented. */
-export function makeBatch(src: BatchSource, s: number, b: number, rng: Rng): tf.Tensor4D {
+/** One batch [B, S, S, 1], flat: half phantoms when both are given, every sample augmented. */
+export function makeBatch(src: BatchSource, s: number, b: number, rng: Rng): Float32Array {
   const aug = new Set(src.augment);
   const out = new Float32Array(b * s * s);
   const crop = new Float32Array(s * s);
@@ -258,5 +257,5 @@ export function makeBatch(src: BatchSource, s: number, b: number, rng: Rng): tf.
     else if (src.modality === "mri") intensityMri(crop, aug, rng);
     out.set(crop, k * s * s);
   }
-  return tf.tensor4d(out, [b, s, s, 1]);
+  return out;
 }

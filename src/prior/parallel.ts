@@ -11,7 +11,7 @@
  * with N threads resumes with M.
  */
 import { Worker } from "node:worker_threads";
-import { UserError } from "../errors.js";
+import { fromErrorMessage, UserError, type ErrorMessage } from "../errors.js";
 import { compiledModule } from "../package-root.js";
 import { tf } from "./backend.js";
 import type { SdeConfig } from "./sde.js";
@@ -132,9 +132,7 @@ export interface WorkerRequest {
   total: number;
 }
 
-export type WorkerReply =
-  | ({ kind: "gradient" } & Gradient)
-  | { kind: "error"; message: string; code?: string; field?: string; stack?: string };
+export type WorkerReply = ({ kind: "gradient" } & Gradient) | ErrorMessage;
 
 /** Computes a step's gradient, in this thread or over worker threads. */
 export interface Gradients {
@@ -182,12 +180,7 @@ class WorkerGradients implements Gradients {
         const p = this.pending.get(w);
         this.pending.delete(w);
         if (m.kind === "gradient") p?.resolve(m);
-        else
-          p?.reject(
-            m.code
-              ? new UserError(m.message, m.code, m.field)
-              : Object.assign(new Error(`training worker: ${m.message}`), m.stack ? { stack: m.stack } : {}),
-          );
+        else p?.reject(fromErrorMessage(m, "training worker: "));
       });
       w.on("error", (e) => this.fail(new Error(`training worker failed: ${e.message}`)));
       w.on("exit", (code) => this.fail(new Error(`training worker exited (code ${code})`)));

@@ -3,7 +3,7 @@
  * own TensorFlow.js backend; each request sets its weights and answers its share's gradient.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import { UserError } from "../errors.js";
+import { toErrorMessage } from "../errors.js";
 import { initBackend, tf, type BackendChoice } from "./backend.js";
 import {
   assignFlat,
@@ -29,12 +29,7 @@ port.on("message", (m: WorkerRequest) => {
     assignFlat(vars, m.weights);
     reply = { kind: "gradient", ...shareGradient(net, vars, m.share, m.total) };
   } catch (err) {
-    reply =
-      err instanceof UserError
-        ? { kind: "error", message: err.message, code: err.code, field: err.field }
-        : err instanceof Error
-          ? { kind: "error", message: err.message, stack: err.stack }
-          : { kind: "error", message: String(err) };
+    reply = toErrorMessage(err);
   }
   port.postMessage(reply, reply.kind === "gradient" ? [reply.grad.buffer as ArrayBuffer] : []);
 });

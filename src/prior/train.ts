@@ -203,11 +203,9 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
     const rng = createRng(stepSeed(o.seed ?? 0, s));
     const x0 = makeBatch(source, o.size, o.batch, rng);
     const ts = Array.from({ length: o.batch }, () => 1e-5 + (1 - 1e-5) * rng.uniform());
-    const z = new Float32Array(x0.size);
+    const z = new Float32Array(x0.length);
     for (let i = 0; i < z.length; i++) z[i] = rng.normal();
-    const data = { x0: x0.dataSync() as Float32Array, z, ts };
-    x0.dispose();
-    return data;
+    return { x0, z, ts };
   };
   const gradients = startGradients(threads, net, o.backend);
   let interrupted = false;

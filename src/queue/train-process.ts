@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.js";
+import { toErrorMessage } from "../errors.js";
 import { montage } from "../image/montage.js";
 import { keepSlices, type Volume } from "../image/volume.js";
 import { encodePng } from "../io/png.js";
@@ -94,11 +94,5 @@ async function run(task: TrainTask, dataDir: string): Promise<void> {
 
 process.on("message", (m: { kind: "start"; task: TrainTask; dataDir: string } | { kind: "cancel" }) => {
   if (m.kind === "cancel") return stop.abort();
-  run(m.task, m.dataDir).catch((e: unknown) =>
-    last(
-      e instanceof UserError
-        ? { kind: "error", message: e.message, code: e.code, field: e.field }
-        : { kind: "error", message: String((e as Error)?.message ?? e), stack: (e as Error)?.stack },
-    ),
-  );
+  run(m.task, m.dataDir).catch((e: unknown) => last(toErrorMessage(e)));
 });

@@ -10,7 +10,7 @@
  */
 import { fork } from "node:child_process";
 import { isAbsolute, relative, resolve } from "node:path";
-import { Cancelled, UserError } from "../errors.js";
+import { Cancelled, fromErrorMessage, type ErrorMessage } from "../errors.js";
 import { compiledModule, packageRoot } from "../package-root.js";
 import type { Augmentation } from "../prior/data.js";
 import type { SdeConfig } from "../prior/sde.js";
@@ -60,10 +60,7 @@ export interface TrainOutcome {
 }
 
 /** Messages of the training process. */
-export type TrainProcessMessage =
-  | TrainEvent
-  | { kind: "done"; outcome: TrainOutcome }
-  | { kind: "error"; message: string; code?: string; field?: string; stack?: string };
+export type TrainProcessMessage = TrainEvent | { kind: "done"; outcome: TrainOutcome } | ErrorMessage;
 
 /** A path of the task under the data folder (or the package), never outside it. */
 export function taskPath(dataDir: string, path: string, root: "data" | "package" = "data"): string {
@@ -112,14 +109,7 @@ export function runTrainTask(
       if (m.kind === "start" || m.kind === "step" || m.kind === "checkpoint") return onEvent(m);
       if (m.kind === "done")
         settle(() => (m.outcome.interrupted && signal?.aborted ? fail(signal.reason) : done(m.outcome)));
-      else
-        settle(() =>
-          fail(
-            m.code
-              ? new UserError(m.message, m.code, m.field)
-              : Object.assign(new Error(m.message), m.stack ? { stack: m.stack } : {}),
-          ),
-        );
+      else settle(() => fail(fromErrorMessage(m)));
     });
     child.on("error", () => {});
     child.on("exit", (code, sig) =>

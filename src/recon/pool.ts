@@ -11,7 +11,7 @@
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { totalmem } from "node:os";
-import { UserError } from "../errors.js";
+import { fromErrorMessage, UserError, type ErrorMessage } from "../errors.js";
 import { compiledModule } from "../package-root.js";
 import type { SliceOutput, SliceTask } from "./slice-task.js";
 
@@ -23,7 +23,7 @@ export type WorkerMessage =
   | { kind: "progress"; done: number; total: number }
   | { kind: "done"; output: SliceOutput }
   /** A UserError carries its code (and field); any other error its stack, apart from its message. */
-  | { kind: "error"; message: string; code?: string; field?: string; stack?: string };
+  | ErrorMessage;
 
 /**
  * Default heap limit of one worker (MiB): half the machine's memory shared by the workers, at
@@ -155,12 +155,7 @@ export class SlicePool implements SliceRunner {
           if (m.kind === "progress") return onIteration?.(m.done, m.total);
           cleanup();
           if (m.kind === "done") resolve(m.output);
-          else
-            reject(
-              m.code
-                ? new UserError(m.message, m.code, m.field)
-                : Object.assign(new Error(m.message), m.stack ? { stack: m.stack } : {}),
-            );
+          else reject(fromErrorMessage(m));
         };
         const onExit = (code: number | null, sig: NodeJS.Signals | null) => {
           cleanup();

@@ -1,5 +1,5 @@
 /** Entry of a slice pool's worker process (src/recon/pool.ts): runs slice tasks one at a time. */
-import { UserError } from "../errors.js";
+import { toErrorMessage } from "../errors.js";
 import { initEngine, setEngineThreads, threadsPerWorker } from "../prior/engine.js";
 import { findMethod } from "./methods.js";
 import type { SliceRequest, WorkerMessage } from "./pool.js";
@@ -29,9 +29,6 @@ process.on("message", async ({ task }: SliceRequest) => {
     });
     send({ kind: "done", output });
   } catch (err) {
-    if (err instanceof UserError)
-      send({ kind: "error", message: err.message, code: err.code, field: err.field });
-    else if (err instanceof Error) send({ kind: "error", message: err.message, stack: err.stack });
-    else send({ kind: "error", message: String(err) });
+    send(toErrorMessage(err));
   }
 });
