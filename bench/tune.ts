@@ -22,7 +22,7 @@ import { generatePhantom } from "../phantoms/index.js";
 import { makeVolume, padOrCrop, type Volume } from "../src/image/volume.js";
 import { readVolume } from "../src/io/index.js";
 import { initEngine, setEngineThreads } from "../src/prior/engine.js";
-import { evaluate, pseudoCt, STANDARD_SETTINGS, type EvalInput } from "../src/recon/evaluate.js";
+import { evaluate, STANDARD_SETTINGS, withPseudoCt, type EvalInput } from "../src/recon/evaluate.js";
 import { parseMethods } from "../src/recon/methods.js";
 import { selectSlices } from "../src/cli/options.js";
 
@@ -58,7 +58,7 @@ async function oodInputs(dir: string): Promise<EvalInput[]> {
     const v = await readVolume(join(dir, f));
     const volume = padOrCrop(v, size, size);
     const labels = Array.from({ length: v.slices }, (_, k) => `${f} slice ${k}`);
-    out.push({ volume, labels }, { volume: pseudoCt(volume), labels: labels.map((l) => `${l} (pseudo-CT)`) });
+    out.push(...withPseudoCt({ volume, labels }));
   }
   return out;
 }

@@ -21,7 +21,7 @@ import {
   evalMarkdown,
   evaluate,
   perImageMarkdown,
-  pseudoCt,
+  withPseudoCt,
   STANDARD_SETTINGS,
   type EvalInput,
 } from "../recon/evaluate.js";
@@ -232,9 +232,7 @@ export function registerCommands(program: Command): void {
         const v = await readVolume(f);
         const volume = padOrCrop(selectSlices(v, o.slices, f), size, size);
         const labels = sliceIndices(o.slices, v.slices, f).map((k) => `${basename(f)} slice ${k}`);
-        inputs.push({ volume, labels });
-        if (o.ctFromMri && v.modality !== "CT")
-          inputs.push({ volume: pseudoCt(volume), labels: labels.map((l) => `${l} (pseudo-CT)`) });
+        inputs.push(...(o.ctFromMri ? withPseudoCt({ volume, labels }) : [{ volume, labels }]));
       }
       for (let k = 0; k < n; k++)
         for (const kind of ["brain", "ct-body"] as const) {

@@ -129,6 +129,12 @@ export function pseudoCt(v: Volume): Volume {
   return { ...v, data: data.map((u) => u * 2000 - 1000), modality: "CT", units: "HU", dicom: undefined };
 }
 
+/** An MR/other ground truth, and the same as pseudo-CT (its labels marked) for the CT settings. */
+export function withPseudoCt(input: EvalInput): EvalInput[] {
+  if (input.volume.modality === "CT") return [input];
+  return [input, { volume: pseudoCt(input.volume), labels: input.labels.map((l) => `${l} (pseudo-CT)`) }];
+}
+
 /** Per-image tables, one per setting: a row per image, PSNR / SSIM per method. */
 export function perImageMarkdown(rows: EvalRow[]): string {
   const tables: string[] = [];
