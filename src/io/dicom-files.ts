@@ -23,18 +23,74 @@ export interface SkippedFile {
 /** The number of frames of an instance (NumberOfFrames, 1 when absent). */
 export const frames = (ds: dicomParser.DataSet) => ds.intString("x00280008") ?? 1;
 
-/** True when the file has the DICOM preamble magic "DICM" at byte 128. */
+const EXPLICIT_LE = "1.2.840.10008.1.2.1";
+const IMPLICIT_LE = "1.2.840.10008.1.2";
+const VRS = new Set(
+  "AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI UL UN UR US UT UV".split(
+    " ",
+  ),
+);
+
+/**
+ * A file's bytes as a DICOM Part 10 stream, or undefined when they are no DICOM data set. Part 10
+ * (128-byte preamble, "DICM", the file meta group) as it is; a file meta group without the
+ * preamble gets one; a bare data set (no preamble, no meta group, as ACR-NEMA-era and some
+ * older writers store it: it starts with its group 0008 elements) gets a preamble and a meta group
+ * naming explicit or implicit VR little endian, read from its first element's form (PS3.5 7.1).
+ */
+export function asPart10(b: Uint8Array): Uint8Array | undefined {
+  const text = (from: number, to: number) => String.fromCharCode(...b.subarray(from, to));
+  if (b.length > 132 && text(128, 132) === "DICM") return b;
+  if (b.length < 8) return undefined;
+  const group = b[0] | (b[1] << 8);
+  const explicit = VRS.has(text(4, 6));
+  if (group === 0x0002 && explicit) return concat(preamble(), b);
+  if (group !== 0x0008) return undefined;
+  if (!explicit) {
+    // Implicit VR: a 4-byte length that fits the file.
+    const length = (b[4] | (b[5] << 8) | (b[6] << 16)) + b[7] * 2 ** 24;
+    if (length % 2 !== 0 || 8 + length > b.length) return undefined;
+  }
+  return concat(preamble(), meta(explicit ? EXPLICIT_LE : IMPLICIT_LE), b);
+}
+
+const preamble = () => {
+  const p = new Uint8Array(132);
+  p.set([0x44, 0x49, 0x43, 0x4d], 128);
+  return p;
+};
+
+/** A file meta group of one element, (0002,0010) Transfer Syntax UID, explicit VR little endian. */
+function meta(syntax: string): Uint8Array {
+  const value = syntax.length % 2 ? `${syntax}\0` : syntax;
+  const out = new Uint8Array(8 + value.length);
+  out.set([0x02, 0x00, 0x10, 0x00, 0x55, 0x49, value.length & 0xff, value.length >> 8]);
+  for (let i = 0; i < value.length; i++) out[8 + i] = value.charCodeAt(i);
+  return out;
+}
+
+function concat(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** True when the file holds a DICOM data set (asPart10). */
 export function looksLikeDicom(path: string): boolean {
   try {
-    const b = readFileSync(path);
-    return b.length > 132 && b.toString("latin1", 128, 132) === "DICM";
+    return asPart10(readFileSync(path)) !== undefined;
   } catch {
     return false;
   }
 }
 
 function parse(file: string, budget: DecompressionBudget): Instance {
-  const bytes = readFileSync(file);
+  const read = readFileSync(file);
+  const bytes = asPart10(read) ?? read;
   let ds: dicomParser.DataSet;
   try {
     ds = dicomParser.parseDicom(bytes, {

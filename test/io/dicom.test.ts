@@ -3,12 +3,12 @@
  * a 3-slice CT series whose file names do not follow the slice order, a two-series folder, one
  * slice in every supported transfer syntax, and broken files.
  */
-import { mkdtempSync, readFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { listDicomSeries, readDicomSeries } from "../../src/io/dicom.js";
-import { readVolume } from "../../src/io/index.js";
+import { isDicomPath, readVolume } from "../../src/io/index.js";
 
 const fx = (p: string) => new URL(`../fixtures/dicom/${p}`, import.meta.url).pathname;
 const rawFile = (name: string) => readFileSync(fx(name));
@@ -32,13 +32,21 @@ describe("DICOM series", () => {
     expect([v.affine![3], v.affine![7], v.affine![11]]).toEqual([10, 12, 0]);
   });
 
-  it.each(["implicit", "big-endian", "deflated", "rle", "jpeg-lossless", "jpeg-ls", "j2k"])(
-    "decodes %s exactly like the uncompressed original",
-    async (name) => {
-      const ref = await read("series/ct1.dcm");
-      expect(Array.from((await read(`${name}.dcm`)).data)).toEqual(Array.from(ref.data));
-    },
-  );
+  it.each([
+    "implicit",
+    "big-endian",
+    "deflated",
+    "rle",
+    "jpeg-lossless",
+    "jpeg-ls",
+    "j2k",
+    "bare-implicit",
+    "bare-explicit",
+    "no-preamble",
+  ])("decodes %s exactly like the uncompressed original", async (name) => {
+    const ref = await read("series/ct1.dcm");
+    expect(Array.from((await read(`${name}.dcm`)).data)).toEqual(Array.from(ref.data));
+  });
 
   it("decodes JPEG baseline (lossy, 8-bit) within the codec's tolerance", async () => {
     const original = Array.from(rawFile("uint8-pixels.raw"));
@@ -113,5 +121,22 @@ describe("DICOM series", () => {
     const empty = mkdtempSync(join(tmpdir(), "scorerecon-dicom-"));
     await expect(readDicomSeries(empty)).rejects.toThrow(/holds no readable DICOM image/);
     expect((await readVolume(fx("series"))).slices).toBe(3);
+  });
+
+  it("knows a DICOM file without a .dcm name by its content, bare data sets included", () => {
+    const dir = mkdtempSync(join(tmpdir(), "scorerecon-dicom-"));
+    for (const name of ["series/ct1.dcm", "bare-implicit.dcm", "bare-explicit.dcm", "no-preamble.dcm"]) {
+      const copy = join(dir, name.replace(/\W/g, "-").replace(/-dcm$/, ""));
+      copyFileSync(fx(name), copy);
+      expect(isDicomPath(copy)).toBe(true);
+    }
+    // Text, and bytes that start like no data set (group 0x0010 first), are not DICOM.
+    writeFileSync(join(dir, "notes"), "0008 this is text");
+    writeFileSync(
+      join(dir, "other"),
+      Buffer.from([0x10, 0x00, 0x10, 0x00, 0x50, 0x4e, 0x02, 0x00, 0x41, 0x20]),
+    );
+    expect(isDicomPath(join(dir, "notes"))).toBe(false);
+    expect(isDicomPath(join(dir, "other"))).toBe(false);
   });
 });
