@@ -10,7 +10,7 @@
  *
  * The projector is Joseph's method (Joseph 1982): a ray steps along the image axis it is most
  * aligned with, one pixel per step, linearly interpolating between the two pixels it passes
- * between, weighted by the path length per step. Forward and adjoint run the same loop with the
+ * between, weighted by the path length per step. Forward and adjoint run the same steps with the
  * same weights (gather versus scatter), so the adjoint is the exact transpose of the forward.
  */
 import { fftPlan } from "./fft.js";
@@ -44,6 +44,7 @@ export class ParallelBeamProjector implements LinearOperator {
   readonly detectors: number;
   readonly input;
   readonly output;
+  private plan?: RayPlan;
 
   constructor(options: ProjectorOptions) {
     const n = options.size;
@@ -70,44 +71,98 @@ export class ParallelBeamProjector implements LinearOperator {
     x: Float32Array,
     out: Float32Array = new Float32Array(this.angles.length * this.detectors),
   ): Float32Array {
-    out.fill(0);
-    this.sweep(x, out, false);
+    const { views, rays } = this.rayPlan();
+    const n = this.size,
+      d = this.detectors;
+    for (let v = 0; v < views.length; v++) {
+      const { b, w, stride, step } = views[v];
+      for (let j = 0; j < d; j++) {
+        const s = v * d + j,
+          r = 4 * s;
+        const a = rays.intercept[s];
+        const lo = rays.steps[r],
+          from = rays.steps[r + 1],
+          to = rays.steps[r + 2],
+          hi = rays.steps[r + 3];
+        let acc = 0;
+        for (let i = lo; i < from; i++) acc = edgeGather(x, n, a + b * i, i, stride, step, acc);
+        // Both neighbours inside: 0 <= p < n - 1, so p | 0 is floor(p).
+        for (let i = from; i < to; i++) {
+          const p = a + b * i;
+          const k = p | 0;
+          const f = p - k;
+          const i0 = k * stride + i * step;
+          acc += (1 - f) * x[i0];
+          acc += f * x[i0 + stride];
+        }
+        for (let i = to; i < hi; i++) acc = edgeGather(x, n, a + b * i, i, stride, step, acc);
+        out[s] = acc * w;
+      }
+    }
     return out;
   }
 
   adjoint(y: Float32Array, out: Float32Array = new Float32Array(this.size * this.size)): Float32Array {
     out.fill(0);
-    this.sweep(out, y, true);
+    const { views, rays } = this.rayPlan();
+    const n = this.size,
+      d = this.detectors;
+    for (let v = 0; v < views.length; v++) {
+      const { b, w, stride, step } = views[v];
+      for (let j = 0; j < d; j++) {
+        const s = v * d + j,
+          r = 4 * s;
+        const ys = y[s] * w;
+        if (ys === 0) continue;
+        const a = rays.intercept[s];
+        const lo = rays.steps[r],
+          from = rays.steps[r + 1],
+          to = rays.steps[r + 2],
+          hi = rays.steps[r + 3];
+        for (let i = lo; i < from; i++) edgeScatter(out, n, a + b * i, i, stride, step, ys);
+        for (let i = from; i < to; i++) {
+          const p = a + b * i;
+          const k = p | 0;
+          const f = p - k;
+          const i0 = k * stride + i * step;
+          out[i0] += (1 - f) * ys;
+          out[i0 + stride] += f * ys;
+        }
+        for (let i = to; i < hi; i++) edgeScatter(out, n, a + b * i, i, stride, step, ys);
+      }
+    }
     return out;
   }
 
   /**
-   * The one Joseph loop. For a ray stepping along columns, the row position is linear in the
-   * column index, row(c) = a + b c; pixels (floor(row), c) and (floor(row) + 1, c) get weights
-   * (1 - f) w and f w with f the fractional part and w = 1 / |sin(theta)| the path per column.
+   * The Joseph rays, computed once per projector. For a ray stepping along columns, the row
+   * position is linear in the column index, row(c) = a + b c; pixels (floor(row), c) and
+   * (floor(row) + 1, c) get weights (1 - f) w and f w with f the fractional part and
+   * w = 1 / |sin(theta)| the path per column (rows likewise, with the roles swapped). Each ray's
+   * steps lo..hi - 1 are those with -1 < p < n; its interior steps from..to - 1, where both
+   * neighbours are inside, run without bounds checks, and the few edge steps either side with them.
    */
-  private sweep(image: Float32Array, sino: Float32Array, transpose: boolean): void {
+  private rayPlan(): RayPlan {
+    if (this.plan) return this.plan;
     const n = this.size,
       d = this.detectors;
     const c0 = (n - 1) / 2,
       t0 = (d - 1) / 2;
+    const views: ViewPlan[] = [];
+    const intercept = new Float64Array(this.angles.length * d);
+    const steps = new Int32Array(4 * this.angles.length * d);
     for (let v = 0; v < this.angles.length; v++) {
       const th = this.angles[v];
       const cos = Math.cos(th),
         sin = Math.sin(th);
       const alongCols = Math.abs(sin) >= Math.abs(cos);
       // Stepping index i runs over columns (alongCols) or rows; position p(i) = a + b i is the
-      // fractional row (or column) where the ray crosses line i.
-      let b: number, w: number;
-      if (alongCols) {
-        // x = c - c0; y = (t - x cos)/sin; row = c0 - y.
-        b = cos / sin;
-        w = 1 / Math.abs(sin);
-      } else {
-        // y = c0 - r; x = (t - y sin)/cos; col = x + c0.
-        b = sin / cos;
-        w = 1 / Math.abs(cos);
-      }
+      // fractional row (or column) where the ray crosses line i. Pixel (p, i) is at p n + i
+      // along columns, i n + p along rows.
+      // x = c - c0; y = (t - x cos)/sin; row = c0 - y.   y = c0 - r; x = (t - y sin)/cos; col = x + c0.
+      const b = alongCols ? cos / sin : sin / cos;
+      const w = 1 / Math.abs(alongCols ? sin : cos);
+      views.push({ b, w, stride: alongCols ? n : 1, step: alongCols ? 1 : n });
       for (let j = 0; j < d; j++) {
         const t = j - t0;
         const a = alongCols ? c0 - t / sin - c0 * b : t / cos - c0 * b + c0;
@@ -115,38 +170,84 @@ export class ParallelBeamProjector implements LinearOperator {
         let lo = 0,
           hi = n - 1;
         if (Math.abs(b) < 1e-12) {
-          if (a <= -1 || a >= n) continue;
+          if (a <= -1 || a >= n) hi = -1;
         } else {
           const i1 = (-1 - a) / b,
             i2 = (n - a) / b;
           lo = Math.max(0, Math.ceil(Math.min(i1, i2) - 1e-9));
           hi = Math.min(n - 1, Math.floor(Math.max(i1, i2) + 1e-9));
         }
-        const s = v * d + j;
-        let acc = 0;
-        const ys = transpose ? sino[s] * w : 0;
-        if (transpose && ys === 0) continue;
-        for (let i = lo; i <= hi; i++) {
+        hi = Math.max(hi + 1, lo);
+        // p is monotone in i, so the interior steps are one run.
+        const inside = (i: number) => {
           const p = a + b * i;
-          const k = Math.floor(p);
-          const f = p - k;
-          // Pixel indices of the two neighbours along the interpolation axis.
-          const i0 = alongCols ? k * n + i : i * n + k;
-          const i1 = alongCols ? i0 + n : i0 + 1;
-          const in0 = k >= 0 && k < n,
-            in1 = k + 1 >= 0 && k + 1 < n;
-          if (transpose) {
-            if (in0) image[i0] += (1 - f) * ys;
-            if (in1) image[i1] += f * ys;
-          } else {
-            if (in0) acc += (1 - f) * image[i0];
-            if (in1) acc += f * image[i1];
-          }
-        }
-        if (!transpose) sino[s] = acc * w;
+          return p >= 0 && p < n - 1;
+        };
+        let from = lo;
+        while (from < hi && !inside(from)) from++;
+        let to = from;
+        while (to < hi && inside(to)) to++;
+        const s = v * d + j;
+        intercept[s] = a;
+        steps[4 * s] = lo;
+        steps[4 * s + 1] = from;
+        steps[4 * s + 2] = to;
+        steps[4 * s + 3] = hi;
       }
     }
+    this.plan = { views, rays: { intercept, steps } };
+    return this.plan;
   }
+}
+
+interface ViewPlan {
+  /** Slope of the ray position per step, and path length per step. */
+  b: number;
+  w: number;
+  /** Index offsets of one unit of position p and of one step i. */
+  stride: number;
+  step: number;
+}
+
+interface RayPlan {
+  views: ViewPlan[];
+  /** Per ray (view-major): the intercept a; steps lo, from, to, hi (see rayPlan). */
+  rays: { intercept: Float64Array; steps: Int32Array };
+}
+
+/** One edge step of a ray at position p (either neighbour may be outside the image) into acc. */
+function edgeGather(
+  x: Float32Array,
+  n: number,
+  p: number,
+  i: number,
+  stride: number,
+  step: number,
+  acc: number,
+): number {
+  const k = Math.floor(p);
+  const f = p - k;
+  const i0 = k * stride + i * step;
+  if (k >= 0 && k < n) acc += (1 - f) * x[i0];
+  if (k + 1 >= 0 && k + 1 < n) acc += f * x[i0 + stride];
+  return acc;
+}
+
+/** The transpose of edgeGather: ys spread over the neighbours that are inside. */
+function edgeScatter(
+  out: Float32Array,
+  n: number,
+  p: number,
+  i: number,
+  stride: number,
+  step: number,
+  ys: number,
+): void {
+  const k = Math.floor(p);
+  const f = p - k;
+  const i0 = k * stride + i * step;
+  if (k >= 0 && k < n) out[i0] += (1 - f) * ys;
+  if (k + 1 >= 0 && k + 1 < n) out[i0 + stride] += f * ys;
 }
 
 export const FBP_FILTERS = ["ramp", "shepp-logan", "cosine", "hamming", "hann"] as const;
