@@ -74,29 +74,51 @@ export class ParallelBeamProjector implements LinearOperator {
     const { views, rays } = this.rayPlan();
     const n = this.size,
       d = this.detectors;
+    const st = rays.steps,
+      ic = rays.intercept;
     for (let v = 0; v < views.length; v++) {
       const { b, w, stride, step } = views[v];
-      for (let j = 0; j < d; j++) {
+      // Rays in pairs: over the steps where both are inside, two independent sums in one loop.
+      for (let j = 0; j < d; j += 2) {
         const s = v * d + j,
           r = 4 * s;
-        const a = rays.intercept[s];
-        const lo = rays.steps[r],
-          from = rays.steps[r + 1],
-          to = rays.steps[r + 2],
-          hi = rays.steps[r + 3];
-        let acc = 0;
-        for (let i = lo; i < from; i++) acc = edgeGather(x, n, a + b * i, i, stride, step, acc);
-        // Both neighbours inside: 0 <= p < n - 1, so p | 0 is floor(p).
-        for (let i = from; i < to; i++) {
-          const p = a + b * i;
-          const k = p | 0;
-          const f = p - k;
-          const i0 = k * stride + i * step;
-          acc += (1 - f) * x[i0];
-          acc += f * x[i0 + stride];
+        const a0 = ic[s],
+          from0 = st[r + 1],
+          to0 = st[r + 2];
+        let acc0 = gatherEdge(x, n, a0, b, stride, step, st[r], from0, 0);
+        if (j + 1 === d) {
+          acc0 = gatherInside(x, a0, b, stride, step, from0, to0, acc0);
+          out[s] = gatherEdge(x, n, a0, b, stride, step, to0, st[r + 3], acc0) * w;
+          continue;
         }
-        for (let i = to; i < hi; i++) acc = edgeGather(x, n, a + b * i, i, stride, step, acc);
-        out[s] = acc * w;
+        const a1 = ic[s + 1],
+          from1 = st[r + 5],
+          to1 = st[r + 6];
+        let acc1 = gatherEdge(x, n, a1, b, stride, step, st[r + 4], from1, 0);
+        let both = Math.max(from0, from1),
+          end = Math.min(to0, to1);
+        if (both >= end) both = end = Math.max(to0, to1);
+        acc0 = gatherInside(x, a0, b, stride, step, from0, Math.min(both, to0), acc0);
+        acc1 = gatherInside(x, a1, b, stride, step, from1, Math.min(both, to1), acc1);
+        for (let i = both; i < end; i++) {
+          const is = i * step;
+          const p0 = a0 + b * i;
+          const k0 = p0 | 0;
+          const f0 = p0 - k0;
+          const i0 = k0 * stride + is;
+          acc0 += (1 - f0) * x[i0];
+          acc0 += f0 * x[i0 + stride];
+          const p1 = a1 + b * i;
+          const k1 = p1 | 0;
+          const f1 = p1 - k1;
+          const i1 = k1 * stride + is;
+          acc1 += (1 - f1) * x[i1];
+          acc1 += f1 * x[i1 + stride];
+        }
+        acc0 = gatherInside(x, a0, b, stride, step, Math.max(end, from0), to0, acc0);
+        acc1 = gatherInside(x, a1, b, stride, step, Math.max(end, from1), to1, acc1);
+        out[s] = gatherEdge(x, n, a0, b, stride, step, to0, st[r + 3], acc0) * w;
+        out[s + 1] = gatherEdge(x, n, a1, b, stride, step, to1, st[r + 7], acc1) * w;
       }
     }
     return out;
@@ -107,28 +129,57 @@ export class ParallelBeamProjector implements LinearOperator {
     const { views, rays } = this.rayPlan();
     const n = this.size,
       d = this.detectors;
+    const st = rays.steps,
+      ic = rays.intercept;
     for (let v = 0; v < views.length; v++) {
       const { b, w, stride, step } = views[v];
-      for (let j = 0; j < d; j++) {
+      // Rays in pairs, as in forward. A pixel of step i is reached by no other step of a ray, so
+      // it still receives ray j's share before ray j + 1's: the same sums in the same order.
+      for (let j = 0; j < d; j += 2) {
         const s = v * d + j,
           r = 4 * s;
-        const ys = y[s] * w;
-        if (ys === 0) continue;
-        const a = rays.intercept[s];
-        const lo = rays.steps[r],
-          from = rays.steps[r + 1],
-          to = rays.steps[r + 2],
-          hi = rays.steps[r + 3];
-        for (let i = lo; i < from; i++) edgeScatter(out, n, a + b * i, i, stride, step, ys);
-        for (let i = from; i < to; i++) {
-          const p = a + b * i;
-          const k = p | 0;
-          const f = p - k;
-          const i0 = k * stride + i * step;
-          out[i0] += (1 - f) * ys;
-          out[i0 + stride] += f * ys;
+        const ys0 = y[s] * w;
+        if (j + 1 === d) {
+          if (ys0 !== 0) scatterRay(out, n, ic[s], b, stride, step, st, r, ys0);
+          continue;
         }
-        for (let i = to; i < hi; i++) edgeScatter(out, n, a + b * i, i, stride, step, ys);
+        const ys1 = y[s + 1] * w;
+        const a0 = ic[s],
+          from0 = st[r + 1],
+          to0 = st[r + 2];
+        const a1 = ic[s + 1],
+          from1 = st[r + 5],
+          to1 = st[r + 6];
+        const both = Math.max(from0, from1),
+          end = Math.min(to0, to1);
+        if (ys0 === 0 || ys1 === 0 || both >= end) {
+          if (ys0 !== 0) scatterRay(out, n, a0, b, stride, step, st, r, ys0);
+          if (ys1 !== 0) scatterRay(out, n, a1, b, stride, step, st, r + 4, ys1);
+          continue;
+        }
+        scatterEdge(out, n, a0, b, stride, step, st[r], from0, ys0);
+        scatterInside(out, a0, b, stride, step, from0, both, ys0);
+        scatterEdge(out, n, a1, b, stride, step, st[r + 4], from1, ys1);
+        scatterInside(out, a1, b, stride, step, from1, both, ys1);
+        for (let i = both; i < end; i++) {
+          const is = i * step;
+          const p0 = a0 + b * i;
+          const k0 = p0 | 0;
+          const f0 = p0 - k0;
+          const i0 = k0 * stride + is;
+          out[i0] += (1 - f0) * ys0;
+          out[i0 + stride] += f0 * ys0;
+          const p1 = a1 + b * i;
+          const k1 = p1 | 0;
+          const f1 = p1 - k1;
+          const i1 = k1 * stride + is;
+          out[i1] += (1 - f1) * ys1;
+          out[i1 + stride] += f1 * ys1;
+        }
+        scatterInside(out, a0, b, stride, step, end, to0, ys0);
+        scatterEdge(out, n, a0, b, stride, step, to0, st[r + 3], ys0);
+        scatterInside(out, a1, b, stride, step, end, to1, ys1);
+        scatterEdge(out, n, a1, b, stride, step, to1, st[r + 7], ys1);
       }
     }
     return out;
@@ -215,39 +266,112 @@ interface RayPlan {
   rays: { intercept: Float64Array; steps: Int32Array };
 }
 
-/** One edge step of a ray at position p (either neighbour may be outside the image) into acc. */
-function edgeGather(
+/*
+ * The steps of one ray, from..to - 1, at positions p = a + b i: the pixels floor(p) and
+ * floor(p) + 1 along the interpolation axis (index offset `stride`) of line i (offset `step`).
+ * "Inside" steps have both neighbours in the image (0 <= p < n - 1, so p | 0 is floor(p)) and run
+ * without bounds checks; "edge" steps check each neighbour.
+ */
+function gatherInside(
   x: Float32Array,
-  n: number,
-  p: number,
-  i: number,
+  a: number,
+  b: number,
   stride: number,
   step: number,
+  from: number,
+  to: number,
   acc: number,
 ): number {
-  const k = Math.floor(p);
-  const f = p - k;
-  const i0 = k * stride + i * step;
-  if (k >= 0 && k < n) acc += (1 - f) * x[i0];
-  if (k + 1 >= 0 && k + 1 < n) acc += f * x[i0 + stride];
+  for (let i = from; i < to; i++) {
+    const p = a + b * i;
+    const k = p | 0;
+    const f = p - k;
+    const i0 = k * stride + i * step;
+    acc += (1 - f) * x[i0];
+    acc += f * x[i0 + stride];
+  }
   return acc;
 }
 
-/** The transpose of edgeGather: ys spread over the neighbours that are inside. */
-function edgeScatter(
-  out: Float32Array,
+function gatherEdge(
+  x: Float32Array,
   n: number,
-  p: number,
-  i: number,
+  a: number,
+  b: number,
   stride: number,
   step: number,
+  from: number,
+  to: number,
+  acc: number,
+): number {
+  for (let i = from; i < to; i++) {
+    const p = a + b * i;
+    const k = Math.floor(p);
+    const f = p - k;
+    const i0 = k * stride + i * step;
+    if (k >= 0 && k < n) acc += (1 - f) * x[i0];
+    if (k + 1 >= 0 && k + 1 < n) acc += f * x[i0 + stride];
+  }
+  return acc;
+}
+
+/** The transposes: ys (the ray's value times its path per step) spread over the neighbours. */
+function scatterInside(
+  out: Float32Array,
+  a: number,
+  b: number,
+  stride: number,
+  step: number,
+  from: number,
+  to: number,
   ys: number,
 ): void {
-  const k = Math.floor(p);
-  const f = p - k;
-  const i0 = k * stride + i * step;
-  if (k >= 0 && k < n) out[i0] += (1 - f) * ys;
-  if (k + 1 >= 0 && k + 1 < n) out[i0 + stride] += f * ys;
+  for (let i = from; i < to; i++) {
+    const p = a + b * i;
+    const k = p | 0;
+    const f = p - k;
+    const i0 = k * stride + i * step;
+    out[i0] += (1 - f) * ys;
+    out[i0 + stride] += f * ys;
+  }
+}
+
+function scatterEdge(
+  out: Float32Array,
+  n: number,
+  a: number,
+  b: number,
+  stride: number,
+  step: number,
+  from: number,
+  to: number,
+  ys: number,
+): void {
+  for (let i = from; i < to; i++) {
+    const p = a + b * i;
+    const k = Math.floor(p);
+    const f = p - k;
+    const i0 = k * stride + i * step;
+    if (k >= 0 && k < n) out[i0] += (1 - f) * ys;
+    if (k + 1 >= 0 && k + 1 < n) out[i0 + stride] += f * ys;
+  }
+}
+
+/** One whole ray scattered (its steps at st[r..r + 3]: lo, from, to, hi). */
+function scatterRay(
+  out: Float32Array,
+  n: number,
+  a: number,
+  b: number,
+  stride: number,
+  step: number,
+  st: Int32Array,
+  r: number,
+  ys: number,
+): void {
+  scatterEdge(out, n, a, b, stride, step, st[r], st[r + 1], ys);
+  scatterInside(out, a, b, stride, step, st[r + 1], st[r + 2], ys);
+  scatterEdge(out, n, a, b, stride, step, st[r + 2], st[r + 3], ys);
 }
 
 export const FBP_FILTERS = ["ramp", "shepp-logan", "cosine", "hamming", "hann"] as const;
