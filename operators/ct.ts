@@ -208,9 +208,9 @@ export class ParallelBeamProjector implements LinearOperator {
         sin = Math.sin(th);
       const alongCols = Math.abs(sin) >= Math.abs(cos);
       // Stepping index i runs over columns (alongCols) or rows; position p(i) = a + b i is the
-      // fractional row (or column) where the ray crosses line i. Pixel (p, i) is at p n + i
-      // along columns, i n + p along rows.
-      // x = c - c0; y = (t - x cos)/sin; row = c0 - y.   y = c0 - r; x = (t - y sin)/cos; col = x + c0.
+      // fractional row (or column) where the ray crosses line i: along columns x = c - c0,
+      // y = (t - x cos) / sin and row = c0 - y; along rows y = c0 - r, x = (t - y sin) / cos and
+      // col = x + c0. Pixel (p, i) is at p n + i along columns, i n + p along rows.
       const b = alongCols ? cos / sin : sin / cos;
       const w = 1 / Math.abs(alongCols ? sin : cos);
       views.push({ b, w, stride: alongCols ? n : 1, step: alongCols ? 1 : n });
