@@ -15,12 +15,13 @@ export function conjugateGradientNormal(
 ): Float32Array {
   const n = x0.length;
   const x = new Float32Array(x0);
-  // Every buffer up front: an iteration allocates nothing (the measurement-space one is A's output).
+  // Every buffer up front: an iteration allocates nothing (the measurement-space one is A's
+  // output). An operator that returns new arrays instead of writing `out` still works.
   const scratch = new Float32Array(domainLength(op.output));
-  const ap = new Float32Array(n);
+  let ap = new Float32Array(n);
   /** ap = (A^H A + mu I) v. */
   const normalPlus = (v: Float32Array) => {
-    applyNormal(op, v, ap, scratch);
+    ap = applyNormal(op, v, ap, scratch);
     if (mu) for (let i = 0; i < n; i++) ap[i] += mu * v[i];
   };
   normalPlus(x);
