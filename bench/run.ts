@@ -60,7 +60,7 @@ async function main() {
       "MRI A^H",
       time(() => mri.adjoint(k)),
     );
-    for (const views of [180, 23]) {
+    for (const views of [180, 60, 23]) {
       const ct = new ParallelBeamProjector({ size: n, views });
       const s = ct.forward(image);
       row(

@@ -8,12 +8,14 @@
  * pixel spacing). The sinogram is row-major [views, detectors]. Values are line integrals in pixel
  * units: a ray through k pixels of value 1 measures about k.
  *
- * The projector is Joseph's method (Joseph 1982): a ray steps along the image axis it is most
- * aligned with, one pixel per step, linearly interpolating between the two pixels it passes
- * between, weighted by the path length per step. Forward and adjoint run the same loop with the
- * same weights (gather versus scatter), so the adjoint is the exact transpose of the forward.
+ * The projector is Joseph's method (Joseph 1982, operators/joseph.ts): a ray steps along the
+ * image axis it is most aligned with, one pixel per step, linearly interpolating between the two
+ * pixels it passes between, weighted by the path length per step. Forward and adjoint run the
+ * same steps with the same weights (gather versus scatter), so the adjoint is the exact transpose
+ * of the forward.
  */
 import { fftPlan } from "./fft.js";
+import { josephAdjoint, josephForward, josephPlan, type JosephPlan } from "./joseph.js";
 import type { LinearOperator } from "./linear-operator.js";
 import { createRng } from "./random.js";
 
@@ -44,6 +46,7 @@ export class ParallelBeamProjector implements LinearOperator {
   readonly detectors: number;
   readonly input;
   readonly output;
+  private plan?: JosephPlan;
 
   constructor(options: ProjectorOptions) {
     const n = options.size;
@@ -70,82 +73,17 @@ export class ParallelBeamProjector implements LinearOperator {
     x: Float32Array,
     out: Float32Array = new Float32Array(this.angles.length * this.detectors),
   ): Float32Array {
-    out.fill(0);
-    this.sweep(x, out, false);
-    return out;
+    return josephForward(this.rays(), x, out);
   }
 
   adjoint(y: Float32Array, out: Float32Array = new Float32Array(this.size * this.size)): Float32Array {
-    out.fill(0);
-    this.sweep(out, y, true);
-    return out;
+    return josephAdjoint(this.rays(), y, out);
   }
 
-  /**
-   * The one Joseph loop. For a ray stepping along columns, the row position is linear in the
-   * column index, row(c) = a + b c; pixels (floor(row), c) and (floor(row) + 1, c) get weights
-   * (1 - f) w and f w with f the fractional part and w = 1 / |sin(theta)| the path per column.
-   */
-  private sweep(image: Float32Array, sino: Float32Array, transpose: boolean): void {
-    const n = this.size,
-      d = this.detectors;
-    const c0 = (n - 1) / 2,
-      t0 = (d - 1) / 2;
-    for (let v = 0; v < this.angles.length; v++) {
-      const th = this.angles[v];
-      const cos = Math.cos(th),
-        sin = Math.sin(th);
-      const alongCols = Math.abs(sin) >= Math.abs(cos);
-      // Stepping index i runs over columns (alongCols) or rows; position p(i) = a + b i is the
-      // fractional row (or column) where the ray crosses line i.
-      let b: number, w: number;
-      if (alongCols) {
-        // x = c - c0; y = (t - x cos)/sin; row = c0 - y.
-        b = cos / sin;
-        w = 1 / Math.abs(sin);
-      } else {
-        // y = c0 - r; x = (t - y sin)/cos; col = x + c0.
-        b = sin / cos;
-        w = 1 / Math.abs(cos);
-      }
-      for (let j = 0; j < d; j++) {
-        const t = j - t0;
-        const a = alongCols ? c0 - t / sin - c0 * b : t / cos - c0 * b + c0;
-        // Valid i: -1 < a + b i < n, intersected with [0, n).
-        let lo = 0,
-          hi = n - 1;
-        if (Math.abs(b) < 1e-12) {
-          if (a <= -1 || a >= n) continue;
-        } else {
-          const i1 = (-1 - a) / b,
-            i2 = (n - a) / b;
-          lo = Math.max(0, Math.ceil(Math.min(i1, i2) - 1e-9));
-          hi = Math.min(n - 1, Math.floor(Math.max(i1, i2) + 1e-9));
-        }
-        const s = v * d + j;
-        let acc = 0;
-        const ys = transpose ? sino[s] * w : 0;
-        if (transpose && ys === 0) continue;
-        for (let i = lo; i <= hi; i++) {
-          const p = a + b * i;
-          const k = Math.floor(p);
-          const f = p - k;
-          // Pixel indices of the two neighbours along the interpolation axis.
-          const i0 = alongCols ? k * n + i : i * n + k;
-          const i1 = alongCols ? i0 + n : i0 + 1;
-          const in0 = k >= 0 && k < n,
-            in1 = k + 1 >= 0 && k + 1 < n;
-          if (transpose) {
-            if (in0) image[i0] += (1 - f) * ys;
-            if (in1) image[i1] += f * ys;
-          } else {
-            if (in0) acc += (1 - f) * image[i0];
-            if (in1) acc += f * image[i1];
-          }
-        }
-        if (!transpose) sino[s] = acc * w;
-      }
-    }
+  /** The rays, planned on first use. */
+  private rays(): JosephPlan {
+    this.plan ??= josephPlan(this.size, this.detectors, this.angles);
+    return this.plan;
   }
 }
 

@@ -32,9 +32,15 @@ export function domainLength(d: Domain): number {
   return n;
 }
 
-export function applyNormal(op: LinearOperator, x: Float32Array, out?: Float32Array): Float32Array {
+/** A^H A x (into `out` when given); `scratch`, of A's output length, holds A x when given. */
+export function applyNormal(
+  op: LinearOperator,
+  x: Float32Array,
+  out?: Float32Array,
+  scratch?: Float32Array,
+): Float32Array {
   if (op.normal) return op.normal(x, out);
-  return op.adjoint(op.forward(x), out);
+  return op.adjoint(op.forward(x, scratch), out);
 }
 
 /** Real inner product Re<a, b>, accumulated in double precision. */

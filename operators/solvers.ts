@@ -13,29 +13,39 @@ export function conjugateGradientNormal(
   iterations: number,
   mu = 0,
 ): Float32Array {
+  const n = x0.length;
   const x = new Float32Array(x0);
+  // Every buffer up front: an iteration allocates nothing (the measurement-space one is A's
+  // output). An operator that returns new arrays instead of writing `out` still works.
+  const scratch = new Float32Array(domainLength(op.output));
+  let ap = new Float32Array(n);
+  /** ap = (A^H A + mu I) v. */
   const normalPlus = (v: Float32Array) => {
-    const out = applyNormal(op, v);
-    if (mu) for (let i = 0; i < out.length; i++) out[i] += mu * v[i];
-    return out;
+    ap = applyNormal(op, v, ap, scratch);
+    if (mu) for (let i = 0; i < n; i++) ap[i] += mu * v[i];
   };
-  const ax = normalPlus(x);
-  const r = new Float32Array(b.length);
-  for (let i = 0; i < r.length; i++) r[i] = b[i] - ax[i];
+  normalPlus(x);
+  const r = new Float32Array(n);
+  let rr = 0;
+  for (let i = 0; i < n; i++) {
+    r[i] = b[i] - ap[i];
+    rr += r[i] * r[i];
+  }
   const p = new Float32Array(r);
-  let rr = dot(r, r);
   const stop = 1e-12 * Math.max(dot(b, b), 1e-30);
   for (let k = 0; k < iterations && rr > stop; k++) {
-    const ap = normalPlus(p);
+    normalPlus(p);
     const alpha = rr / dot(p, ap);
-    for (let i = 0; i < x.length; i++) {
+    // x += alpha p and r -= alpha ap, with <r, r> of the stored (float32) residual.
+    let next = 0;
+    for (let i = 0; i < n; i++) {
       x[i] += alpha * p[i];
       r[i] -= alpha * ap[i];
+      next += r[i] * r[i];
     }
-    const next = dot(r, r);
     const beta = next / rr;
     rr = next;
-    for (let i = 0; i < p.length; i++) p[i] = r[i] + beta * p[i];
+    for (let i = 0; i < n; i++) p[i] = r[i] + beta * p[i];
   }
   return x;
 }

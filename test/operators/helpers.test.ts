@@ -4,7 +4,14 @@
  */
 import { describe, expect, it } from "vitest";
 import { fbpFilter, ParallelBeamProjector } from "../../operators/ct.js";
-import { applyNormal, cachedOperatorNorm, norm2, operatorNorm } from "../../operators/linear-operator.js";
+import {
+  applyNormal,
+  cachedOperatorNorm,
+  dot,
+  norm2,
+  operatorNorm,
+  type LinearOperator,
+} from "../../operators/linear-operator.js";
 import { samplingMask } from "../../operators/masks.js";
 import { MriCartesianOperator } from "../../operators/mri.js";
 import { addNoise, gaussianSigma } from "../../operators/noise.js";
@@ -71,6 +78,56 @@ describe("operator helpers", () => {
     expect(residual(lhs, rhs)).toBeLessThan(1e-4);
     const ls = proxL2(ct, aty, z, 0, 200);
     expect(residual(applyNormal(ct, ls), aty)).toBeLessThan(1e-3);
+  });
+
+  it("CG writes A x and A^H A x into the same two buffers every iteration (no allocation)", () => {
+    const outs = {
+      forward: new Set<Float32Array | undefined>(),
+      adjoint: new Set<Float32Array | undefined>(),
+    };
+    const watched: LinearOperator = {
+      name: ct.name,
+      input: ct.input,
+      output: ct.output,
+      forward: (x, out) => (outs.forward.add(out), ct.forward(x, out)),
+      adjoint: (y, out) => (outs.adjoint.add(out), ct.adjoint(y, out)),
+    };
+    const aty = ct.adjoint(ct.forward(randomVector(n * n, 11)));
+    proxL2(watched, aty, randomVector(n * n, 12), 0.5, 6);
+    for (const set of [outs.forward, outs.adjoint]) {
+      expect(set.size).toBe(1);
+      expect([...set][0]).toBeInstanceOf(Float32Array);
+    }
+  });
+
+  it("CG gives the textbook iteration's floats exactly, with and without mu", () => {
+    // Hestenes-Stiefel on (A^H A + mu I) x = b from x0, one allocation per product.
+    const textbook = (b: Float32Array, x0: Float32Array, iterations: number, mu: number) => {
+      const x = new Float32Array(x0);
+      const normalPlus = (v: Float32Array) => applyNormal(ct, v).map((u, i) => u + mu * v[i]);
+      const ax = normalPlus(x);
+      const r = b.map((v, i) => v - ax[i]);
+      const p = new Float32Array(r);
+      let rr = dot(r, r);
+      for (let k = 0; k < iterations; k++) {
+        const ap = normalPlus(p);
+        const alpha = rr / dot(p, ap);
+        for (let i = 0; i < x.length; i++) {
+          x[i] += alpha * p[i];
+          r[i] -= alpha * ap[i];
+        }
+        const next = dot(r, r);
+        const beta = next / rr;
+        rr = next;
+        for (let i = 0; i < p.length; i++) p[i] = r[i] + beta * p[i];
+      }
+      return x;
+    };
+    const aty = ct.adjoint(ct.forward(randomVector(n * n, 13)));
+    const z = randomVector(n * n, 14);
+    expect(proxL2(ct, aty, z, 0, 5)).toEqual(textbook(aty, z, 5, 0));
+    const b = aty.map((v, i) => v + 0.5 * z[i]);
+    expect(proxL2(ct, aty, z, 0.5, 5)).toEqual(textbook(b, z, 5, 0.5));
   });
 
   it("addNoise draws Gaussian noise on what the operator measures, reproducibly", () => {
