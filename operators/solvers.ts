@@ -18,7 +18,7 @@ export function conjugateGradientNormal(
   // Every buffer up front: an iteration allocates nothing (the measurement-space one is A's
   // output). An operator that returns new arrays instead of writing `out` still works.
   const scratch = new Float32Array(domainLength(op.output));
-  let ap = new Float32Array(n);
+  let ap: Float32Array = new Float32Array(n);
   /** ap = (A^H A + mu I) v. */
   const normalPlus = (v: Float32Array) => {
     ap = applyNormal(op, v, ap, scratch);
