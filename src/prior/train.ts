@@ -35,7 +35,14 @@ import {
   type Axis,
   type BatchSource,
 } from "./data.js";
-import { assignFlat, checkThreads, flatten, startGradients, type StepData } from "./parallel.js";
+import {
+  assignFlat,
+  checkThreads,
+  flatten,
+  startGradients,
+  type GradientTimes,
+  type StepData,
+} from "./parallel.js";
 import { makeSde, type SdeConfig } from "./sde.js";
 import { ScoreUNet, type UNetConfig } from "./unet.js";
 
@@ -69,9 +76,23 @@ export interface TrainOptions {
   threads?: number;
   command?: string;
   onStep?: (step: number, loss: number) => void;
+  /** After each step, where its time went (bench/prior.ts prints it). */
+  onProfile?: (times: StepTimes) => void;
   /** After each checkpoint (every `checkpointEvery` steps and the last), with `out` complete. */
   onCheckpoint?: (step: number) => void | Promise<void>;
   signal?: AbortSignal;
+}
+
+/** Where one step's time went on the main thread and its workers (ms). */
+export interface StepTimes extends GradientTimes {
+  /** Making the next step's batch (while the workers compute this one's gradient). */
+  draw: number;
+  /** Waiting for the workers' gradients after that. */
+  wait: number;
+  /** Clipping, Adam and the EMA. */
+  update: number;
+  /** The whole step, from handing its batch to the gradient to the EMA. */
+  step: number;
 }
 
 export interface TrainResult {
@@ -216,10 +237,15 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
         interrupted = true;
         break;
       }
-      const pending = gradients.compute(next, params);
+      const times: GradientTimes = { shares: [], toWorker: [], back: [], sum: 0 };
+      const t0 = performance.now();
+      const pending = gradients.compute(next, params, times);
       // The next batch is made while the workers compute this one's gradient.
+      const t1 = performance.now();
       if (step + 1 < o.steps) next = draw(step + 1);
+      const t2 = performance.now();
       const { loss, grad } = await pending;
+      const t3 = performance.now();
       // Clip by global norm.
       let squares = 0;
       for (let i = 0; i < grad.length; i++) squares += grad[i] * grad[i];
@@ -227,6 +253,8 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       if (norm > clip) for (let i = 0; i < grad.length; i++) grad[i] *= clip / norm;
       adam.step(params, grad, (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup));
       for (let i = 0; i < ema.length; i++) ema[i] = emaDecay * ema[i] + (1 - emaDecay) * params[i];
+      const t4 = performance.now();
+      o.onProfile?.({ ...times, draw: t2 - t1, wait: t3 - t2, update: t4 - t3, step: t4 - t0 });
       step++;
       last = loss;
       lossSum += loss;
