@@ -204,13 +204,8 @@ export interface Gradients {
 }
 
 /** `threads` = 1: this thread, no worker. Otherwise this thread and `threads` - 1 workers. */
-export function startGradients(
-  threads: number,
-  net: ScoreUNet,
-  backend: string,
-  mainShare = process.env.SCORERECON_MAIN_SHARE !== "0",
-): Gradients {
-  return new ThreadGradients(threads, net, backend, threads === 1 || mainShare);
+export function startGradients(threads: number, net: ScoreUNet, backend: string): Gradients {
+  return new ThreadGradients(threads, net, backend);
 }
 
 /** Milliseconds comparable across threads. */
@@ -231,13 +226,12 @@ class ThreadGradients implements Gradients {
     private readonly threads: number,
     private readonly net: ScoreUNet,
     backend: string,
-    private readonly mainShare: boolean,
   ) {
     this.vars = net.trainable().map(([, v]) => v);
     const size = parameterCount(this.vars);
     const shared = () => new Float32Array(new SharedArrayBuffer(4 * size));
     this.weights = shared();
-    this.grads = Array.from({ length: mainShare ? threads - 1 : threads }, shared);
+    this.grads = Array.from({ length: threads - 1 }, shared);
     this.out = new Float32Array(size);
     const fixed = Object.fromEntries(
       [...net.variables]
@@ -276,8 +270,7 @@ class ThreadGradients implements Gradients {
   async compute(data: StepData, weights: Float32Array, times?: GradientTimes): Promise<Gradient> {
     if (this.failure) throw this.failure;
     const total = data.x0.length;
-    const shares = this.threads === 1 ? [data] : splitBatch(data, this.threads);
-    const own = this.mainShare ? shares.shift()! : undefined;
+    const [own, ...shares] = this.threads === 1 ? [data] : splitBatch(data, this.threads);
     if (shares.length) this.weights.set(weights);
     const arrived: number[] = [];
     const replies = shares.map(
@@ -292,28 +285,25 @@ class ThreadGradients implements Gradients {
           w.postMessage(request, [share.x0.buffer as ArrayBuffer, share.z.buffer as ArrayBuffer]);
         }),
     );
+    // Should this thread's share fail, the step fails with that error, not with the workers'.
+    for (const r of replies) r.catch(() => {});
+    // This thread's share while the workers compute theirs.
     const out = this.out;
-    let ownTimes: ShareTimes[] = [];
-    let loss = 0;
-    if (own) {
-      const t: ShareTimes = { assign: 0, pass: 0, copy: 0 };
-      const t0 = performance.now();
-      assignFlat(this.vars, weights);
-      t.assign = performance.now() - t0;
-      loss = shareGradient(this.net, this.vars, own, total, out, t);
-      ownTimes = [t];
-    }
+    const ownTimes: ShareTimes = { assign: 0, pass: 0, copy: 0 };
+    const t0 = performance.now();
+    assignFlat(this.vars, weights);
+    ownTimes.assign = performance.now() - t0;
+    let loss = shareGradient(this.net, this.vars, own, total, out, ownTimes);
     const parts = await Promise.all(replies);
     const summed = now();
     // Added in share order, so a thread count gives the same bytes every time.
     parts.forEach((p, k) => {
       const g = this.grads[k];
-      if (k === 0 && !own) out.set(g);
-      else for (let i = 0; i < out.length; i++) out[i] += g[i];
+      for (let i = 0; i < out.length; i++) out[i] += g[i];
       loss += p.loss;
     });
     if (times) {
-      times.shares = [...ownTimes, ...parts.map((p) => p.times)];
+      times.shares = [ownTimes, ...parts.map((p) => p.times)];
       times.toWorker = parts.map((p) => p.received - p.posted);
       times.back = parts.map((p, k) => arrived[k] - p.sent);
       times.sum = now() - summed;
