@@ -6,9 +6,10 @@
  * weights (what sampling uses), on flat arrays on this thread (src/prior/adam.ts). Every random
  * number (crops, flips, times, noise) is drawn here, from a generator seeded by (seed, step) alone
  * (stepSeed), so a training resumed from a checkpoint draws exactly the batches an uninterrupted
- * one would have drawn and ends with the same weights; the gradient is
- * computed here or data-parallel over worker threads (src/prior/parallel.ts), the same update either
- * way up to float rounding. Data and augmentation: src/prior/data.ts.
+ * one would have drawn and ends with the same weights; the gradient is computed here, or
+ * data-parallel here and on worker threads (src/prior/parallel.ts), the same update either way up
+ * to float rounding; the next step's batch is drawn while the workers finish this one's.
+ * Data and augmentation: src/prior/data.ts.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -72,7 +73,7 @@ export interface TrainOptions {
   checkpointEvery?: number;
   seed?: number;
   backend: string;
-  /** Worker threads computing the batch's gradient (src/prior/parallel.ts); 1 (default): this thread. */
+  /** Threads computing the batch's gradient (src/prior/parallel.ts): this one and threads - 1 workers; default 1. */
   threads?: number;
   command?: string;
   onStep?: (step: number, loss: number) => void;
