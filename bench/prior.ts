@@ -167,6 +167,10 @@ async function main() {
   const mri = JSON.parse(readFileSync(join(packageRoot(), "models/mri/prior.json"), "utf8")) as PriorInfo;
   // The shipped CT prior's training (models/README.md), then the shipped MRI prior's: a deeper
   // network with attention on 4 times the pixels, so each thread's share of a step is larger.
+  // Untimed steps until each thread's code is compiled: V8 optimises the JavaScript and tiers
+  // the wasm kernels up on background threads for the first ~12 CT steps (~4 MRI ones), which
+  // on 2 cores takes CPU time from the training threads (measured from /proc per-thread times:
+  // those threads' CPU per step fell from ~140 ms over steps 5-8 to ~60 ms from step 17 on).
   const settings: Setting[] = [
     {
       name: "shipped CT",
@@ -176,7 +180,7 @@ async function main() {
       sde: ct.sde,
       batch: 8,
       size: 48,
-      warm: 3,
+      warm: 12,
       timed,
     },
     {
@@ -187,7 +191,7 @@ async function main() {
       sde: mri.sde,
       batch: 4,
       size: 96,
-      warm: 2,
+      warm: 5,
       timed: Math.ceil(timed / 2),
     },
   ];
