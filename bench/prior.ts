@@ -170,7 +170,8 @@ async function main() {
   // Untimed steps until each thread's code is compiled: V8 optimises the JavaScript and tiers
   // the wasm kernels up on background threads for the first ~12 CT steps (~4 MRI ones), which
   // on 2 cores takes CPU time from the training threads (measured from /proc per-thread times:
-  // those threads' CPU per step fell from ~140 ms over steps 5-8 to ~60 ms from step 17 on).
+  // those threads' CPU per step fell from ~160 ms over CT steps 5-8 to ~60 ms from step 17 on, 2
+  // threads).
   const settings: Setting[] = [
     {
       name: "shipped CT",
