@@ -241,8 +241,8 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       const times: GradientTimes = { shares: [], toWorker: [], back: [], sum: 0 };
       const t0 = performance.now();
       const pending = gradients.compute(next, params, times);
-      // The next batch is made while the workers compute this one's gradient.
       const t1 = performance.now();
+      // The next batch is made while the workers finish this one's gradient.
       if (step + 1 < o.steps) next = draw(step + 1);
       const t2 = performance.now();
       const { loss, grad } = await pending;
