@@ -1,8 +1,10 @@
 /**
- * `npm run bench:prior`: data-parallel training steps per second of the shipped CT network on 1
- * and 2 threads (src/prior/parallel.ts) and their ratio, then training steps and network
- * evaluations per second of the default network on this machine's backend. Numbers only.
+ * `npm run bench:prior`: data-parallel training steps per second on 1 and 2 threads
+ * (src/prior/parallel.ts), their ratio and where a step's time went, for the shipped CT prior's
+ * training and the shipped MRI prior's, then training steps and network evaluations per second of
+ * the default network on this machine's backend. Numbers only.
  * Usage: node dist/bench/prior.js [--channels 32] [--backend wasm] [--threads 1,2] [--steps 8]
+ * [--settings ct,mri] [--parallel-only]
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -10,80 +12,194 @@ import { join } from "node:path";
 import { packageRoot } from "../src/package-root.js";
 import { initBackend, tf } from "../src/prior/backend.js";
 import type { PriorInfo } from "../src/prior/checkpoint.js";
-import { VeSde } from "../src/prior/sde.js";
-import { trainPrior } from "../src/prior/train.js";
-import { DEFAULT_UNET, ScoreUNet } from "../src/prior/unet.js";
+import { VeSde, type SdeConfig } from "../src/prior/sde.js";
+import { trainPrior, type StepTimes } from "../src/prior/train.js";
+import { DEFAULT_UNET, ScoreUNet, type UNetConfig } from "../src/prior/unet.js";
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;
 };
 
+interface Setting {
+  name: string;
+  modality: "mri" | "ct";
+  phantom: "ct-body" | "brain";
+  network: UNetConfig;
+  sde: SdeConfig;
+  batch: number;
+  size: number;
+  warm: number;
+  timed: number;
+}
+
+/** Where a step's time went (ms, the timed steps' mean), as printed. */
+const COLUMNS = {
+  draw: "next batch",
+  ownAssign: "own: weights",
+  ownPass: "pass",
+  ownCopy: "copy",
+  workerAssign: "worker: weights",
+  workerPass: "pass",
+  workerCopy: "copy",
+  toWorker: "to worker",
+  back: "back",
+  wait: "wait",
+  update: "sum+update",
+  step: "step",
+} as const;
+
+interface Run {
+  rate: number;
+  cpu: number;
+  busy: number;
+  times: Record<keyof typeof COLUMNS, number>;
+}
+
+const average = (xs: number[]) => (xs.length ? xs.reduce((s, x) => s + x, 0) / xs.length : 0);
+
 /**
- * Steps per second of `scorerecon train` with the shipped CT prior's network at batch 8, crop 48
- * on ct-body phantoms, for each thread count: `steps` timed steps after 3 untimed ones (the
- * workers' start, the first allocations). Beside it the CPU time a step costs (all threads) and
- * the cores the training kept busy: on a machine that other work keeps busy, steps/s measures the
- * share of the cores this process got; CPU per step what the threads cost (equal per step on 1 and
- * 2 threads: no parallel overhead).
+ * One training of `setting` on `threads` threads: steps per second over the timed steps (after
+ * the untimed ones: the workers' start, the first allocations), the CPU time a step costs (all
+ * threads) and the cores the training kept busy — on a machine that other work keeps busy,
+ * steps/s measures the share of the cores this process got — and where a step's time went.
  */
-async function dataParallel(backend: string): Promise<void> {
-  const ct = JSON.parse(readFileSync(join(packageRoot(), "models/ct/prior.json"), "utf8")) as PriorInfo;
-  const threads = arg("threads", "1,2").split(",").map(Number);
-  const timed = Number(arg("steps", "8"));
-  const warm = 3;
-  const rows: { threads: number; rate: number; cpu: number; busy: number }[] = [];
-  for (const n of threads) {
-    const out = mkdtempSync(join(tmpdir(), "scorerecon-bench-prior-"));
-    const at: { wall: number; cpu: number }[] = [];
-    await trainPrior({
-      modality: "ct",
-      volumes: [],
-      phantom: "ct-body",
-      dataDescription: "ct-body phantoms",
-      size: 48,
-      batch: 8,
-      steps: warm + timed,
-      out,
-      sde: ct.sde,
-      network: ct.network,
-      checkpointEvery: 1e9,
-      backend,
-      threads: n,
-      onStep: () => {
-        const c = process.cpuUsage();
-        at.push({ wall: performance.now() / 1000, cpu: (c.user + c.system) / 1e6 });
-      },
-    });
-    rmSync(out, { recursive: true, force: true });
-    const [a, b] = [at[warm - 1], at[warm + timed - 1]];
-    rows.push({
-      threads: n,
-      rate: timed / (b.wall - a.wall),
-      cpu: (b.cpu - a.cpu) / timed,
-      busy: (b.cpu - a.cpu) / (b.wall - a.wall),
-    });
-  }
-  const [c, m] = [ct.network.channels, ct.network.channelMult.join(",")];
-  console.log(
-    `data-parallel training, shipped CT network ${c} x [${m}], batch 8, crop 48, ct-body phantoms, ${timed} steps timed after ${warm}:`,
-  );
-  console.log("  threads  steps/s  CPU s/step  cores busy");
-  for (const r of rows)
-    console.log(
-      `  ${String(r.threads).padStart(7)}  ${r.rate.toFixed(2).padStart(7)}  ${r.cpu.toFixed(3).padStart(10)}  ${r.busy.toFixed(2).padStart(10)}`,
-    );
-  const [first, lastRow] = [rows[0], rows[rows.length - 1]];
-  console.log(
-    `  ratio ${lastRow.threads}/${first.threads}: ${(lastRow.rate / first.rate).toFixed(2)}x steps/s, ${(lastRow.cpu / first.cpu).toFixed(2)}x CPU per step (load average ${loadavg()
+async function trainRun(setting: Setting, threads: number, backend: string): Promise<Run> {
+  const out = mkdtempSync(join(tmpdir(), "scorerecon-bench-prior-"));
+  const at: { wall: number; cpu: number }[] = [];
+  const profiles: StepTimes[] = [];
+  await trainPrior({
+    modality: setting.modality,
+    volumes: [],
+    phantom: setting.phantom,
+    dataDescription: `${setting.phantom} phantoms`,
+    size: setting.size,
+    batch: setting.batch,
+    steps: setting.warm + setting.timed,
+    out,
+    sde: setting.sde,
+    network: setting.network,
+    checkpointEvery: 1e9,
+    backend,
+    threads,
+    onProfile: (p) => profiles.push(p),
+    onStep: () => {
+      const c = process.cpuUsage();
+      at.push({ wall: performance.now() / 1000, cpu: (c.user + c.system) / 1e6 });
+    },
+  });
+  rmSync(out, { recursive: true, force: true });
+  const [a, b] = [at[setting.warm - 1], at[setting.warm + setting.timed - 1]];
+  const timed = profiles.slice(setting.warm);
+  const mean = (f: (p: StepTimes) => number) => average(timed.map(f));
+  return {
+    rate: setting.timed / (b.wall - a.wall),
+    cpu: (b.cpu - a.cpu) / setting.timed,
+    busy: (b.cpu - a.cpu) / (b.wall - a.wall),
+    times: {
+      draw: mean((p) => p.draw),
+      ownAssign: mean((p) => p.shares[0].assign),
+      ownPass: mean((p) => p.shares[0].pass),
+      ownCopy: mean((p) => p.shares[0].copy),
+      workerAssign: mean((p) => p.shares[1]?.assign ?? 0),
+      workerPass: mean((p) => p.shares[1]?.pass ?? 0),
+      workerCopy: mean((p) => p.shares[1]?.copy ?? 0),
+      toWorker: mean((p) => average(p.toWorker)),
+      back: mean((p) => average(p.back)),
+      wait: mean((p) => p.wait),
+      update: mean((p) => p.sum + p.update),
+      step: mean((p) => p.step),
+    },
+  };
+}
+
+/**
+ * Data-parallel training (src/prior/parallel.ts) of `setting` on each thread count, the counts
+ * run in the order A B B A (a machine whose load drifts slows both alike): steps/s, CPU per step,
+ * where a step's time went, and the ratio of the last count to the first.
+ */
+async function dataParallel(setting: Setting, threads: number[], backend: string): Promise<void> {
+  const runs = new Map<number, Run[]>(threads.map((n) => [n, []]));
+  const load = () =>
+    loadavg()
       .map((l) => l.toFixed(2))
-      .join(" ")}, ${availableParallelism()} cores)`,
+      .join(" ");
+  const before = load();
+  for (const n of [...threads, ...[...threads].reverse()])
+    runs.get(n)!.push(await trainRun(setting, n, backend));
+  const { channels: c, channelMult, attention } = setting.network;
+  console.log(
+    `data-parallel training, ${setting.name} network ${c} x [${channelMult.join(",")}]${attention ? " + attention" : ""}, batch ${setting.batch}, crop ${setting.size}, ${setting.phantom} phantoms, ${setting.timed} steps timed after ${setting.warm}, each thread count run twice (A B B A), means:`,
+  );
+  const keys = Object.keys(COLUMNS) as (keyof typeof COLUMNS)[];
+  console.log(
+    `  threads  steps/s  CPU s/step  cores busy | ms per step: ${keys.map((k) => COLUMNS[k]).join(" | ")}`,
+  );
+  const rows = threads.map((n) => {
+    const r = runs.get(n)!;
+    const row = {
+      threads: n,
+      rate: average(r.map((x) => x.rate)),
+      cpu: average(r.map((x) => x.cpu)),
+      busy: average(r.map((x) => x.busy)),
+    };
+    const cells = keys.map((k) =>
+      average(r.map((x) => x.times[k]))
+        .toFixed(0)
+        .padStart(COLUMNS[k].length),
+    );
+    console.log(
+      `  ${String(n).padStart(7)}  ${row.rate.toFixed(2).padStart(7)}  ${row.cpu.toFixed(3).padStart(10)}  ${row.busy.toFixed(2).padStart(10)} |              ${cells.join(" | ")}`,
+    );
+    return row;
+  });
+  const [first, last] = [rows[0], rows[rows.length - 1]];
+  console.log(
+    `  ${last.threads} threads / ${first.threads} thread${first.threads > 1 ? "s" : ""}: ${(last.rate / first.rate).toFixed(2)}x steps/s, ${(last.cpu / first.cpu).toFixed(2)}x CPU per step (load average ${before} before, ${load()} after; ${availableParallelism()} cores)`,
   );
 }
 
 async function main() {
   const backend = await initBackend(arg("backend", "auto") as never, console.log);
-  await dataParallel(backend);
+  const threads = arg("threads", "1,2").split(",").map(Number);
+  const timed = Number(arg("steps", "8"));
+  const ct = JSON.parse(readFileSync(join(packageRoot(), "models/ct/prior.json"), "utf8")) as PriorInfo;
+  const mri = JSON.parse(readFileSync(join(packageRoot(), "models/mri/prior.json"), "utf8")) as PriorInfo;
+  // The shipped CT prior's training (models/README.md), then the shipped MRI prior's: a deeper
+  // network with attention on 4 times the pixels, so each thread's share of a step is larger.
+  // Untimed steps until each thread's code is compiled: V8 optimises the JavaScript and tiers
+  // the wasm kernels up on background threads for the first ~12 CT steps (~4 MRI ones), which
+  // on 2 cores takes CPU time from the training threads (measured from /proc per-thread times:
+  // those threads' CPU per step fell from ~160 ms over CT steps 5-8 to ~60 ms from step 17 on, 2
+  // threads).
+  const settings: Setting[] = [
+    {
+      name: "shipped CT",
+      modality: "ct",
+      phantom: "ct-body",
+      network: ct.network,
+      sde: ct.sde,
+      batch: 8,
+      size: 48,
+      warm: 12,
+      timed,
+    },
+    {
+      name: "shipped MRI",
+      modality: "mri",
+      phantom: "brain",
+      network: mri.network,
+      sde: mri.sde,
+      batch: 4,
+      size: 96,
+      warm: 5,
+      timed: Math.ceil(timed / 2),
+    },
+  ];
+  const chosen = arg("settings", "ct,mri").split(",");
+  for (const s of settings.filter((s) => chosen.includes(s.modality)))
+    await dataParallel(s, threads, backend);
+  if (process.argv.includes("--parallel-only")) return;
   const channels = Number(arg("channels", String(DEFAULT_UNET.channels)));
   const config = { ...DEFAULT_UNET, channels };
   const net = new ScoreUNet(config, new VeSde(0.01, 50));

@@ -129,7 +129,7 @@ export function registerPriorCommands(program: Command): void {
     .option("--seed <S>", "seed", "0")
     .option(
       "--threads <N>",
-      `worker threads sharing each batch's gradient, one core each, ${THREADS.min}-${THREADS.max}, at most --batch (the same training up to float rounding)`,
+      `threads sharing each batch's gradient (this one and N - 1 workers), one core each, ${THREADS.min}-${THREADS.max}, at most --batch (the same training up to float rounding)`,
       "1",
     )
     .option("--resume", "continue from the training state in --out")

@@ -3,12 +3,14 @@
  * thread, noise included) is split into `threads` shares; each share's gradient is that of its
  * *sum* of per-pixel losses divided by the whole batch's element count, so the shares' gradients
  * add up to the gradient of the batch's mean loss, whatever the split: the update depends on the
- * number of threads only through float rounding. With one thread the gradient is computed in this
- * thread; with more, each share on a worker thread of its own (src/prior/train-worker.ts: a copy of
- * the network on its own TensorFlow.js backend — wasm is single-threaded in Node, so each worker
- * uses one core). Workers keep no state between steps: every step sends them the current weights,
- * so the optimizer, the EMA and the checkpoints stay on the main thread, and a training written
- * with N threads resumes with M.
+ * number of threads only through float rounding. The first share is computed on this thread, each
+ * other on a worker thread of its own (src/prior/train-worker.ts: a copy of the network on its own
+ * TensorFlow.js backend — wasm is single-threaded in Node, so each thread uses one core): `threads`
+ * threads busy in all, and none idle while the others compute. Workers keep no state between
+ * steps: each step they read the current weights from one SharedArrayBuffer and write their
+ * gradient into one of their own, so nothing big is copied between threads or allocated per step,
+ * the optimizer, the EMA and the checkpoints stay on this thread, and a training written with N
+ * threads resumes with M.
  */
 import { Worker } from "node:worker_threads";
 import { fromErrorMessage, UserError, type ErrorMessage } from "../errors.js";
@@ -34,14 +36,48 @@ export interface Gradient {
   grad: Float32Array;
 }
 
+/** Where one share's time went on its thread (ms). */
+export interface ShareTimes {
+  /** Setting the network's weights. */
+  assign: number;
+  /** The forward and backward pass. */
+  pass: number;
+  /** Copying the gradient out of the backend. */
+  copy: number;
+}
+
+/** Where a step's gradient time went (ms): src/prior/train.ts adds the rest of the step. */
+export interface GradientTimes {
+  /** The shares in order, the first this thread's. */
+  shares: ShareTimes[];
+  /** Per worker: from posting its share to the worker's starting on it. */
+  toWorker: number[];
+  /** Per worker: from its reply to this thread's handling it (this thread may be busy meanwhile). */
+  back: number[];
+  /** Adding up the shares' gradients. */
+  sum: number;
+}
+
 /**
  * The gradient of a share's sum of per-pixel losses |std(t) s(x_t, t) + z|^2 divided by `total`
- * (the whole batch's element count), and that share's part of the batch's mean loss.
+ * (the whole batch's element count), written into `out`; returns that share's part of the
+ * batch's mean loss. `times` (when given) gets the pass's and the copy's.
  */
-export function shareGradient(net: ScoreUNet, vars: tf.Variable[], share: StepData, total: number): Gradient {
+export function shareGradient(
+  net: ScoreUNet,
+  vars: tf.Variable[],
+  share: StepData,
+  total: number,
+  out: Float32Array,
+  times?: ShareTimes,
+): number {
   const b = share.ts.length;
   const size = Math.round(Math.sqrt(share.x0.length / b));
-  return tf.tidy(() => {
+  let loss = 0;
+  // The tidy returns nothing: it walks whatever it returns key by key, a gradient's 10^5 floats
+  // included (tens of ms a step, and as much again in garbage collection).
+  tf.tidy(() => {
+    const t0 = performance.now();
     const x0 = tf.tensor4d(share.x0, [b, size, size, 1]);
     const z = tf.tensor4d(share.z, [b, size, size, 1]);
     const perSample = (f: (t: number) => number) => tf.tensor4d(share.ts.map(f), [b, 1, 1, 1]);
@@ -52,19 +88,21 @@ export function shareGradient(net: ScoreUNet, vars: tf.Variable[], share: StepDa
       () => tf.div(tf.sum(tf.square(tf.add(tf.mul(net.apply(xt, share.ts), std), z))), total) as tf.Scalar,
       vars,
     );
-    const grad = new Float32Array(vars.reduce((n, v) => n + v.size, 0));
+    const t1 = performance.now();
     let offset = 0;
     for (const v of vars) {
-      grad.set(grads[v.name].dataSync(), offset);
+      out.set(grads[v.name].dataSync(), offset);
       offset += v.size;
     }
-    return { loss: value.dataSync()[0], grad };
+    loss = value.dataSync()[0];
+    if (times) [times.pass, times.copy] = [t1 - t0, performance.now() - t1];
   });
+  return loss;
 }
 
 /** The parameters' values, flat, in the order of `vars`. */
 export function flatten(vars: tf.Variable[]): Float32Array {
-  const out = new Float32Array(vars.reduce((n, v) => n + v.size, 0));
+  const out = new Float32Array(parameterCount(vars));
   let offset = 0;
   for (const v of vars) {
     out.set(v.dataSync() as Float32Array, offset);
@@ -82,6 +120,10 @@ export function assignFlat(vars: tf.Variable[], values: Float32Array): void {
       offset += v.size;
     }
   });
+}
+
+function parameterCount(vars: tf.Variable[]): number {
+  return vars.reduce((n, v) => n + v.size, 0);
 }
 
 /** The batch's elements split into `n` contiguous shares as even as possible (sizes differ by <= 1). */
@@ -124,57 +166,88 @@ export interface WorkerInit {
   sde: SdeConfig;
   /** The non-trainable parameters (the Fourier frequencies) by name: they come from the seed or --init. */
   fixed: Record<string, Float32Array>;
+  /** The trainable parameters, `flatten`'s layout, shared by every worker: read at each request. */
+  weights: SharedArrayBuffer;
+  /** This worker's gradient, the same layout: written before each reply. */
+  grad: SharedArrayBuffer;
 }
 
 export interface WorkerRequest {
-  weights: Float32Array;
   share: StepData;
   total: number;
+  /** When it was posted (performance.timeOrigin + performance.now(), comparable across threads). */
+  posted: number;
 }
 
-export type WorkerReply = ({ kind: "gradient" } & Gradient) | ErrorMessage;
+/** A worker's answer: its share's loss (its gradient is in its buffer) and when it ran. */
+export interface GradientReply {
+  kind: "gradient";
+  loss: number;
+  times: ShareTimes;
+  /** The request's `posted`, when the worker received it and when it replied (the same clock). */
+  posted: number;
+  received: number;
+  sent: number;
+}
 
-/** Computes a step's gradient, in this thread or over worker threads. */
+export type WorkerReply = GradientReply | ErrorMessage;
+
+/** Computes a step's gradient, in this thread and over worker threads. */
 export interface Gradients {
-  /** The gradient at `weights` (the trainable parameters, `flatten`'s layout). */
-  compute(data: StepData, weights: Float32Array): Promise<Gradient>;
+  /**
+   * The gradient at `weights` (the trainable parameters, `flatten`'s layout). Its `grad` is this
+   * object's buffer: valid until the next call. `times` (when given) gets where the time went.
+   */
+  compute(data: StepData, weights: Float32Array, times?: GradientTimes): Promise<Gradient>;
   /** Stops the workers (at once, wherever they are). */
   close(): Promise<void>;
 }
 
-/** `threads` = 1: this thread, no worker. Otherwise that many worker threads. */
+/** `threads` = 1: this thread, no worker. Otherwise this thread and `threads` - 1 workers. */
 export function startGradients(threads: number, net: ScoreUNet, backend: string): Gradients {
-  const vars = net.trainable().map(([, v]) => v);
-  if (threads === 1)
-    return {
-      compute: async (data, weights) => {
-        assignFlat(vars, weights);
-        return shareGradient(net, vars, data, data.x0.length);
-      },
-      close: async () => {},
-    };
-  return new WorkerGradients(threads, net, backend);
+  return new ThreadGradients(threads, net, backend);
 }
 
-class WorkerGradients implements Gradients {
+/** Milliseconds comparable across threads. */
+const now = () => performance.timeOrigin + performance.now();
+
+class ThreadGradients implements Gradients {
+  private readonly vars: tf.Variable[];
   private readonly workers: Worker[];
+  private readonly weights: Float32Array;
+  /** Each worker's gradient (shared). */
+  private readonly grads: Float32Array[];
+  private readonly out: Float32Array;
   /** Set when a worker failed or exited: every later step fails with it. */
   private failure?: Error;
-  private pending = new Map<Worker, { resolve: (g: Gradient) => void; reject: (e: Error) => void }>();
+  private pending = new Map<Worker, { resolve: (r: GradientReply) => void; reject: (e: Error) => void }>();
 
   constructor(
     private readonly threads: number,
-    net: ScoreUNet,
+    private readonly net: ScoreUNet,
     backend: string,
   ) {
+    this.vars = net.trainable().map(([, v]) => v);
+    const size = parameterCount(this.vars);
+    const shared = () => new Float32Array(new SharedArrayBuffer(4 * size));
+    this.weights = shared();
+    this.grads = Array.from({ length: threads - 1 }, shared);
+    this.out = new Float32Array(size);
     const fixed = Object.fromEntries(
       [...net.variables]
         .filter(([, v]) => !v.trainable)
         .map(([name, v]) => [name, v.dataSync() as Float32Array]),
     );
-    const init: WorkerInit = { backend, network: net.config, sde: net.sde.config, fixed };
     const entry = compiledModule(new URL("./train-worker.js", import.meta.url));
-    this.workers = Array.from({ length: threads }, () => {
+    this.workers = this.grads.map((grad) => {
+      const init: WorkerInit = {
+        backend,
+        network: net.config,
+        sde: net.sde.config,
+        fixed,
+        weights: this.weights.buffer as SharedArrayBuffer,
+        grad: grad.buffer as SharedArrayBuffer,
+      };
       const w = new Worker(entry, { workerData: init });
       w.on("message", (m: WorkerReply) => {
         const p = this.pending.get(w);
@@ -194,28 +267,48 @@ class WorkerGradients implements Gradients {
     this.pending.clear();
   }
 
-  async compute(data: StepData, weights: Float32Array): Promise<Gradient> {
+  async compute(data: StepData, weights: Float32Array, times?: GradientTimes): Promise<Gradient> {
     if (this.failure) throw this.failure;
     const total = data.x0.length;
-    const parts = await Promise.all(
-      splitBatch(data, this.threads).map(
-        (share, k) =>
-          new Promise<Gradient>((resolve, reject) => {
-            const w = this.workers[k];
-            this.pending.set(w, { resolve, reject });
-            const request: WorkerRequest = { weights, share, total };
-            w.postMessage(request, [share.x0.buffer as ArrayBuffer, share.z.buffer as ArrayBuffer]);
-          }),
-      ),
+    const [own, ...shares] = this.threads === 1 ? [data] : splitBatch(data, this.threads);
+    if (shares.length) this.weights.set(weights);
+    const arrived: number[] = [];
+    const replies = shares.map(
+      (share, k) =>
+        new Promise<GradientReply>((resolve, reject) => {
+          const w = this.workers[k];
+          this.pending.set(w, {
+            resolve: (m) => ((arrived[k] = now()), resolve(m)),
+            reject,
+          });
+          const request: WorkerRequest = { share, total, posted: now() };
+          w.postMessage(request, [share.x0.buffer as ArrayBuffer, share.z.buffer as ArrayBuffer]);
+        }),
     );
-    // Summed in share order, so a thread count gives the same bytes every time.
-    const grad = parts[0].grad;
-    let loss = parts[0].loss;
-    for (const p of parts.slice(1)) {
+    // Should this thread's share fail, the step fails with that error, not with the workers'.
+    for (const r of replies) r.catch(() => {});
+    // This thread's share while the workers compute theirs.
+    const out = this.out;
+    const ownTimes: ShareTimes = { assign: 0, pass: 0, copy: 0 };
+    const t0 = performance.now();
+    assignFlat(this.vars, weights);
+    ownTimes.assign = performance.now() - t0;
+    let loss = shareGradient(this.net, this.vars, own, total, out, ownTimes);
+    const parts = await Promise.all(replies);
+    const summed = now();
+    // Added in share order, so a thread count gives the same bytes every time.
+    parts.forEach((p, k) => {
+      const g = this.grads[k];
+      for (let i = 0; i < out.length; i++) out[i] += g[i];
       loss += p.loss;
-      for (let i = 0; i < grad.length; i++) grad[i] += p.grad[i];
+    });
+    if (times) {
+      times.shares = [ownTimes, ...parts.map((p) => p.times)];
+      times.toWorker = parts.map((p) => p.received - p.posted);
+      times.back = parts.map((p, k) => arrived[k] - p.sent);
+      times.sum = now() - summed;
     }
-    return { loss, grad };
+    return { loss, grad: out };
   }
 
   async close(): Promise<void> {

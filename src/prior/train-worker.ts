@@ -1,6 +1,7 @@
 /**
  * Entry of a training worker thread (src/prior/parallel.ts): a copy of the score network on its
- * own TensorFlow.js backend; each request sets its weights and answers its share's gradient.
+ * own TensorFlow.js backend; each request sets its weights from the shared buffer and writes its
+ * share's gradient into its own.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { toErrorMessage } from "../errors.js";
@@ -8,6 +9,7 @@ import { initBackend, tf, type BackendChoice } from "./backend.js";
 import {
   assignFlat,
   shareGradient,
+  type ShareTimes,
   type WorkerInit,
   type WorkerReply,
   type WorkerRequest,
@@ -21,15 +23,23 @@ const net = new ScoreUNet(init.network, makeSde(init.sde));
 for (const [name, v] of net.variables)
   if (!v.trainable) tf.tidy(() => v.assign(tf.tensor(init.fixed[name], v.shape)));
 const vars = net.trainable().map(([, v]) => v);
+const weights = new Float32Array(init.weights);
+const grad = new Float32Array(init.grad);
 const port = parentPort!;
+const now = () => performance.timeOrigin + performance.now();
 
 port.on("message", (m: WorkerRequest) => {
+  const received = now();
   let reply: WorkerReply;
   try {
-    assignFlat(vars, m.weights);
-    reply = { kind: "gradient", ...shareGradient(net, vars, m.share, m.total) };
+    const times: ShareTimes = { assign: 0, pass: 0, copy: 0 };
+    const t0 = performance.now();
+    assignFlat(vars, weights);
+    times.assign = performance.now() - t0;
+    const loss = shareGradient(net, vars, m.share, m.total, grad, times);
+    reply = { kind: "gradient", loss, times, posted: m.posted, received, sent: now() };
   } catch (err) {
     reply = toErrorMessage(err);
   }
-  port.postMessage(reply, reply.kind === "gradient" ? [reply.grad.buffer as ArrayBuffer] : []);
+  port.postMessage(reply);
 });

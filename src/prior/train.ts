@@ -6,9 +6,10 @@
  * weights (what sampling uses), on flat arrays on this thread (src/prior/adam.ts). Every random
  * number (crops, flips, times, noise) is drawn here, from a generator seeded by (seed, step) alone
  * (stepSeed), so a training resumed from a checkpoint draws exactly the batches an uninterrupted
- * one would have drawn and ends with the same weights; the gradient is
- * computed here or data-parallel over worker threads (src/prior/parallel.ts), the same update either
- * way up to float rounding. Data and augmentation: src/prior/data.ts.
+ * one would have drawn and ends with the same weights; the gradient is computed here, or
+ * data-parallel here and on worker threads (src/prior/parallel.ts), the same update either way up
+ * to float rounding; the next step's batch is drawn while the workers finish this one's.
+ * Data and augmentation: src/prior/data.ts.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -35,7 +36,14 @@ import {
   type Axis,
   type BatchSource,
 } from "./data.js";
-import { assignFlat, checkThreads, flatten, startGradients, type StepData } from "./parallel.js";
+import {
+  assignFlat,
+  checkThreads,
+  flatten,
+  startGradients,
+  type GradientTimes,
+  type StepData,
+} from "./parallel.js";
 import { makeSde, type SdeConfig } from "./sde.js";
 import { ScoreUNet, type UNetConfig } from "./unet.js";
 
@@ -65,13 +73,27 @@ export interface TrainOptions {
   checkpointEvery?: number;
   seed?: number;
   backend: string;
-  /** Worker threads computing the batch's gradient (src/prior/parallel.ts); 1 (default): this thread. */
+  /** Threads computing the batch's gradient (src/prior/parallel.ts): this one and threads - 1 workers; default 1. */
   threads?: number;
   command?: string;
   onStep?: (step: number, loss: number) => void;
+  /** After each step, where its time went (bench/prior.ts prints it). */
+  onProfile?: (times: StepTimes) => void;
   /** After each checkpoint (every `checkpointEvery` steps and the last), with `out` complete. */
   onCheckpoint?: (step: number) => void | Promise<void>;
   signal?: AbortSignal;
+}
+
+/** Where one step's time went on the main thread and its workers (ms). */
+export interface StepTimes extends GradientTimes {
+  /** Making the next step's batch (while the workers compute this one's gradient). */
+  draw: number;
+  /** Waiting for the workers' gradients after that. */
+  wait: number;
+  /** Clipping, Adam and the EMA. */
+  update: number;
+  /** The whole step, from handing its batch to the gradient to the EMA. */
+  step: number;
 }
 
 export interface TrainResult {
@@ -216,10 +238,15 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
         interrupted = true;
         break;
       }
-      const pending = gradients.compute(next, params);
-      // The next batch is made while the workers compute this one's gradient.
+      const times: GradientTimes = { shares: [], toWorker: [], back: [], sum: 0 };
+      const t0 = performance.now();
+      const pending = gradients.compute(next, params, times);
+      const t1 = performance.now();
+      // The next batch is made while the workers finish this one's gradient.
       if (step + 1 < o.steps) next = draw(step + 1);
+      const t2 = performance.now();
       const { loss, grad } = await pending;
+      const t3 = performance.now();
       // Clip by global norm.
       let squares = 0;
       for (let i = 0; i < grad.length; i++) squares += grad[i] * grad[i];
@@ -227,6 +254,8 @@ export async function trainPrior(o: TrainOptions): Promise<TrainResult> {
       if (norm > clip) for (let i = 0; i < grad.length; i++) grad[i] *= clip / norm;
       adam.step(params, grad, (o.lr ?? 2e-4) * Math.min(1, (step + 1) / warmup));
       for (let i = 0; i < ema.length; i++) ema[i] = emaDecay * ema[i] + (1 - emaDecay) * params[i];
+      const t4 = performance.now();
+      o.onProfile?.({ ...times, draw: t2 - t1, wait: t3 - t2, update: t4 - t3, step: t4 - t0 });
       step++;
       last = loss;
       lossSum += loss;

@@ -13,10 +13,16 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { FlatAdam } from "../../src/prior/adam.js";
 import { initBackend, tf } from "../../src/prior/backend.js";
 import { loadPrior, loadTrainState } from "../../src/prior/checkpoint.js";
-import { flatten, splitBatch, startGradients, type Gradient } from "../../src/prior/parallel.js";
+import {
+  flatten,
+  splitBatch,
+  startGradients,
+  type Gradient,
+  type GradientTimes,
+} from "../../src/prior/parallel.js";
 import { makeSde } from "../../src/prior/sde.js";
 import { ScoreUNet } from "../../src/prior/unet.js";
-import { trainPrior, type TrainOptions } from "../../src/prior/train.js";
+import { trainPrior, type StepTimes, type TrainOptions } from "../../src/prior/train.js";
 import { runCli } from "../helpers.js";
 
 const tiny = (
@@ -54,13 +60,14 @@ const tiny = (
  */
 async function train(o: TrainOptions) {
   const losses: number[] = [];
-  await trainPrior({ ...o, onStep: (_, l) => losses.push(l) });
+  const profiles: StepTimes[] = [];
+  await trainPrior({ ...o, onStep: (_, l) => losses.push(l), onProfile: (p) => profiles.push(p) });
   const st = loadTrainState(o.out);
   const params = new Map<string, Float32Array>();
   for (const [part, named] of Object.entries({ raw: st.raw, ema: st.ema, opt: st.optimizer }))
     for (const [name, t] of Object.entries(named))
       params.set(`${part}/${name.replace(/^unet\d+\//, "")}`, t.dataSync() as Float32Array);
-  return { losses, params, info: JSON.parse(readFileSync(join(o.out, "prior.json"), "utf8")) };
+  return { losses, params, profiles, info: JSON.parse(readFileSync(join(o.out, "prior.json"), "utf8")) };
 }
 
 /** The largest difference between two trainings' parameters, every parameter compared. */
@@ -94,7 +101,7 @@ describe("data-parallel training", () => {
     expect(Array.from(shares[1].x0)).toEqual([6, 7, 8, 9]);
   });
 
-  it("the gradient of a batch is the sum of its shares' gradients on 2 and 3 workers", async () => {
+  it("the gradient of a batch is the sum of its shares' gradients on 2 and 3 threads", async () => {
     const o = tiny("", 1, 1);
     const net = new ScoreUNet(o.network, makeSde(o.sde), 2);
     const rng = createRng(5);
@@ -120,15 +127,53 @@ describe("data-parallel training", () => {
     for (const threads of [2, 3]) {
       const workers = startGradients(threads, net, "wasm");
       try {
-        // One after the other on the same workers: each step's weights are the ones it was given.
+        // One after the other on the same workers: each step's weights are the ones it was given
+        // (the workers read them from the buffer they share with this thread).
         for (const [k, b] of batches.entries()) {
-          const there = await workers.compute(copy(b.data), b.weights);
+          const times: GradientTimes = { shares: [], toWorker: [], back: [], sum: 0 };
+          const there = await workers.compute(copy(b.data), b.weights, times);
+          // This thread computed the first share, a worker each of the others.
+          expect(times.shares).toHaveLength(threads);
+          expect(times.toWorker).toHaveLength(threads - 1);
+          for (const t of times.shares) expect(t.pass).toBeGreaterThan(0);
           expect(there.loss).toBeCloseTo(here[k].loss, 5);
           const d = there.grad.reduce((m, g, i) => Math.max(m, Math.abs(g - here[k].grad[i])), 0);
           expect(d / scale).toBeLessThan(1e-5);
         }
       } finally {
         await workers.close();
+      }
+    }
+    net.dispose();
+  });
+
+  it("reuses its buffers step after step and leaves no tensor behind", async () => {
+    const o = tiny("", 1, 1);
+    const net = new ScoreUNet(o.network, makeSde(o.sde), 3);
+    const rng = createRng(6);
+    const n = 4 * 16 * 16;
+    const draw = () => ({
+      x0: Float32Array.from({ length: n }, () => rng.uniform()),
+      z: Float32Array.from({ length: n }, () => rng.normal()),
+      ts: [0.2, 0.4, 0.6, 0.8],
+    });
+    const weights = flatten(net.trainable().map(([, v]) => v));
+    for (const threads of [1, 2]) {
+      const gradients = startGradients(threads, net, "wasm");
+      try {
+        const first = await gradients.compute(draw(), weights);
+        const losses = [first.loss];
+        const tensors = tf.memory().numTensors;
+        for (let k = 0; k < 2; k++) {
+          const g = await gradients.compute(draw(), weights);
+          // The same array each step, holding this step's gradient.
+          expect(g.grad).toBe(first.grad);
+          losses.push(g.loss);
+        }
+        expect(new Set(losses).size).toBe(3);
+        expect(tf.memory().numTensors).toBe(tensors);
+      } finally {
+        await gradients.close();
       }
     }
     net.dispose();
@@ -150,6 +195,13 @@ describe("data-parallel training", () => {
       const raw = (m: Map<string, Float32Array>) => new Map([...m].filter(([k]) => k.startsWith("raw/")));
       expect(maxDifference(raw(initial.params), raw(one.params))).toBeGreaterThan(3e-4);
       expect(two.losses).toHaveLength(3);
+      // Where each step's time went: this thread's share and one worker's.
+      expect(two.profiles).toHaveLength(3);
+      for (const p of two.profiles) {
+        expect(p.shares.map((t) => t.pass > 0)).toEqual([true, true]);
+        expect(p.toWorker).toHaveLength(1);
+        expect(p.step).toBeGreaterThanOrEqual(p.shares[0].pass + p.draw);
+      }
       two.losses.forEach((l, i) => expect(l).toBeCloseTo(one.losses[i], 5));
       expect(maxDifference(one.params, two.params)).toBeLessThan(1e-5);
       // Resumed with the other thread count: still the same training.
