@@ -188,14 +188,14 @@ const cg = (value: number): NumberSpec =>
  * core. sigmaStart > 0 starts at that noise level from an estimate ("come closer, diffuse faster"):
  * start=tv from the TV reconstruction (tvLambda: the TV method's tuned lambda for the modality;
  * tvIterations its PDHG iterations), start=ls from the least-squares image A^+ y; sigmaStart 0
- * starts from the prior at sigma_max. Both modalities start from TV with 40 steps: MRI at sigma 1
- * with two posterior samples (averaged; their spread is the uncertainty map); CT at sigma 0.25 with
- * one sample and a TV start of 100 iterations (CT's data consistency costs most of a step: at 60
- * views two samples, or a 300-iteration start, go past 15 s a slice).
+ * starts from the prior at sigma_max. Both modalities start from TV: MRI at sigma 1 with two
+ * posterior samples of 34 steps (averaged; their spread is the uncertainty map); CT at sigma 0.25
+ * with one sample of 40 steps and a TV start of 60 iterations (CT's data consistency costs most of
+ * a step: at 60 views two samples, or a 300-iteration start, go far past 10 s a slice).
  */
 const DDS_PARAMS = {
   ...SCORE_PARAMS,
-  steps: { ...SCORE_PARAMS.steps, default: 40 },
+  steps: { ...SCORE_PARAMS.steps, default: 34 },
   samples: { ...SCORE_PARAMS.samples, default: 2 },
   cg: cg(5),
   eta: num(0, 1, 1, "DDIM stochasticity (0: deterministic)"),
@@ -214,7 +214,13 @@ const DDS_PARAMS = {
   tvLambda: num(0, 1e3, 0.005, "lambda of the TV start"),
   tvIterations: iterations(TV_PARAMS.iterations.default, "iterations of the TV start"),
 } satisfies Record<string, ParamSpec>;
-const DDS_CT_DEFAULTS: Params = { samples: 1, sigmaStart: 0.25, tvLambda: 0.001, tvIterations: 100 };
+const DDS_CT_DEFAULTS: Params = {
+  steps: 40,
+  samples: 1,
+  sigmaStart: 0.25,
+  tvLambda: 0.001,
+  tvIterations: 60,
+};
 
 /** A score-based method: its sampler's parameters plus samples, seed and the prior (`model`). */
 function scoreMethod(

@@ -6,7 +6,7 @@ import { METHODS, methodDefaults, methodRequest, parseMethods } from "../../src/
 describe("method requests", () => {
   it("score takes the defaults tuned for each modality; given values win", () => {
     expect(parseMethods("score", "mri")[0].params).toMatchObject({
-      steps: 40,
+      steps: 34,
       samples: 2,
       eta: 1,
       sigmaStart: 1,
@@ -21,7 +21,7 @@ describe("method requests", () => {
       sigmaStart: 0.25,
       start: "tv",
       tvLambda: 0.001,
-      tvIterations: 100,
+      tvIterations: 60,
     });
     expect(parseMethods("dds:tvIterations=50", "ct")[0].params).toMatchObject({ tvIterations: 50 });
     expect(parseMethods("score:samples=1:steps=20", "ct")[0].params).toMatchObject({ steps: 20, samples: 1 });
