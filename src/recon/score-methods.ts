@@ -18,7 +18,7 @@ import { scoreFn } from "../prior/score.js";
 import { loadPrior, readPriorInfo, type LoadedPrior, type PriorInfo } from "../prior/checkpoint.js";
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
 import type { Modality } from "./acquisition.js";
-import { regularised, TV_PARAMS } from "./classical-methods.js";
+import { regularised } from "./classical-methods.js";
 import {
   int,
   iterations,
@@ -189,7 +189,8 @@ const cg = (value: number): NumberSpec =>
  * start=tv from the TV reconstruction (tvLambda: the TV method's tuned lambda for the modality;
  * tvIterations its PDHG iterations), start=ls from the least-squares image A^+ y; sigmaStart 0
  * starts from the prior at sigma_max. Both modalities start from TV: MRI at sigma 1 with two
- * posterior samples of 34 steps (averaged; their spread is the uncertainty map); CT at sigma 0.25
+ * posterior samples of 34 steps after a 200-iteration TV start (averaged; their spread is the
+ * uncertainty map); CT at sigma 0.25
  * with one sample of 40 steps and a TV start of 60 iterations (CT's data consistency costs most of
  * a step: at 60 views two samples, or a 300-iteration start, go far past 10 s a slice).
  */
@@ -212,7 +213,7 @@ const DDS_PARAMS = {
     help: "start estimate: TV or least squares",
   },
   tvLambda: num(0, 1e3, 0.005, "lambda of the TV start"),
-  tvIterations: iterations(TV_PARAMS.iterations.default, "iterations of the TV start"),
+  tvIterations: iterations(200, "iterations of the TV start"),
 } satisfies Record<string, ParamSpec>;
 const DDS_CT_DEFAULTS: Params = {
   steps: 40,

@@ -12,7 +12,7 @@ describe("method requests", () => {
       sigmaStart: 1,
       start: "tv",
       tvLambda: 0.005,
-      tvIterations: 300,
+      tvIterations: 200,
     });
     expect(parseMethods("score", "ct")[0].params).toMatchObject({
       steps: 40,
