@@ -72,7 +72,10 @@ export class TrainingService {
     this.queue = new EmbeddedQueue(
       1,
       (name, signal) => this.run(name, signal),
-      (name) => void this.finish(this.records.get(name)!, "cancelled"),
+      (name) =>
+        void this.finish(this.records.get(name)!, "cancelled").catch((err: unknown) =>
+          console.error(`training ${name}: its cancelled state could not be saved:`, err),
+        ),
     );
   }
 
@@ -137,11 +140,17 @@ export class TrainingService {
 
   private save(r: TrainingRecord): Promise<void> {
     const dir = join(this.root, trainingFolder(r.name));
-    const next = (this.saving.get(r.name) ?? Promise.resolve()).then(() => {
-      // A record removed meanwhile (DELETE) is not written back.
-      if (this.records.get(r.name) !== r) return;
+    const removed = () => this.records.get(r.name) !== r;
+    const next = (this.saving.get(r.name) ?? Promise.resolve()).then(async () => {
+      // A record removed meanwhile (DELETE) is not written back, nor is a write that its removal
+      // overtook (its folder renamed away mid-write) an error.
+      if (removed()) return;
       mkdirSync(dir, { recursive: true });
-      return writeJsonAtomic(join(dir, "training.json"), r);
+      try {
+        await writeJsonAtomic(join(dir, "training.json"), r);
+      } catch (err) {
+        if (!removed()) throw err;
+      }
     });
     this.saving.set(
       r.name,

@@ -190,9 +190,9 @@ const cg = (value: number): NumberSpec =>
  * tvIterations its PDHG iterations), start=ls from the least-squares image A^+ y; sigmaStart 0
  * starts from the prior at sigma_max. Both modalities start from TV: MRI at sigma 1 with two
  * posterior samples of 34 steps after a 200-iteration TV start (averaged; their spread is the
- * uncertainty map); CT at sigma 0.25
- * with one sample of 40 steps and a TV start of 60 iterations (CT's data consistency costs most of
- * a step: at 60 views two samples, or a 300-iteration start, go far past 10 s a slice).
+ * uncertainty map); CT at sigma 0.25 with one sample of 40 steps after a 60-iteration TV start
+ * (CT's data consistency costs most of a step: at 60 views two samples, or a 300-iteration start,
+ * go far past 10 s a slice).
  */
 const DDS_PARAMS = {
   ...SCORE_PARAMS,
