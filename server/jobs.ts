@@ -27,6 +27,7 @@ import {
 import { JobResults, runRequest } from "./job-results.js";
 import type { ResolvedJob } from "./spec.js";
 import type { Storage } from "./storage.js";
+import { WriteChains } from "./write-chains.js";
 
 export class JobService {
   readonly events = new EventEmitter();
@@ -35,7 +36,7 @@ export class JobService {
   /** Why a job is being cancelled, when not by its own DELETE. */
   private readonly cancelReasons = new Map<string, JobRecord["error"]>();
   private readonly results: JobResults;
-  private readonly saving = new Map<string, Promise<void>>();
+  private readonly saving = new WriteChains();
   queue: JobQueue;
 
   /**
@@ -84,7 +85,7 @@ export class JobService {
   async close(): Promise<void> {
     await this.queue.close();
     await Promise.allSettled([...this.runs.values()]);
-    await Promise.allSettled([...this.saving.values()]);
+    await this.saving.settled();
   }
 
   get(id: string): JobRecord | undefined {
@@ -137,12 +138,7 @@ export class JobService {
 
   /** Writes the record; writes of one job happen one after another, the last one wins. */
   private save(job: JobRecord): Promise<void> {
-    const next = (this.saving.get(job.id) ?? Promise.resolve()).then(() => this.storage.saveJob(job));
-    this.saving.set(
-      job.id,
-      next.catch(() => {}),
-    );
-    return next;
+    return this.saving.then(job.id, () => this.storage.saveJob(job));
   }
 
   private emit(e: JobEvent): void {

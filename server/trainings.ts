@@ -31,6 +31,7 @@ import {
   type TrainingState,
 } from "./training-record.js";
 import type { ResolvedTraining } from "./training-spec.js";
+import { WriteChains } from "./write-chains.js";
 
 /** Runs one training task (runTrainTask, or over the queue), `id` its group. */
 export type TrainRunner = (
@@ -51,7 +52,7 @@ export class TrainingService {
   readonly events = new EventEmitter();
   private readonly records = new Map<string, TrainingRecord>();
   private readonly runs = new Map<string, Promise<void>>();
-  private readonly saving = new Map<string, Promise<void>>();
+  private readonly saving = new WriteChains();
   private readonly queue: JobQueue;
 
   constructor(
@@ -135,13 +136,13 @@ export class TrainingService {
   async close(): Promise<void> {
     await this.queue.close();
     await Promise.allSettled([...this.runs.values()]);
-    await Promise.allSettled([...this.saving.values()]);
+    await this.saving.settled();
   }
 
   private save(r: TrainingRecord): Promise<void> {
     const dir = join(this.root, trainingFolder(r.name));
     const removed = () => this.records.get(r.name) !== r;
-    const next = (this.saving.get(r.name) ?? Promise.resolve()).then(async () => {
+    return this.saving.then(r.name, async () => {
       // A record removed meanwhile (DELETE) is not written back, nor is a write that its removal
       // overtook (its folder renamed away mid-write) an error.
       if (removed()) return;
@@ -152,11 +153,6 @@ export class TrainingService {
         if (!removed()) throw err;
       }
     });
-    this.saving.set(
-      r.name,
-      next.catch(() => {}),
-    );
-    return next;
   }
 
   private emit(e: TrainingEvent): void {
