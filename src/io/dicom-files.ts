@@ -39,44 +39,30 @@ const VRS = new Set(
  * naming explicit or implicit VR little endian, read from its first element's form (PS3.5 7.1).
  */
 export function asPart10(b: Uint8Array): Uint8Array | undefined {
-  const text = (from: number, to: number) => String.fromCharCode(...b.subarray(from, to));
+  const text = (from: number, to: number) => Buffer.from(b.subarray(from, to)).toString("latin1");
   if (b.length > 132 && text(128, 132) === "DICM") return b;
   if (b.length < 8) return undefined;
   const group = b[0] | (b[1] << 8);
   const explicit = VRS.has(text(4, 6));
-  if (group === 0x0002 && explicit) return concat(preamble(), b);
+  if (group === 0x0002 && explicit) return Buffer.concat([preamble(), b]);
   if (group !== 0x0008) return undefined;
   if (!explicit) {
     // Implicit VR: a 4-byte length that fits the file.
     const length = (b[4] | (b[5] << 8) | (b[6] << 16)) + b[7] * 2 ** 24;
     if (length % 2 !== 0 || 8 + length > b.length) return undefined;
   }
-  return concat(preamble(), meta(explicit ? EXPLICIT_LE : IMPLICIT_LE), b);
+  return Buffer.concat([preamble(), meta(explicit ? EXPLICIT_LE : IMPLICIT_LE), b]);
 }
 
-const preamble = () => {
-  const p = new Uint8Array(132);
-  p.set([0x44, 0x49, 0x43, 0x4d], 128);
-  return p;
-};
+/** 128 zero bytes and "DICM". */
+const preamble = () => Buffer.concat([Buffer.alloc(128), Buffer.from("DICM", "latin1")]);
 
 /** A file meta group of one element, (0002,0010) Transfer Syntax UID, explicit VR little endian. */
-function meta(syntax: string): Uint8Array {
-  const value = syntax.length % 2 ? `${syntax}\0` : syntax;
-  const out = new Uint8Array(8 + value.length);
-  out.set([0x02, 0x00, 0x10, 0x00, 0x55, 0x49, value.length & 0xff, value.length >> 8]);
-  for (let i = 0; i < value.length; i++) out[8 + i] = value.charCodeAt(i);
-  return out;
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+function meta(syntax: string): Buffer {
+  const value = Buffer.from(syntax.length % 2 ? `${syntax}\0` : syntax, "latin1");
+  const head = Buffer.from([0x02, 0x00, 0x10, 0x00, 0x55, 0x49, 0, 0]);
+  head.writeUInt16LE(value.length, 6);
+  return Buffer.concat([head, value]);
 }
 
 /** True when the file holds a DICOM data set (asPart10). */
