@@ -67,23 +67,60 @@ describe("score U-Net", () => {
   });
 });
 
-describe("GroupNorm", () => {
-  it("equals the textbook moments formulation", async () => {
-    await initBackend("wasm");
-    const { groupNorm } = await import("../../src/prior/layers.js");
-    const x = tf.tensor4d(
+describe("GroupNorm and SiLU", () => {
+  const x = () =>
+    tf.tensor4d(
       randomVector(2 * 9 * 7 * 8, 5).map((v) => 6 * v + 2),
       [2, 9, 7, 8],
     );
-    const gamma = tf.tensor1d(randomVector(8, 6).map((v) => 1 + v));
-    const beta = tf.tensor1d(randomVector(8, 7));
-    const ref = tf.tidy(() => {
-      const g = tf.reshape(x, [2, 9, 7, 4, 2]);
-      const { mean, variance } = tf.moments(g, [1, 2, 4], true);
-      const n = tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, 1e-5)));
-      return tf.add(tf.mul(tf.reshape(n, [2, 9, 7, 8]), gamma), beta);
-    });
-    const got = groupNorm(x, gamma, beta, 4);
-    expect(tf.max(tf.abs(tf.sub(ref, got))).dataSync()[0]).toBeLessThan(1e-5);
+  const gamma = () => tf.tensor1d(randomVector(8, 6).map((v) => 1 + v));
+  const beta = () => tf.tensor1d(randomVector(8, 7));
+  // The textbook moments formulation, differentiated by the tape.
+  const reference = (x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) => {
+    const g = tf.reshape(x, [2, 9, 7, 4, 2]);
+    const { mean, variance } = tf.moments(g, [1, 2, 4], true);
+    const n = tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, 1e-5)));
+    return tf.add(tf.mul(tf.reshape(n, [2, 9, 7, 8]), gamma), beta);
+  };
+  const maxDiff = (a: tf.Tensor, b: tf.Tensor) => tf.max(tf.abs(tf.sub(a, b))).dataSync()[0];
+
+  it("GroupNorm equals the textbook moments formulation", async () => {
+    await initBackend("wasm");
+    const { groupNorm } = await import("../../src/prior/layers.js");
+    const [xs, g, b] = [x(), gamma(), beta()];
+    expect(maxDiff(reference(xs, g, b), groupNorm(xs, g, b, 4))).toBeLessThan(1e-5);
+  });
+
+  it("GroupNorm's own gradient equals the tape's of the textbook formulation", async () => {
+    await initBackend("wasm");
+    const { groupNorm } = await import("../../src/prior/layers.js");
+    const weights = tf.tensor4d(randomVector(2 * 9 * 7 * 8, 8), [2, 9, 7, 8]);
+    // A loss that weights every output differently, so each gradient entry is tested.
+    const loss =
+      (f: (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) => tf.Tensor) =>
+      (a: tf.Tensor, b: tf.Tensor, c: tf.Tensor) =>
+        tf.sum(tf.mul(tf.square(f(a, b, c)), weights));
+    const got = tf.grads(
+      loss((a, b, c) => groupNorm(a as tf.Tensor4D, b as tf.Tensor1D, c as tf.Tensor1D, 4)),
+    )([x(), gamma(), beta()]);
+    const want = tf.grads(loss(reference))([x(), gamma(), beta()]);
+    for (let i = 0; i < 3; i++) {
+      expect(got[i].shape).toEqual(want[i].shape);
+      const scale = tf.max(tf.abs(want[i])).dataSync()[0];
+      expect(scale).toBeGreaterThan(0);
+      expect(maxDiff(got[i], want[i])).toBeLessThan(1e-5 * scale);
+    }
+  });
+
+  it("SiLU's own gradient equals the tape's of x sigmoid(x)", async () => {
+    await initBackend("wasm");
+    const { silu } = await import("../../src/prior/layers.js");
+    const xs = x();
+    expect(maxDiff(silu(xs), tf.mul(xs, tf.sigmoid(xs)))).toBeLessThan(1e-6);
+    const weights = tf.tensor4d(randomVector(2 * 9 * 7 * 8, 9), [2, 9, 7, 8]);
+    const loss = (f: (a: tf.Tensor) => tf.Tensor) => (a: tf.Tensor) => tf.sum(tf.mul(f(a), weights));
+    const got = tf.grad(loss(silu))(xs);
+    const want = tf.grad(loss((a) => tf.mul(a, tf.sigmoid(a))))(xs);
+    expect(maxDiff(got, want)).toBeLessThan(1e-5 * tf.max(tf.abs(want)).dataSync()[0]);
   });
 });
