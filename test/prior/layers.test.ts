@@ -1,6 +1,8 @@
 /**
- * The custom convolution gradient on wasm against the cpu backend's own Conv2D gradients
- * (Conv2DBackpropInput / Conv2DBackpropFilter), which wasm lacks or runs slowly.
+ * The network's building blocks: the custom convolution gradient on wasm against the cpu backend's
+ * own Conv2D gradients (Conv2DBackpropInput / Conv2DBackpropFilter, which wasm lacks or runs
+ * slowly), GroupNorm's and SiLU's own gradients against the tape's of their textbook forms, and
+ * the wasm backend's data-sharing Identity (src/prior/backend.ts).
  */
 import { describe, expect, it } from "vitest";
 import { initBackend, tf } from "../../src/prior/backend.js";
@@ -122,5 +124,24 @@ describe("GroupNorm and SiLU", () => {
     const got = tf.grad(loss(silu))(xs);
     const want = tf.grad(loss((a) => tf.mul(a, tf.sigmoid(a))))(xs);
     expect(maxDiff(got, want)).toBeLessThan(1e-5 * tf.max(tf.abs(want)).dataSync()[0]);
+  });
+});
+
+describe("wasm backend", () => {
+  it("the tape's copies share their data: no buffer allocated, values kept when the original goes", async () => {
+    await initBackend("wasm");
+    const x = tf.tensor1d([1, 2, 3]);
+    const buffers = tf.memory().numDataBuffers;
+    const y = tf.clone(x);
+    expect(tf.memory().numDataBuffers).toBe(buffers);
+    x.dispose();
+    expect(Array.from(y.dataSync())).toEqual([1, 2, 3]);
+    // A variable's assign replaces its data: a copy taken before keeps the old values.
+    const v = tf.variable(tf.tensor1d([4, 5]));
+    const c = tf.clone(v);
+    v.assign(tf.tensor1d([6, 7]));
+    expect(Array.from(c.dataSync())).toEqual([4, 5]);
+    expect(Array.from(v.dataSync())).toEqual([6, 7]);
+    tf.dispose([y, v, c]);
   });
 });
