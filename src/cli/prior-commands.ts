@@ -218,7 +218,8 @@ export function registerPriorCommands(program: Command): void {
       let rows: string[] = [];
       const description = [
         files.length
-          ? `${volumes.reduce((n, v) => n + v.slices, 0)} slices (${axes.join(", ")}) from ${files.length} files (${o.data.join(", ")})`
+          ? // The 2-D slices each file gave (all axes) are prior.json's dataFiles counts.
+            `${axes.join(", ")} slices of ${files.length} file${files.length === 1 ? "" : "s"} (${o.data.join(", ")})`
           : "",
         phantom ? `${phantom} phantoms` : "",
       ]
