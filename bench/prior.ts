@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { packageRoot } from "../src/package-root.js";
 import { initBackend, tf } from "../src/prior/backend.js";
 import type { PriorInfo } from "../src/prior/checkpoint.js";
-import { VeSde, type SdeConfig } from "../src/prior/sde.js";
+import { shareGradient } from "../src/prior/parallel.js";
+import { makeSde, VeSde, type SdeConfig } from "../src/prior/sde.js";
 import { trainPrior, type StepTimes } from "../src/prior/train.js";
 import { DEFAULT_UNET, ScoreUNet, type UNetConfig } from "../src/prior/unet.js";
 
@@ -116,6 +117,27 @@ async function trainRun(setting: Setting, threads: number, backend: string): Pro
 }
 
 /**
+ * TensorFlow.js kernels in one forward and backward pass of `setting`'s network over `share`
+ * images (counted with tf.profile; the count does not depend on the share, each kernel costs a
+ * dispatch whatever its size).
+ */
+async function kernelsPerPass(setting: Setting, share: number): Promise<number> {
+  const net = new ScoreUNet(setting.network, makeSde(setting.sde), 1);
+  const vars = net.trainable().map(([, v]) => v);
+  const n = share * setting.size * setting.size;
+  const x0 = Float32Array.from({ length: n }, (_, i) => Math.sin(i));
+  const data = {
+    x0,
+    z: x0.map((v) => 1 - v),
+    ts: Array.from({ length: share }, (_, i) => (i + 1) / (share + 1)),
+  };
+  const out = new Float32Array(vars.reduce((k, v) => k + v.size, 0));
+  const { kernels } = await tf.profile(() => void shareGradient(net, vars, data, n, out));
+  net.dispose();
+  return kernels.length;
+}
+
+/**
  * Data-parallel training (src/prior/parallel.ts) of `setting` on each thread count, the counts
  * run in the order A B B A (a machine whose load drifts slows both alike): steps/s, CPU per step,
  * where a step's time went, and the ratio of the last count to the first.
@@ -132,6 +154,9 @@ async function dataParallel(setting: Setting, threads: number[], backend: string
   const { channels: c, channelMult, attention } = setting.network;
   console.log(
     `data-parallel training, ${setting.name} network ${c} x [${channelMult.join(",")}]${attention ? " + attention" : ""}, batch ${setting.batch}, crop ${setting.size}, ${setting.phantom} phantoms, ${setting.timed} steps timed after ${setting.warm}, each thread count run twice (A B B A), means:`,
+  );
+  console.log(
+    `  TensorFlow.js kernels per forward and backward pass (any share): ${await kernelsPerPass(setting, 1)}`,
   );
   const keys = Object.keys(COLUMNS) as (keyof typeof COLUMNS)[];
   console.log(
@@ -200,8 +225,8 @@ async function main() {
       timed,
     },
     shippedMri,
-    // Larger shares: each thread's pass has a fixed cost (~150 ms, the kernels' bookkeeping)
-    // besides its images', so bigger crops and batches scale better.
+    // Larger shares: each thread's pass costs more than its images' part of the whole batch's
+    // (every kernel's dispatch, whatever its size), so bigger crops and batches scale better.
     { ...shippedMri, id: "mri-128", batch: 8, size: 128, warm: 3 },
   ];
   const chosen = arg("settings", "ct,mri,mri-128").split(",");
