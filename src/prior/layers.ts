@@ -110,7 +110,8 @@ function groupNormOp(groups: number, eps: number): GroupNormOp {
           const [x0, g0, mu, r] = saved;
           const x3 = tf.reshape(x0, [b, n, c]) as tf.Tensor3D;
           const dy3 = tf.reshape(dy, [b, n, c]) as tf.Tensor3D;
-          const xhat = tf.add(tf.mul(x3, perChannel(r)), perChannel(tf.neg(tf.mul(mu, r)))) as tf.Tensor3D;
+          const rc = perChannel(r);
+          const xhat = tf.add(tf.mul(x3, rc), perChannel(tf.neg(tf.mul(mu, r)))) as tf.Tensor3D;
           // Sums over batch and pixels: [1, 1, b n] x [1, b n, c].
           const ones = tf.ones([1, 1, b * n]) as tf.Tensor3D;
           const total = (m: tf.Tensor) =>
@@ -119,7 +120,7 @@ function groupNormOp(groups: number, eps: number): GroupNormOp {
           const m1 = groupMean(g),
             m2 = groupMean(tf.mul(g, xhat) as tf.Tensor3D);
           const dx = tf.add(
-            tf.add(tf.mul(g, perChannel(r)), tf.mul(xhat, perChannel(tf.neg(tf.mul(m2, r))))),
+            tf.add(tf.mul(g, rc), tf.mul(xhat, perChannel(tf.neg(tf.mul(m2, r))))),
             perChannel(tf.neg(tf.mul(m1, r))),
           );
           return [tf.reshape(dx, [b, h, w, c]), total(tf.mul(dy3, xhat)), total(dy3)];

@@ -100,6 +100,27 @@ export function shareGradient(
   return loss;
 }
 
+/**
+ * Sets the network's trainable parameters to `weights` (`flatten`'s layout), then writes the
+ * share's gradient into `out` (shareGradient): the share's loss and where its time went.
+ */
+export function weightsAndGradient(
+  net: ScoreUNet,
+  vars: tf.Variable[],
+  weights: Float32Array,
+  share: StepData,
+  total: number,
+  out: Float32Array,
+): { loss: number; times: ShareTimes } {
+  const t0 = performance.now();
+  assignFlat(vars, weights);
+  const times: ShareTimes = { assign: performance.now() - t0, pass: 0, copy: 0 };
+  return { loss: shareGradient(net, vars, share, total, out, times), times };
+}
+
+/** Milliseconds comparable across threads (a worker's reply stamps are on this clock). */
+export const now = () => performance.timeOrigin + performance.now();
+
 /** The parameters' values, flat, in the order of `vars`. */
 export function flatten(vars: tf.Variable[]): Float32Array {
   const out = new Float32Array(parameterCount(vars));
@@ -208,9 +229,6 @@ export function startGradients(threads: number, net: ScoreUNet, backend: string)
   return new ThreadGradients(threads, net, backend);
 }
 
-/** Milliseconds comparable across threads. */
-const now = () => performance.timeOrigin + performance.now();
-
 class ThreadGradients implements Gradients {
   private readonly vars: tf.Variable[];
   private readonly workers: Worker[];
@@ -289,11 +307,8 @@ class ThreadGradients implements Gradients {
     for (const r of replies) r.catch(() => {});
     // This thread's share while the workers compute theirs.
     const out = this.out;
-    const ownTimes: ShareTimes = { assign: 0, pass: 0, copy: 0 };
-    const t0 = performance.now();
-    assignFlat(this.vars, weights);
-    ownTimes.assign = performance.now() - t0;
-    let loss = shareGradient(this.net, this.vars, own, total, out, ownTimes);
+    const mine = weightsAndGradient(this.net, this.vars, weights, own, total, out);
+    let loss = mine.loss;
     const parts = await Promise.all(replies);
     const summed = now();
     // Added in share order, so a thread count gives the same bytes every time.
@@ -303,7 +318,7 @@ class ThreadGradients implements Gradients {
       loss += p.loss;
     });
     if (times) {
-      times.shares = [ownTimes, ...parts.map((p) => p.times)];
+      times.shares = [mine.times, ...parts.map((p) => p.times)];
       times.toWorker = parts.map((p) => p.received - p.posted);
       times.back = parts.map((p, k) => arrived[k] - p.sent);
       times.sum = now() - summed;

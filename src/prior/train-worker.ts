@@ -7,9 +7,8 @@ import { parentPort, workerData } from "node:worker_threads";
 import { toErrorMessage } from "../errors.js";
 import { initBackend, tf, type BackendChoice } from "./backend.js";
 import {
-  assignFlat,
-  shareGradient,
-  type ShareTimes,
+  now,
+  weightsAndGradient,
   type WorkerInit,
   type WorkerReply,
   type WorkerRequest,
@@ -26,17 +25,12 @@ const vars = net.trainable().map(([, v]) => v);
 const weights = new Float32Array(init.weights);
 const grad = new Float32Array(init.grad);
 const port = parentPort!;
-const now = () => performance.timeOrigin + performance.now();
 
 port.on("message", (m: WorkerRequest) => {
   const received = now();
   let reply: WorkerReply;
   try {
-    const times: ShareTimes = { assign: 0, pass: 0, copy: 0 };
-    const t0 = performance.now();
-    assignFlat(vars, weights);
-    times.assign = performance.now() - t0;
-    const loss = shareGradient(net, vars, m.share, m.total, grad, times);
+    const { loss, times } = weightsAndGradient(net, vars, weights, m.share, m.total, grad);
     reply = { kind: "gradient", loss, times, posted: m.posted, received, sent: now() };
   } catch (err) {
     reply = toErrorMessage(err);

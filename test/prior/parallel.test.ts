@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { createRng } from "../../operators/random.js";
+import { createRng, type Rng } from "../../operators/random.js";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FlatAdam } from "../../src/prior/adam.js";
 import { initBackend, tf } from "../../src/prior/backend.js";
@@ -19,6 +19,7 @@ import {
   startGradients,
   type Gradient,
   type GradientTimes,
+  type StepData,
 } from "../../src/prior/parallel.js";
 import { makeSde } from "../../src/prior/sde.js";
 import { ScoreUNet } from "../../src/prior/unet.js";
@@ -70,6 +71,16 @@ async function train(o: TrainOptions) {
   return { losses, params, profiles, info: JSON.parse(readFileSync(join(o.out, "prior.json"), "utf8")) };
 }
 
+/** A step's data for one 16 x 16 example per time in `ts`: x0 uniform, z normal. */
+function randomBatch(rng: Rng, ts: number[]): StepData {
+  const n = ts.length * 16 * 16;
+  return {
+    x0: Float32Array.from({ length: n }, () => rng.uniform()),
+    z: Float32Array.from({ length: n }, () => rng.normal()),
+    ts,
+  };
+}
+
 /** The largest difference between two trainings' parameters, every parameter compared. */
 function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
   expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
@@ -105,12 +116,7 @@ describe("data-parallel training", () => {
     const o = tiny("", 1, 1);
     const net = new ScoreUNet(o.network, makeSde(o.sde), 2);
     const rng = createRng(5);
-    const n = 5 * 16 * 16;
-    const draw = () => ({
-      x0: Float32Array.from({ length: n }, () => rng.uniform()),
-      z: Float32Array.from({ length: n }, () => rng.normal()),
-      ts: [0.1, 0.3, 0.5, 0.7, 0.9],
-    });
+    const draw = () => randomBatch(rng, [0.1, 0.3, 0.5, 0.7, 0.9]);
     // compute() hands the batch's buffers to the workers: each call gets a copy.
     const copy = (d: ReturnType<typeof draw>) => ({ x0: d.x0.slice(), z: d.z.slice(), ts: d.ts });
     // Two batches at two points of the weights, as two steps see them.
@@ -151,12 +157,7 @@ describe("data-parallel training", () => {
     const o = tiny("", 1, 1);
     const net = new ScoreUNet(o.network, makeSde(o.sde), 3);
     const rng = createRng(6);
-    const n = 4 * 16 * 16;
-    const draw = () => ({
-      x0: Float32Array.from({ length: n }, () => rng.uniform()),
-      z: Float32Array.from({ length: n }, () => rng.normal()),
-      ts: [0.2, 0.4, 0.6, 0.8],
-    });
+    const draw = () => randomBatch(rng, [0.2, 0.4, 0.6, 0.8]);
     const weights = flatten(net.trainable().map(([, v]) => v));
     for (const threads of [1, 2]) {
       const gradients = startGradients(threads, net, "wasm");
