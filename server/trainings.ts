@@ -179,6 +179,9 @@ export class TrainingService {
     await this.save(r);
     this.emit({ type: "state", model: r.name, state: "training", step: r.step });
     let saved = performance.now();
+    // Grid PNGs are written in order, and the training ends only after the last one is written
+    // (it is published with the prior, and its event reaches viewers before the final state).
+    let gridWritten = Promise.resolve();
     const onEvent = (e: TrainEvent) => {
       const event = recordTrainEvent(r, e);
       if (e.kind === "checkpoint" || performance.now() - saved > SAVE_EVERY_MS) {
@@ -186,17 +189,16 @@ export class TrainingService {
         void this.save(r).catch(() => {});
       }
       // A grid's event once its PNG can be fetched.
-      if (e.kind === "checkpoint" && e.grid)
-        void writeFileAtomic(
-          join(this.root, trainingFolder(r.name), "grid.png"),
-          Buffer.from(e.grid, "base64"),
-        )
+      if (e.kind === "checkpoint" && e.grid) {
+        const png = Buffer.from(e.grid, "base64");
+        gridWritten = gridWritten
+          .then(() => writeFileAtomic(join(this.root, trainingFolder(r.name), "grid.png"), png))
           .then(() => this.emit(event))
           .catch(() => {});
-      else this.emit(event);
+      } else this.emit(event);
     };
     try {
-      await this.runner(r.id, r.task, onEvent, signal);
+      await this.runner(r.id, r.task, onEvent, signal).finally(() => gridWritten);
       this.publish(r.name);
       await this.finish(r, "ready");
     } catch (err) {

@@ -108,6 +108,12 @@ describe("training priors through the API", () => {
     const steps = events.filter(([t, e]) => t === "progress" && e.loss !== undefined).map(([, e]) => e.step);
     expect(steps.at(-1)).toBe(6);
     expect(events.some(([t, e]) => t === "grid" && e.step === 6)).toBe(true);
+    // The last checkpoint's grid is published with the prior.
+    expect(
+      readFileSync(join(dataDir, "models", "foot", "samples.png"))
+        .subarray(1, 4)
+        .toString(),
+    ).toBe("PNG");
 
     const m = await model("foot");
     expect(m).toMatchObject({ state: "ready", step: 6, steps: 6, runs: [0], etaSeconds: null });
