@@ -19,6 +19,8 @@ import { loadPrior, readPriorInfo, type LoadedPrior, type PriorInfo } from "../p
 import { ddsSample, langevinSample, songSample, type PosteriorProblem } from "../sampling/conditional.js";
 import type { Modality } from "./acquisition.js";
 import { regularised } from "./classical-methods.js";
+import { finiteDifferences, proxSparsity } from "../baselines/regularisers.js";
+import { percentile } from "../image/stats.js";
 import {
   int,
   iterations,
@@ -145,6 +147,7 @@ function scoreReconstruct(
           eta: Number(p.eta),
           sigmaStart: Number(p.sigmaStart) || undefined,
           start: start && (() => start().map((v) => v / scale)),
+          regularise: tvProx(ctx, p),
         })
       : sampler === "song"
         ? songSample(net.sde, score, problem, {
@@ -165,6 +168,20 @@ function scoreReconstruct(
   const spread = Float32Array.from(std.dataSync());
   tf.dispose([x, mean, std]);
   return common.samples > 1 ? { image, std: spread } : image;
+}
+
+/**
+ * The TV prox each Tweedie estimate passes through before its data consistency (proxLambda > 0):
+ * argmin_x 1/2 ||x - x0||^2 + lambda s TV(x), s the estimate's 99th percentile of |x0| (so lambda
+ * is in the units of the `tv` method's lambda), by proxIterations of FGP. It removes the
+ * low-contrast texture a prior invents on anatomy it has not seen, and keeps edges.
+ */
+function tvProx(ctx: MethodContext, p: Params): ((x0: Float32Array) => Float32Array) | undefined {
+  const lambda = Number(p.proxLambda);
+  if (!(lambda > 0)) return undefined;
+  const w = finiteDifferences(ctx.rows, ctx.cols, false);
+  return (x0) =>
+    proxSparsity(w, x0, lambda, percentile(x0.map(Math.abs), 0.99) || 1, Number(p.proxIterations));
 }
 
 /** What every score-based method takes: sampler steps, samples, their seed and the prior. */
@@ -192,7 +209,9 @@ const cg = (value: number): NumberSpec =>
  * posterior samples of 34 steps after a 200-iteration TV start (averaged; their spread is the
  * uncertainty map); CT at sigma 0.25 with one sample of 40 steps after a 60-iteration TV start
  * (CT's data consistency costs most of a step: at 60 views two samples, or a 300-iteration start,
- * go far past 10 s a slice).
+ * go far past 10 s a slice). Each Tweedie estimate passes through a TV prox before its data
+ * consistency (tvProx; lambda 0.008 MRI, 0.003 CT, tuned on the out-of-distribution validation
+ * set: +0.3-0.5 dB MRI, +1.5-2.4 dB CT; proxLambda 0 is the plain sampler of the paper).
  */
 const DDS_PARAMS = {
   ...SCORE_PARAMS,
@@ -214,6 +233,8 @@ const DDS_PARAMS = {
   },
   tvLambda: num(0, 1e3, 0.005, "lambda of the TV start"),
   tvIterations: iterations(200, "iterations of the TV start"),
+  proxLambda: num(0, 1e3, 0.008, "lambda of the TV prox of each Tweedie estimate (0: none)"),
+  proxIterations: int(1, 1000, 10, "FGP iterations of that prox"),
 } satisfies Record<string, ParamSpec>;
 const DDS_CT_DEFAULTS: Params = {
   steps: 40,
@@ -221,6 +242,7 @@ const DDS_CT_DEFAULTS: Params = {
   sigmaStart: 0.25,
   tvLambda: 0.001,
   tvIterations: 60,
+  proxLambda: 0.003,
 };
 
 /** A score-based method: its sampler's parameters plus samples, seed and the prior (`model`). */
@@ -272,7 +294,7 @@ export const SCORE_METHODS: readonly ReconMethod[] = [
   scoreMethod(
     "dds",
     "dds",
-    "Decomposed Diffusion Sampler (Chung, Lee & Ye 2024): Tweedie denoise, CG data consistency, DDIM step",
+    "Decomposed Diffusion Sampler (Chung, Lee & Ye 2024): Tweedie denoise, TV prox, CG data consistency, DDIM step",
     DDS_PARAMS,
     { ct: DDS_CT_DEFAULTS },
   ),

@@ -5,8 +5,9 @@
  * consistency acts on each sample with the operator (Float32Array), through conjugate gradients.
  *
  * - dds: Decomposed Diffusion Sampler (Chung, Lee & Ye, ICLR 2024) for the VE SDE: each step
- *   denoises by Tweedie's formula x0 = x_t + sigma_t^2 s(x_t, t), makes x0 data-consistent by a
- *   few CG iterations — on A^T A x = A^T y started at x0 when noise-free, or on
+ *   denoises by Tweedie's formula x0 = x_t + sigma_t^2 s(x_t, t) (optionally regularised, e.g. by
+ *   a TV prox), makes x0 data-consistent by a few CG iterations — on A^T A x = A^T y started at x0
+ *   when noise-free, or on
  *   (I + gamma A^T A) x = x0 + gamma A^T y with gamma = sigma_t^2 / sigma_y^2 under noise (the
  *   MAP update of a Gaussian around x0 of width sigma_t) — and re-noises DDIM-style with
  *   stochasticity eta. About `steps` network evaluations.
@@ -76,6 +77,12 @@ export interface DdsOptions extends ConditionalOptions {
    * (default: the least-squares A^+ y).
    */
   start?: () => Float32Array;
+  /**
+   * Applied to each sample's Tweedie estimate before its data consistency, e.g. a TV prox (the
+   * hybrid of a score prior with a classical regulariser, as DiffusionMBIR's TV, Chung et al.
+   * CVPR 2023). Default: none.
+   */
+  regularise?: (x0: Float32Array) => Float32Array;
 }
 
 export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsOptions): tf.Tensor {
@@ -107,7 +114,7 @@ export function ddsSample(sde: Sde, score: ScoreFn, p: PosteriorProblem, o: DdsO
         const s = sde.std(t);
         const sNext = i + 1 < steps ? sde.std(times.t(i + 1)) : 0;
         const x0 = tf.add(x, tf.mul(score(x, t), s * s));
-        const x0dc = perSample(x0, (v) => proxL2(p.op, aty, v, mu(s), cg));
+        const x0dc = perSample(x0, (v) => proxL2(p.op, aty, o.regularise?.(v) ?? v, mu(s), cg));
         if (sNext === 0) return x0dc;
         const epsHat = tf.div(tf.sub(x, x0), s);
         const c = eta * Math.sqrt((sNext * sNext * (s * s - sNext * sNext)) / (s * s));

@@ -164,3 +164,31 @@ describe("dds from an estimate (sigmaStart)", () => {
     }
   });
 });
+
+describe("dds regularise", () => {
+  it("passes each sample's Tweedie estimate through it at every step, before data consistency", () => {
+    const { p } = problem(12, 0, 13, true);
+    const measured = new Set(Array.from({ length: 12 }, (_, k) => Math.floor((k * n) / 12)));
+    let calls = 0;
+    // A "regulariser" that sets every pixel to 0.2: data consistency then restores the measured
+    // pixels only (noise-free inpainting: A^T A is zero on the others), so the result shows its order.
+    const regularise = (x0: Float32Array) => {
+      calls++;
+      expect(x0).toHaveLength(n);
+      return new Float32Array(n).fill(0.2);
+    };
+    const x = ddsSample(sde, score, p, {
+      samples: 3,
+      steps: 4,
+      sigmaStart: 0.011,
+      start: () => new Float32Array(n).fill(0.9),
+      seed: 5,
+      regularise,
+    });
+    expect(calls).toBe(3 * 4);
+    const m = moments(x).mean;
+    x.dispose();
+    const aty = p.op.adjoint(p.y);
+    for (let j = 0; j < n; j++) expect(m[j]).toBeCloseTo(measured.has(j) ? aty[j] : 0.2, 4);
+  });
+});
