@@ -151,8 +151,8 @@ export function stationaryHaar(
 
 /**
  * The proximal map of lambda ||W x||_{2,1}, argmin_x 1/2 ||x - b||^2 + lambda s ||W x / s||_{2,1}
- * for a real image b in units of its scale s (dataScale of the identity: its 99th percentile, as
- * PDHG normalises, so that one lambda means the same at any intensity), by the fast gradient
+ * for a real image b in units of a scale s (e.g. its 99th percentile, as PDHG normalises by
+ * dataScale, so that one lambda means the same at any intensity), by the fast gradient
  * projection on the dual (Beck & Teboulle 2009, FGP): x = b - lambda s W^T q over the groups
  * |q_g| <= 1. It starts at x = b (q = 0) and moves monotonically towards the prox, so a few
  * iterations give a partial prox of the same sense.
@@ -166,6 +166,7 @@ export function proxSparsity(
 ): Float32Array {
   const n = b.length;
   const t = lambda * scale;
+  if (!(t > 0) || iterations < 1) return Float32Array.from(b);
   const step = 1 / (t * w.normSquaredBound);
   const g = w.groupSize;
   const q = new Float32Array(w.length);
@@ -175,7 +176,7 @@ export function proxSparsity(
   const x = Float32Array.from(b);
   const wx = new Float32Array(w.length);
   let k = 1;
-  for (let it = 0; it < iterations && t > 0; it++) {
+  for (let it = 0; it < iterations; it++) {
     // x(r) = b - t W^T r; the dual's gradient step r + step W x(r), projected on |q_g| <= 1.
     w.adjoint(r, wtr);
     for (let i = 0; i < n; i++) x[i] = b[i] - t * wtr[i];
@@ -197,9 +198,7 @@ export function proxSparsity(
     for (let j = 0; j < q.length; j++) r[j] = q[j] + m * (q[j] - qOld[j]);
     k = kNext;
   }
-  if (t > 0 && iterations > 0) {
-    w.adjoint(q, wtr);
-    for (let i = 0; i < n; i++) x[i] = b[i] - t * wtr[i];
-  }
+  w.adjoint(q, wtr);
+  for (let i = 0; i < n; i++) x[i] = b[i] - t * wtr[i];
   return x;
 }

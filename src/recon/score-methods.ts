@@ -211,7 +211,7 @@ const cg = (value: number): NumberSpec =>
  * (CT's data consistency costs most of a step: at 60 views two samples, or a 300-iteration start,
  * go far past 10 s a slice). Each Tweedie estimate passes through a TV prox before its data
  * consistency (tvProx; lambda 0.008 MRI, 0.003 CT, tuned on the out-of-distribution validation
- * set: +0.3-0.5 dB MRI, +1.5-2.4 dB CT; proxLambda 0 is the plain sampler of the paper).
+ * set: +0.25-0.5 dB MRI, +1.5-2.4 dB CT; proxLambda 0 is the plain sampler of the paper).
  */
 const DDS_PARAMS = {
   ...SCORE_PARAMS,
