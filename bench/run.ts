@@ -95,7 +95,7 @@ async function main() {
     ];
     if (quick) continue;
     for (const [acq, list] of studies) {
-      const res = await reconstruct({ acquisition: acq, methods: parseMethods(list, acq.modality), volume });
+      const res = await reconstruct({ acquisition: acq, methods: parseMethods(list, acq), volume });
       for (const r of res.results)
         row(
           `${acq.modality.toUpperCase()} ${acq.modality === "mri" ? "4x" : "60 views"} ${r.method} per slice (PSNR ${r.metrics!.psnr.toFixed(1)} dB)`,

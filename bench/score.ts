@@ -113,7 +113,7 @@ async function main() {
       data.set(generatePhantom(kind, size, 3_000_000 + k).data, k * size * size);
     const volume = makeVolume(slices, size, size, data, { modality: kind === "brain" ? "MR" : "CT" });
     const acquisition: Acquisition = setting.acquisition(size, size);
-    const methods = parseMethods(arg("method", "score"), setting.modality);
+    const methods = parseMethods(arg("method", "score"), acquisition);
     const { steps, samples } = methods[0].params;
     // dds evaluates the network once per step (on a batch of `samples`); the TV start is not one.
     const nfe = Number(steps) * slices;

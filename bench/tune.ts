@@ -106,9 +106,8 @@ async function main() {
       : await oodInputs(arg("ood", "data/ood/validation"));
   for (const setting of settings)
     for (const spec of setting.modality === "mri" ? mri : ct) {
-      const methods = parseMethods(spec, setting.modality);
       const c0 = process.cpuUsage();
-      const rows = await evaluate(inputs, [setting], () => methods);
+      const rows = await evaluate(inputs, [setting], (acq) => parseMethods(spec, acq));
       const c = process.cpuUsage(c0);
       for (const r of rows) {
         const cpu = (c.user + c.system) / 1e6 / r.slices;

@@ -17,9 +17,12 @@ const REF = "#/components/schemas/";
 /** A job's methods: one schema per method, with its parameters (each optional; defaults given). */
 function methodSchema(m: (typeof METHODS)[number]) {
   const params = bare(z.toJSONSchema(paramsSchema(m, true), { io: "input" }));
-  const tuned = Object.entries(m.modalityDefaults ?? {}).map(
-    ([modality, p]) =>
-      `; ${modality.toUpperCase()} defaults: ${Object.entries(p)
+  const tuned = [
+    ...Object.entries(m.modalityDefaults ?? {}).map(([modality, p]) => [modality.toUpperCase(), p] as const),
+    ...(m.acquisitionDefaults ?? []).map((d) => [d.label, d.params] as const),
+  ].map(
+    ([kind, p]) =>
+      `; ${kind} defaults: ${Object.entries(p)
         .map(([k, v]) => `${k} ${v}`)
         .join(", ")}`,
   );

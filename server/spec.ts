@@ -151,20 +151,6 @@ function resolve(
   const model = spec.model ?? "";
   const dir = model ? modelDir(model) : defaultPriorPath(modality);
   if (!dir) throw new UserError(`model: no model named '${model}'`, "not_found", "model");
-  const methods = spec.methods.map((m, i) => {
-    if (spec.methods.findIndex((x) => x.name === m.name) !== i)
-      throw new UserError(`methods[${i}]: '${m.name}' is listed twice`, "bad_job", `methods[${i}]`);
-    if ("model" in m.params)
-      throw new UserError(
-        `methods[${i}].model: choose the prior with the job's 'model' field`,
-        "bad_job",
-        `methods[${i}].model`,
-      );
-    const r = methodRequest(m.name, m.params, modality, `methods[${i}]`, false, true);
-    if (!findMethod(m.name).needsPrior) return r;
-    checkPrior(dir, modality, "model");
-    return { ...r, params: { ...r.params, model } };
-  });
   const acquisition: Acquisition =
     modality === "mri"
       ? (() => {
@@ -189,5 +175,19 @@ function resolve(
           detectors: spec.ct?.detectors ?? defaultDetectors(series.rows),
           noise: spec.ct?.noise ?? { kind: "none" },
         };
+  const methods = spec.methods.map((m, i) => {
+    if (spec.methods.findIndex((x) => x.name === m.name) !== i)
+      throw new UserError(`methods[${i}]: '${m.name}' is listed twice`, "bad_job", `methods[${i}]`);
+    if ("model" in m.params)
+      throw new UserError(
+        `methods[${i}].model: choose the prior with the job's 'model' field`,
+        "bad_job",
+        `methods[${i}].model`,
+      );
+    const r = methodRequest(m.name, m.params, acquisition, `methods[${i}]`, false, true);
+    if (!findMethod(m.name).needsPrior) return r;
+    checkPrior(dir, modality, "model");
+    return { ...r, params: { ...r.params, model } };
+  });
   return { spec, seriesId: series.id, modality, slices: [a, b], acquisition, methods };
 }

@@ -16,7 +16,7 @@ import {
   writeVolume,
 } from "../io/index.js";
 import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "../recon/acquisition.js";
-import { findMethod, parseMethods } from "../recon/methods.js";
+import { findMethod, parseMethods, type RequestTarget } from "../recon/methods.js";
 import {
   evalMarkdown,
   evaluate,
@@ -260,19 +260,18 @@ export function registerCommands(program: Command): void {
           );
         return s;
       });
-      const methods = {
-        mri: withModel(parseMethods(String(o.mriMethods), "mri"), o.model),
-        ct: withModel(parseMethods(String(o.ctMethods), "ct"), o.model),
-      };
-      if ([...methods.mri, ...methods.ct].some((m) => findMethod(m.name).needsPrior))
+      const lists = { mri: String(o.mriMethods), ct: String(o.ctMethods) };
+      // Checked once here; each setting's requests are then made for its acquisition.
+      const methods = (target: RequestTarget) =>
+        withModel(
+          parseMethods(lists[typeof target === "string" ? target : target.modality], target),
+          o.model,
+        );
+      if ([...methods("mri"), ...methods("ct")].some((m) => findMethod(m.name).needsPrior))
         await startEngine(o.engine);
       const bar = progressBar(1000, "eval");
-      const rows = await evaluate(
-        inputs,
-        settings,
-        (m) => methods[m],
-        (setting, e) =>
-          bar.update(Math.round((1000 * (e.slice + e.done / e.total)) / e.slices), `${setting} ${e.method}`),
+      const rows = await evaluate(inputs, settings, methods, (setting, e) =>
+        bar.update(Math.round((1000 * (e.slice + e.done / e.total)) / e.slices), `${setting} ${e.method}`),
       );
       bar.stop();
       mkdirSync(o.out, { recursive: true });
@@ -311,7 +310,7 @@ export function registerCommands(program: Command): void {
         ],
       ];
       for (const [name, acq, list] of studies) {
-        const methods = parseMethods(list, acq.modality);
+        const methods = parseMethods(list, acq);
         const bar = progressBar(methods.length, name);
         const result = await reconstruct({
           acquisition: acq,

@@ -252,7 +252,7 @@ async function runStudy(
     const meas = await readMeasurements(o.measurements, o);
     // Without an acquisition file, how the array was taken is the run's first line.
     if (meas.interpretation) process.stderr.write(`scorerecon: ${meas.interpretation}\n`);
-    const methods = withModel(parseMethods(o.method, meas.acquisition.modality), o.model);
+    const methods = withModel(parseMethods(o.method, meas.acquisition), o.model);
     await engine?.({ slices: meas.like.slices, methods: methods.length });
     const result = await run({
       acquisition: meas.acquisition,
@@ -270,7 +270,7 @@ async function runStudy(
   );
   const modality = modalityFor(o.modality, reference);
   const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
-  const methods = withModel(parseMethods(o.method, modality), o.model);
+  const methods = withModel(parseMethods(o.method, acq), o.model);
   await engine?.({ slices: reference.slices, methods: methods.length });
   const result = await run({
     acquisition: acq,

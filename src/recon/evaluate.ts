@@ -76,20 +76,21 @@ export interface EvalRow {
 export async function evaluate(
   inputs: EvalInput[],
   settings: readonly Setting[],
-  methodsFor: (m: Modality) => MethodRequest[],
+  methodsFor: (acq: Acquisition) => MethodRequest[],
   onProgress?: (setting: string, e: ProgressEvent) => void,
 ): Promise<EvalRow[]> {
   const rows: EvalRow[] = [];
   for (const setting of settings) {
-    const methods = methodsFor(setting.modality);
     const mine = inputs.filter(({ volume: v }) =>
       setting.modality === "mri" ? v.modality !== "CT" : v.modality === "CT",
     );
-    if (methods.length === 0 || mine.length === 0) continue;
     const perMethod = new Map<string, EvalImage[]>();
     for (const { volume, labels } of mine) {
+      const acquisition = setting.acquisition(volume.rows, volume.cols);
+      const methods = methodsFor(acquisition);
+      if (methods.length === 0) continue;
       const r = await reconstruct({
-        acquisition: setting.acquisition(volume.rows, volume.cols),
+        acquisition,
         methods,
         volume,
         onProgress: (e) => onProgress?.(setting.name, e),

@@ -4,7 +4,7 @@
  * classical-methods.ts and score-methods.ts; methods.ts lists them and checks requests.
  */
 import { z } from "zod";
-import type { ForwardModel, Modality } from "./acquisition.js";
+import type { Acquisition, ForwardModel, Modality } from "./acquisition.js";
 
 export type ParamValue = number | string;
 export type Params = Record<string, ParamValue>;
@@ -51,10 +51,23 @@ export interface ReconMethod {
   params: Readonly<Record<string, ParamSpec>>;
   /** Defaults that differ for one modality (tuned per modality), over the declared ones. */
   modalityDefaults?: Partial<Record<Modality, Params>>;
+  /** Defaults for a kind of acquisition (e.g. sparse-view CT), over the modality's. */
+  acquisitionDefaults?: readonly AcquisitionDefaults[];
   /** Uses a trained prior (the inference engine must be started first: initEngine). */
   needsPrior?: boolean;
   /** The image, or for posterior sampling with samples > 1 the mean and the per-pixel std. */
   run(ctx: MethodContext, params: Params): Float32Array | { image: Float32Array; std: Float32Array };
+}
+
+/**
+ * Defaults tuned for a kind of acquisition: they apply where the request is made for an
+ * acquisition of that kind (methodRequest with the acquisition), over the modality's defaults.
+ */
+export interface AcquisitionDefaults {
+  /** The kind in words, for --help, the API document and docs/methods.md: "CT <= 32 views". */
+  label: string;
+  applies: (acq: Acquisition) => boolean;
+  params: Params;
 }
 
 export const int = (min: number, max: number, value: number, help: string): NumberSpec => ({

@@ -36,11 +36,23 @@ export function findMethod(name: string, field = "method"): ReconMethod {
   return m;
 }
 
-/** The declared defaults of a method, with those of the modality over them. */
-export function methodDefaults(method: ReconMethod, modality: Modality): Params {
+/**
+ * What a request is made for: the acquisition (its defaults are then those of its kind too), or
+ * only the modality (to check a request before the acquisition is known).
+ */
+export type RequestTarget = Modality | Acquisition;
+
+/**
+ * The declared defaults of a method, with those of the modality over them and, for an
+ * acquisition, those of its kind over those (ReconMethod.acquisitionDefaults).
+ */
+export function methodDefaults(method: ReconMethod, target: RequestTarget): Params {
   const params: Params = {};
   for (const [key, spec] of Object.entries(method.params)) params[key] = spec.default;
-  return { ...params, ...method.modalityDefaults?.[modality] };
+  const modality = typeof target === "string" ? target : target.modality;
+  const kinds =
+    typeof target === "string" ? [] : (method.acquisitionDefaults ?? []).filter((d) => d.applies(target));
+  return Object.assign(params, method.modalityDefaults?.[modality], ...kinds.map((d) => d.params));
 }
 
 /** A method's `params` object as a zod schema (every key optional, no others). `api`: without API-only-off keys. */
@@ -65,7 +77,8 @@ function fromText(spec: ParamSpec, text: string): ParamValue {
 }
 
 /**
- * A checked method request: a known method for this modality, known parameter names, each value
+ * A checked method request for `target` (an acquisition, or only its modality: RequestTarget):
+ * a known method for the modality, known parameter names, each value
  * of its declared type and range (ParamSpec). `field` names the place in the errors (the CLI's
  * `method`, or a job's `methods[1]`; a parameter is `<field>.<key>`). `text`: values are the
  * command line's text, converted to their declared type first; otherwise (a JSON job) they must
@@ -74,12 +87,13 @@ function fromText(spec: ParamSpec, text: string): ParamValue {
 export function methodRequest(
   name: string,
   given: Record<string, string | number>,
-  modality: Modality,
+  target: RequestTarget,
   field = "method",
   text = false,
   api = false,
 ): MethodRequest {
   const method = findMethod(name, field);
+  const modality = typeof target === "string" ? target : target.modality;
   // The parameters this caller may give (the API's leave out the prior's folder).
   const takes = Object.keys(paramsSchema(method, api).shape);
   if (!method.modalities.includes(modality))
@@ -88,7 +102,7 @@ export function methodRequest(
       "bad_method",
       field,
     );
-  const params = methodDefaults(method, modality);
+  const params = methodDefaults(method, target);
   for (const [key, raw] of Object.entries(given)) {
     const spec = takes.includes(key) ? method.params[key] : undefined;
     if (!spec)
@@ -123,7 +137,7 @@ export function describeDerivation(request: MethodRequest, acq: Acquisition): st
 }
 
 /** Parses `tv:lambda=0.003,fbp` into requests, checking names, keys and values. */
-export function parseMethods(list: string, modality: Modality): MethodRequest[] {
+export function parseMethods(list: string, target: RequestTarget): MethodRequest[] {
   const requests = list
     .split(",")
     .map((s) => s.trim())
@@ -137,7 +151,7 @@ export function parseMethods(list: string, modality: Modality): MethodRequest[] 
           throw new UserError(`method '${name}': '${pair}' must look like key=value`, "bad_method", "method");
         given[key] = value;
       }
-      return methodRequest(name, given, modality, "method", true);
+      return methodRequest(name, given, target, "method", true);
     });
   if (requests.length === 0) throw new UserError("no method given", "bad_method", "method");
   return requests;

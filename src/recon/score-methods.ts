@@ -25,6 +25,7 @@ import {
   int,
   iterations,
   num,
+  type AcquisitionDefaults,
   type MethodContext,
   type NumberSpec,
   type Params,
@@ -207,9 +208,9 @@ const cg = (value: number): NumberSpec =>
  * tvIterations its PDHG iterations), start=ls from the least-squares image A^+ y; sigmaStart 0
  * starts from the prior at sigma_max. Both modalities start from TV: MRI at sigma 1 with two
  * posterior samples of 34 steps after a 200-iteration TV start (averaged; their spread is the
- * uncertainty map); CT at sigma 0.25 with one sample of 40 steps after a 60-iteration TV start
- * (CT's data consistency costs most of a step: at 60 views two samples, or a 300-iteration start,
- * go far past 10 s a slice). Each Tweedie estimate passes through a TV prox before its data
+ * uncertainty map); CT at sigma 0.25 with one sample of 40 steps (60 at 32 views or fewer:
+ * DDS_SPARSE_CT) after a 60-iteration TV start (CT's data consistency costs most of a step: at 60
+ * views two samples, or a 300-iteration start, go far past 10 s a slice). Each Tweedie estimate passes through a TV prox before its data
  * consistency (tvProx; lambda 0.008 MRI, 0.003 CT, tuned on the out-of-distribution validation
  * set: +0.25-0.5 dB MRI, +1.5-2.4 dB CT; proxLambda 0 is the plain sampler of the paper).
  */
@@ -244,6 +245,19 @@ const DDS_CT_DEFAULTS: Params = {
   tvIterations: 60,
   proxLambda: 0.003,
 };
+/**
+ * Sparse-view CT: the fewer the views, the cheaper a step's data consistency and the more of the
+ * image the prior has to supply, so more steps fit in the time budget and pay (docs/tuning.md,
+ * "more steps where views are few": at 23 views +0.65 dB on validation for 1.6x the time; at 60
+ * views 60 steps would cost 1.5x of a slice that is already near the budget).
+ */
+const DDS_SPARSE_CT: AcquisitionDefaults = {
+  label: "CT <= 32 views",
+  applies: (acq) => acq.modality === "ct" && acq.views <= 32,
+  params: { steps: 60 },
+};
+
+const DDS_TUNED = { modalityDefaults: { ct: DDS_CT_DEFAULTS }, acquisitionDefaults: [DDS_SPARSE_CT] };
 
 /** A score-based method: its sampler's parameters plus samples, seed and the prior (`model`). */
 function scoreMethod(
@@ -251,14 +265,14 @@ function scoreMethod(
   sampler: ScoreSampler,
   summary: string,
   params: Record<string, ParamSpec>,
-  modalityDefaults?: ReconMethod["modalityDefaults"],
+  tuned?: Pick<ReconMethod, "modalityDefaults" | "acquisitionDefaults">,
 ): ReconMethod {
   return {
     name,
     modalities: ["mri", "ct"],
     summary,
     params: { ...SCORE_PARAMS, ...params },
-    ...(modalityDefaults ? { modalityDefaults } : {}),
+    ...tuned,
     needsPrior: true,
     run: (ctx, p) => {
       if (p.start !== "tv") return scoreReconstruct(sampler, ctx, p);
@@ -289,14 +303,14 @@ export const SCORE_METHODS: readonly ReconMethod[] = [
     "dds",
     "score-based posterior sampling with the shipped prior (the fast dds sampler, default settings)",
     DDS_PARAMS,
-    { ct: DDS_CT_DEFAULTS },
+    DDS_TUNED,
   ),
   scoreMethod(
     "dds",
     "dds",
     "Decomposed Diffusion Sampler (Chung, Lee & Ye 2024): Tweedie denoise, TV prox, CG data consistency, DDIM step",
     DDS_PARAMS,
-    { ct: DDS_CT_DEFAULTS },
+    DDS_TUNED,
   ),
   scoreMethod("song", "song", "predictor-corrector posterior sampling of Song, Shen, Xing & Ermon 2022", {
     // The predictor's discretisation needs two noise levels at least.

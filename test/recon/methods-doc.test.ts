@@ -12,9 +12,14 @@ function declaredRows(): string[][] {
     for (const [key, s] of Object.entries(m.params)) {
       const range =
         s.kind === "choice" ? s.choices.join(", ") : s.kind === "string" ? "text" : `${s.min} .. ${s.max}`;
-      const perModality = Object.entries(m.modalityDefaults ?? {})
+      const perModality = [
+        ...Object.entries(m.modalityDefaults ?? {}).map(
+          ([modality, p]) => [modality.toUpperCase(), p] as const,
+        ),
+        ...(m.acquisitionDefaults ?? []).map((d) => [d.label, d.params] as const),
+      ]
         .filter(([, p]) => key in p)
-        .map(([modality, p]) => `${modality.toUpperCase()} ${p[key]}`);
+        .map(([kind, p]) => `${kind} ${p[key]}`);
       const value = s.default === "" ? '""' : String(s.default);
       const fallback = perModality.length ? `${value} (${perModality.join(", ")})` : value;
       rows.push([`\`${m.name}\``, `\`${key}\``, s.kind, range, fallback, s.help]);

@@ -1,5 +1,6 @@
-/** Method requests: names, parameters and their per-modality defaults. */
+/** Method requests: names, parameters and their per-modality and per-acquisition defaults. */
 import { describe, expect, it } from "vitest";
+import type { Acquisition } from "../../src/recon/acquisition.js";
 import { paramSchema } from "../../src/recon/method-spec.js";
 import { METHODS, methodDefaults, methodRequest, parseMethods } from "../../src/recon/methods.js";
 
@@ -26,6 +27,41 @@ describe("method requests", () => {
     expect(parseMethods("dds:tvIterations=50", "ct")[0].params).toMatchObject({ tvIterations: 50 });
     expect(parseMethods("score:samples=1:steps=20", "ct")[0].params).toMatchObject({ steps: 20, samples: 1 });
     expect(methodRequest("tv", { lambda: 0.005 }, "mri").params).toEqual({ lambda: 0.005, iterations: 300 });
+  });
+
+  it("made for an acquisition, score takes the defaults of its kind: sparse-view CT runs more steps", () => {
+    const ct = (views: number): Acquisition => ({
+      modality: "ct",
+      size: 256,
+      views,
+      detectors: 363,
+      noise: { kind: "none" },
+    });
+    for (const name of ["score", "dds"]) {
+      expect(parseMethods(name, ct(23))[0].params).toMatchObject({
+        steps: 60,
+        cg: 5,
+        samples: 1,
+        tvIterations: 60,
+      });
+      expect(parseMethods(name, ct(32))[0].params).toMatchObject({ steps: 60 });
+      expect(parseMethods(name, ct(33))[0].params).toMatchObject({ steps: 40 });
+      expect(parseMethods(name, ct(60))[0].params).toEqual(parseMethods(name, "ct")[0].params);
+    }
+    expect(parseMethods("score:steps=30", ct(23))[0].params).toMatchObject({ steps: 30, cg: 5 });
+    expect(methodRequest("score", { cg: 3 }, ct(23), "methods[0]", false, true).params).toMatchObject({
+      steps: 60,
+      cg: 3,
+    });
+    expect(methodRequest("score", { steps: 7 }, ct(23)).params).toMatchObject({ steps: 7 });
+    const mri: Acquisition = {
+      modality: "mri",
+      rows: 256,
+      cols: 256,
+      mask: { kind: "random", acceleration: 8, centerFraction: 0.04, seed: 0 },
+      noiseSigma: 0,
+    };
+    expect(parseMethods("score", mri)[0].params).toEqual(parseMethods("score", "mri")[0].params);
   });
 
   it("refuses unknown methods, parameters, bad values and methods of the other modality, naming the field", () => {
@@ -67,13 +103,19 @@ describe("method requests", () => {
     });
   });
 
-  it("every declared and modality default is of its type and in its range", () => {
-    for (const m of METHODS)
+  it("every declared, modality and acquisition default is of its type and in its range", () => {
+    for (const m of METHODS) {
       for (const modality of m.modalities) {
         const d = methodDefaults(m, modality);
         expect(Object.keys(d).sort()).toEqual(Object.keys(m.params).sort());
         for (const [key, spec] of Object.entries(m.params))
           expect(paramSchema(spec).safeParse(d[key]).success, `${m.name} ${modality} ${key}`).toBe(true);
       }
+      for (const d of m.acquisitionDefaults ?? [])
+        for (const [key, value] of Object.entries(d.params))
+          expect(paramSchema(m.params[key]).safeParse(value).success, `${m.name} ${d.label} ${key}`).toBe(
+            true,
+          );
+    }
   });
 });

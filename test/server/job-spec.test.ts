@@ -2,8 +2,9 @@
 /**
  * Job specs a hostile or mistaken client may send: every method parameter has a type and a range
  * (400 naming the field, the server stays up), priors and modalities are checked at submission,
- * API answers name priors by their API name and speak API words, and a score method that fails
- * while running leaves the job's classical methods to finish.
+ * API answers name priors by their API name and speak API words, a score method that fails
+ * while running leaves the job's classical methods to finish, and a job's methods take the
+ * defaults of its acquisition.
  */
 import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +15,7 @@ import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { packageRoot } from "../../src/package-root.js";
 import { createServer, type ScoreReconServer } from "../../server/app.js";
+import { resolveJobSpec } from "../../server/spec.js";
 
 const root = mkdtempSync(join(tmpdir(), "scorerecon-spec-"));
 let s: ScoreReconServer;
@@ -190,4 +192,18 @@ describe("priors and modalities at submission", () => {
     const nifti = await request(s.app).get(`/api/jobs/${r.body.id}/results/tv/download`);
     expect(nifti.status).toBe(200);
   }, 120_000);
+});
+
+describe("defaults of the job's acquisition", () => {
+  it("score on sparse-view CT takes that kind's defaults; given values and other view counts keep theirs", () => {
+    const plan = (views: number, params: Record<string, number> = {}) =>
+      resolveJobSpec(
+        { study: ct, ct: { views }, methods: [{ name: "score", params }] },
+        s.storage.study.bind(s.storage),
+        () => undefined,
+      ).methods[0].params;
+    expect(plan(23)).toMatchObject({ steps: 60, cg: 5, samples: 1 });
+    expect(plan(60)).toMatchObject({ steps: 40, cg: 5, samples: 1 });
+    expect(plan(23, { steps: 12 })).toMatchObject({ steps: 12, cg: 5 });
+  });
 });
