@@ -16,7 +16,7 @@ import {
   writeVolume,
 } from "../io/index.js";
 import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "../recon/acquisition.js";
-import { findMethod, parseMethods, type RequestTarget } from "../recon/methods.js";
+import { findMethod, parseMethods, targetModality, type RequestTarget } from "../recon/methods.js";
 import {
   evalMarkdown,
   evaluate,
@@ -263,10 +263,7 @@ export function registerCommands(program: Command): void {
       const lists = { mri: String(o.mriMethods), ct: String(o.ctMethods) };
       // Checked once here; each setting's requests are then made for its acquisition.
       const methods = (target: RequestTarget) =>
-        withModel(
-          parseMethods(lists[typeof target === "string" ? target : target.modality], target),
-          o.model,
-        );
+        withModel(parseMethods(lists[targetModality(target)], target), o.model);
       if ([...methods("mri"), ...methods("ct")].some((m) => findMethod(m.name).needsPrior))
         await startEngine(o.engine);
       const bar = progressBar(1000, "eval");

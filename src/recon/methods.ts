@@ -42,6 +42,9 @@ export function findMethod(name: string, field = "method"): ReconMethod {
  */
 export type RequestTarget = Modality | Acquisition;
 
+export const targetModality = (target: RequestTarget): Modality =>
+  typeof target === "string" ? target : target.modality;
+
 /**
  * The declared defaults of a method, with those of the modality over them and, for an
  * acquisition, those of its kind over those (ReconMethod.acquisitionDefaults).
@@ -49,10 +52,13 @@ export type RequestTarget = Modality | Acquisition;
 export function methodDefaults(method: ReconMethod, target: RequestTarget): Params {
   const params: Params = {};
   for (const [key, spec] of Object.entries(method.params)) params[key] = spec.default;
-  const modality = typeof target === "string" ? target : target.modality;
   const kinds =
     typeof target === "string" ? [] : (method.acquisitionDefaults ?? []).filter((d) => d.applies(target));
-  return Object.assign(params, method.modalityDefaults?.[modality], ...kinds.map((d) => d.params));
+  return Object.assign(
+    params,
+    method.modalityDefaults?.[targetModality(target)],
+    ...kinds.map((d) => d.params),
+  );
 }
 
 /** A method's `params` object as a zod schema (every key optional, no others). `api`: without API-only-off keys. */
@@ -78,8 +84,8 @@ function fromText(spec: ParamSpec, text: string): ParamValue {
 
 /**
  * A checked method request for `target` (an acquisition, or only its modality: RequestTarget):
- * a known method for the modality, known parameter names, each value
- * of its declared type and range (ParamSpec). `field` names the place in the errors (the CLI's
+ * a known method for the modality, known parameter names, each value of its declared type and
+ * range (ParamSpec). `field` names the place in the errors (the CLI's
  * `method`, or a job's `methods[1]`; a parameter is `<field>.<key>`). `text`: values are the
  * command line's text, converted to their declared type first; otherwise (a JSON job) they must
  * already have it. `api`: the parameters of the API's schema (paramsSchema), not the prior's folder.
@@ -93,7 +99,7 @@ export function methodRequest(
   api = false,
 ): MethodRequest {
   const method = findMethod(name, field);
-  const modality = typeof target === "string" ? target : target.modality;
+  const modality = targetModality(target);
   // The parameters this caller may give (the API's leave out the prior's folder).
   const takes = Object.keys(paramsSchema(method, api).shape);
   if (!method.modalities.includes(modality))
