@@ -64,7 +64,7 @@ export interface ReconMethod {
  * acquisition of that kind (methodRequest with the acquisition), over the modality's defaults.
  */
 export interface AcquisitionDefaults {
-  /** The kind in words, for --help, the API document and docs/methods.md: "CT <= 32 views". */
+  /** The kind in words, for the API document and docs/methods.md: "CT <= 32 views". */
   label: string;
   applies: (acq: Acquisition) => boolean;
   params: Params;
