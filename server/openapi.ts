@@ -5,7 +5,7 @@
  * (src/recon/methods.ts), the one that checks them.
  */
 import { z } from "zod";
-import { METHODS, paramsSchema } from "../src/recon/methods.js";
+import { METHODS, paramsSchema, tunedDefaults } from "../src/recon/methods.js";
 import { API_SCHEMAS } from "./api-schemas.js";
 import { isApi, PATH_PARAMS, route, type Reply, type Route } from "./routes/route.js";
 import { JobSpecSchema } from "./spec.js";
@@ -17,10 +17,7 @@ const REF = "#/components/schemas/";
 /** A job's methods: one schema per method, with its parameters (each optional; defaults given). */
 function methodSchema(m: (typeof METHODS)[number]) {
   const params = bare(z.toJSONSchema(paramsSchema(m, true), { io: "input" }));
-  const tuned = [
-    ...Object.entries(m.modalityDefaults ?? {}).map(([modality, p]) => [modality.toUpperCase(), p] as const),
-    ...(m.acquisitionDefaults ?? []).map((d) => [d.label, d.params] as const),
-  ].map(
+  const tuned = tunedDefaults(m).map(
     ([kind, p]) =>
       `; ${kind} defaults: ${Object.entries(p)
         .map(([k, v]) => `${k} ${v}`)

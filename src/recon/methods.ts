@@ -61,6 +61,17 @@ export function methodDefaults(method: ReconMethod, target: RequestTarget): Para
   );
 }
 
+/**
+ * The defaults a method has beyond its declared ones, by the kind they are for ("CT",
+ * "CT <= 32 views"), in the order they apply: for the API document and docs/methods.md.
+ */
+export function tunedDefaults(method: ReconMethod): (readonly [string, Params])[] {
+  return [
+    ...Object.entries(method.modalityDefaults ?? {}).map(([m, p]) => [m.toUpperCase(), p] as const),
+    ...(method.acquisitionDefaults ?? []).map((d) => [d.label, d.params] as const),
+  ];
+}
+
 /** A method's `params` object as a zod schema (every key optional, no others). `api`: without API-only-off keys. */
 export function paramsSchema(method: ReconMethod, api = false) {
   const shape: Record<string, z.ZodOptional<z.ZodType<ParamValue>>> = {};

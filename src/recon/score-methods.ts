@@ -210,9 +210,10 @@ const cg = (value: number): NumberSpec =>
  * posterior samples of 34 steps after a 200-iteration TV start (averaged; their spread is the
  * uncertainty map); CT at sigma 0.25 with one sample of 40 steps (60 at 32 views or fewer:
  * DDS_SPARSE_CT) after a 60-iteration TV start (CT's data consistency costs most of a step: at 60
- * views two samples, or a 300-iteration start, go far past 10 s a slice). Each Tweedie estimate passes through a TV prox before its data
- * consistency (tvProx; lambda 0.008 MRI, 0.003 CT, tuned on the out-of-distribution validation
- * set: +0.25-0.5 dB MRI, +1.5-2.4 dB CT; proxLambda 0 is the plain sampler of the paper).
+ * views two samples, or a 300-iteration start, go far past 10 s a slice). Each Tweedie estimate
+ * passes through a TV prox before its data consistency (tvProx; lambda 0.008 MRI, 0.003 CT, tuned
+ * on the out-of-distribution validation set: +0.25-0.5 dB MRI, +1.5-2.4 dB CT; proxLambda 0 is the
+ * plain sampler of the paper).
  */
 const DDS_PARAMS = {
   ...SCORE_PARAMS,

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { METHODS } from "../../src/recon/methods.js";
+import { METHODS, tunedDefaults } from "../../src/recon/methods.js";
 
 function declaredRows(): string[][] {
   const rows: string[][] = [];
@@ -12,12 +12,7 @@ function declaredRows(): string[][] {
     for (const [key, s] of Object.entries(m.params)) {
       const range =
         s.kind === "choice" ? s.choices.join(", ") : s.kind === "string" ? "text" : `${s.min} .. ${s.max}`;
-      const perModality = [
-        ...Object.entries(m.modalityDefaults ?? {}).map(
-          ([modality, p]) => [modality.toUpperCase(), p] as const,
-        ),
-        ...(m.acquisitionDefaults ?? []).map((d) => [d.label, d.params] as const),
-      ]
+      const perModality = tunedDefaults(m)
         .filter(([, p]) => key in p)
         .map(([kind, p]) => `${kind} ${p[key]}`);
       const value = s.default === "" ? '""' : String(s.default);
