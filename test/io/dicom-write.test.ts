@@ -14,7 +14,19 @@ import { runCli } from "../helpers.js";
 
 const fx = (p: string) => new URL(`../fixtures/dicom/${p}`, import.meta.url).pathname;
 
+const tools = ["dcmdump", "dciodvfy"].filter(
+  (t) => !spawnSync("sh", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(),
+);
+if (tools.length && process.env.CI)
+  throw new Error(`${tools.join(" and ")} missing: .ci/run installs the dcmtk and dicom3tools packages`);
+if (tools.length)
+  console.warn(
+    `not validating written DICOM files: ${tools.join(" and ")} not installed (apt-get install dcmtk dicom3tools); the round-trip checks still run`,
+  );
+
+/** Checks a written file with dcmdump and dciodvfy (outside CI, only where both are installed). */
 function validate(file: string): void {
+  if (tools.length) return;
   const dump = spawnSync("dcmdump", [file], { encoding: "utf8" });
   expect(dump.status).toBe(0);
   expect(dump.stderr).not.toMatch(/^E:/m);
