@@ -1,10 +1,15 @@
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { vi } from "vitest";
 import yauzl from "yauzl";
 import { createRng } from "../operators/random.js";
 import { main } from "../src/cli/main.js";
+
+/** The path of an installed command (as `command -v` finds it), "" where it is not installed. */
+export function commandPath(name: string): string {
+  return spawnSync("sh", ["-c", `command -v ${name}`], { encoding: "utf8" }).stdout.trim();
+}
 
 /** Seeded random Float32Array in [-0.5, 0.5) (or N(0,1) with normal = true). */
 export function randomVector(n: number, seed: number, normal = false): Float32Array {

@@ -10,13 +10,11 @@ import { describe, expect, it } from "vitest";
 import { readDicomSeries } from "../../src/io/dicom.js";
 import { writeDicomSeries } from "../../src/io/dicom-write.js";
 import { affineOf, makeVolume } from "../../src/image/volume.js";
-import { runCli } from "../helpers.js";
+import { commandPath, runCli } from "../helpers.js";
 
 const fx = (p: string) => new URL(`../fixtures/dicom/${p}`, import.meta.url).pathname;
 
-const tools = ["dcmdump", "dciodvfy"].filter(
-  (t) => !spawnSync("sh", ["-c", `command -v ${t}`], { encoding: "utf8" }).stdout.trim(),
-);
+const tools = ["dcmdump", "dciodvfy"].filter((t) => !commandPath(t));
 if (tools.length && process.env.CI)
   throw new Error(`${tools.join(" and ")} missing: .ci/run installs the dcmtk and dicom3tools packages`);
 if (tools.length)

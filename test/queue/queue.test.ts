@@ -6,7 +6,7 @@
  * other, which resumes it from its checkpoint. Skipped, with a message, only where redis-server is
  * not installed outside CI (.ci/run installs it).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync } from "node:fs";
 import { createServer as netServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -25,10 +25,10 @@ import { TRAIN_QUEUE } from "../../src/queue/train-task.js";
 import { parseMethods } from "../../src/recon/methods.js";
 import { reconstruct } from "../../src/recon/reconstruct.js";
 import { createServer, type ScoreReconServer } from "../../server/app.js";
-import { runCli } from "../helpers.js";
+import { commandPath, runCli } from "../helpers.js";
 import { tinyTraining } from "../server/training-helpers.js";
 
-const redisBin = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
+const redisBin = commandPath("redis-server");
 if (!redisBin && process.env.CI)
   throw new Error("redis-server is missing: .ci/run installs the redis-server package");
 if (!redisBin)

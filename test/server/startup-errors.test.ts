@@ -5,7 +5,7 @@
  * killed fails), and nothing created. And a worker whose Redis goes away later logs one line per
  * outage, not a stack trace per retry, and still stops on SIGTERM. No assertion is on elapsed time.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer as netServer, type AddressInfo, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -14,12 +14,13 @@ import { afterAll, describe, expect, it } from "vitest";
 import { generatePhantom } from "../../phantoms/index.js";
 import { makeVolume } from "../../src/image/volume.js";
 import { writeVolume } from "../../src/io/index.js";
+import { commandPath } from "../helpers.js";
 
 const bin = new URL("../../dist/src/cli/bin.js", import.meta.url).pathname;
 const root = mkdtempSync(join(tmpdir(), "scorerecon-startup-"));
 const children: ChildProcess[] = [];
 const servers: Server[] = [];
-const redisBin = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
+const redisBin = commandPath("redis-server");
 
 interface Run {
   code: number | null;

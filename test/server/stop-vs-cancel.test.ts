@@ -4,7 +4,7 @@
  * queue aborted with, a cancelled job ends cancelled, a stopped server's job is saved queued; the
  * same for the Redis job queue where redis-server is installed.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { createServer as netServer, type AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -18,6 +18,7 @@ import { JobService } from "../../server/jobs.js";
 import { RedisJobQueue } from "../../server/redis-queue.js";
 import { resolveJobSpec } from "../../server/spec.js";
 import { Storage } from "../../server/storage.js";
+import { commandPath } from "../helpers.js";
 
 const root = mkdtempSync(join(tmpdir(), "scorerecon-stop-"));
 
@@ -100,7 +101,7 @@ describe("stop versus cancel (embedded queue)", () => {
   });
 });
 
-const redisBin = spawnSync("sh", ["-c", "command -v redis-server"], { encoding: "utf8" }).stdout.trim();
+const redisBin = commandPath("redis-server");
 let redis: ChildProcess | undefined;
 afterAll(() => redis?.kill("SIGKILL"));
 
