@@ -107,6 +107,33 @@ describe("augmentation", () => {
       expect(Math.min(...x.subarray(17, 30))).toBeGreaterThan(0.5);
   });
 
+  it("'blur' smooths some crops (less variation, same mean of a constant) and leaves the others exact", () => {
+    const board: TrainingSlice = {
+      rows: 16,
+      cols: 16,
+      data: Float32Array.from({ length: 256 }, (_, i) => ((i >> 4) + i) % 2),
+      hu: true,
+    };
+    const variation = (x: Float32Array) => {
+      let t = 0;
+      for (let i = 1; i < x.length; i++) if (i % 16) t += Math.abs(x[i] - x[i - 1]);
+      return t;
+    };
+    let blurred = 0;
+    for (const x of batch([board], ["blur"], 5, 16, 40)) {
+      if (maxDiff(x, board.data) === 0) continue;
+      blurred++;
+      expect(variation(x)).toBeLessThan(0.8 * variation(board.data));
+      expect(Math.min(...x)).toBeGreaterThanOrEqual(0);
+      expect(Math.max(...x)).toBeLessThanOrEqual(1);
+    }
+    expect(blurred).toBeGreaterThan(3);
+    expect(blurred).toBeLessThan(30);
+    const ones: TrainingSlice = { rows: 16, cols: 16, data: new Float32Array(256).fill(1), hu: true };
+    for (const x of batch([ones], ["blur"], 6, 16, 20)) expect(maxDiff(x, ones.data)).toBeLessThan(1e-5);
+    expect(parseAugmentations("default", "mri")).not.toContain("blur");
+  });
+
   it("MRI intensity transforms keep zero background at zero and values non-negative", () => {
     const brain: TrainingSlice = {
       ...ramp(16),
