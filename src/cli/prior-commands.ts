@@ -103,7 +103,7 @@ export function registerPriorCommands(program: Command): void {
     )
     .option(
       "--augment <list>",
-      `augmentations: default, none, or a list of ${AUGMENTATIONS.join(",")} (default: all, less gamma, contrast and invert for CT)`,
+      `augmentations: default, none, or a list of ${AUGMENTATIONS.join(",")} (default: all but blur, less gamma, contrast and invert for CT)`,
       "default",
     )
     .option("--phantom <kind>", `also (or only) train on procedural phantoms: ${PHANTOM_KINDS.join("|")}`)
