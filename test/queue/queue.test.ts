@@ -241,8 +241,9 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
             return ["done", "failed", "cancelled"].includes(j.state) ? j : undefined;
           });
           expect(job.state, JSON.stringify(job.error)).toBe("done");
-          // The kill landed mid-task: exactly that task was found stalled and run again.
-          expect(stalled).toHaveLength(1);
+          // The kill landed mid-task: its task was found stalled and run again (on a loaded
+          // machine a live worker's lock may lapse too; its task is then taken from the store).
+          expect(stalled.length).toBeGreaterThanOrEqual(1);
           const files = readdirSync(join(dataDir, "jobs", job.id, "slices"), { recursive: true }).map(String);
           expect(files.filter((f) => f.endsWith(".json"))).toHaveLength(SLICES);
           expect(files.filter((f) => f.endsWith(".npy"))).toHaveLength(SLICES);
