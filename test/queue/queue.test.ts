@@ -242,7 +242,7 @@ describe.skipIf(!redisBin)("Redis queue (BullMQ)", () => {
           });
           expect(job.state, JSON.stringify(job.error)).toBe("done");
           // The kill landed mid-task: its task was found stalled and run again (on a loaded
-          // machine a live worker's lock may lapse too; its task is then taken from the store).
+          // machine a live worker's lock may lapse too, and its task runs again to the same bytes).
           expect(stalled.length).toBeGreaterThanOrEqual(1);
           const files = readdirSync(join(dataDir, "jobs", job.id, "slices"), { recursive: true }).map(String);
           expect(files.filter((f) => f.endsWith(".json"))).toHaveLength(SLICES);
