@@ -14,7 +14,7 @@ import type { Volume } from "../src/image/volume.js";
 import { DecompressionBudget } from "../src/io/decompression.js";
 import { readDicomStudy } from "../src/io/dicom.js";
 import { readVolume } from "../src/io/index.js";
-import { ssimWindowSize } from "../src/metrics/index.js";
+import { checkScorable } from "../src/metrics/index.js";
 import { compiledModule } from "../src/package-root.js";
 import { defaultWindow } from "./storage.js";
 
@@ -47,13 +47,13 @@ export async function parseUpload(dir: string, o: ParseOptions): Promise<ParsedU
       throw new UserError("files: upload one NIfTI file on its own", "bad_upload", "files");
     const path = join(dir, nifti[0]);
     const v = await readVolume(path, { budget });
-    checkVolume(v, path);
+    checkScorable(v, path, "files");
     const m = o.modality === "CT" || o.modality === "MR" ? o.modality : v.modality;
     volumes = [{ ...v, modality: m, units: m === "CT" && v.units === "arbitrary" ? "HU" : v.units }];
     descriptions = ["NIfTI volume"];
   } else {
     const { series } = await readDicomStudy(dir, { budget });
-    for (const s of series) checkVolume(s.volume, s.files[0]);
+    for (const s of series) checkScorable(s.volume, s.files[0], "files");
     volumes = series.map((s) => s.volume);
     descriptions = series.map((s) => s.summary.description);
   }
@@ -64,25 +64,6 @@ export async function parseUpload(dir: string, o: ParseOptions): Promise<ParsedU
     descriptions,
     windows: volumes.map(defaultWindow),
   };
-}
-
-/** What every stored volume must be: finite, and no smaller than the metrics' window. */
-function checkVolume(v: Volume, file: string): void {
-  const w = ssimWindowSize();
-  if (v.rows < w || v.cols < w)
-    throw new UserError(
-      `${file}: the image is ${v.rows}x${v.cols}; reconstructions are scored with an ${w}x${w} SSIM window, so images need at least ${w}x${w}`,
-      "bad_image",
-      "files",
-    );
-  let bad = 0;
-  for (let i = 0; i < v.data.length; i++) if (!Number.isFinite(v.data[i])) bad++;
-  if (bad > 0)
-    throw new UserError(
-      `${file}: ${bad} of ${v.data.length} values are NaN or infinite; images must hold finite numbers`,
-      "bad_image",
-      "files",
-    );
 }
 
 /** What the worker answers: the parsed upload, or the error (a user error keeps its code and field). */

@@ -7,16 +7,20 @@ import { z } from "zod";
 import { UserError } from "../src/errors.js";
 import {
   ACQUISITION_DEFAULTS,
+  ACQUISITION_RANGES as R,
   defaultDetectors,
   type Acquisition,
   type Modality,
 } from "../src/recon/acquisition.js";
-import { findMethod, methodRequest, type MethodRequest } from "../src/recon/methods.js";
+import { checkListedOnce, findMethod, methodRequest, type MethodRequest } from "../src/recon/methods.js";
 import { checkPrior, defaultPriorPath } from "../src/recon/score-methods.js";
 import { MASK_KINDS } from "../operators/masks.js";
 import type { StudyRecord } from "./study-record.js";
 
-const int = (min: number, max: number) => z.number().int().min(min).max(max);
+/** zod numbers in a range (the ranges are declared beside what they bound, for CLI and API alike). */
+export const int = (min: number, max: number) => z.number().int().min(min).max(max);
+const range = (r: { min: number; max: number }) => z.number().min(r.min).max(r.max);
+export const intRange = (r: { min: number; max: number }) => int(r.min, r.max);
 
 export const JobSpecSchema = z
   .object({
@@ -27,23 +31,23 @@ export const JobSpecSchema = z
     modality: z.enum(["mri", "ct"]).optional(),
     mri: z
       .object({
-        acceleration: z.number().min(1).max(64).default(ACQUISITION_DEFAULTS.acceleration),
+        acceleration: range(R.acceleration).default(ACQUISITION_DEFAULTS.acceleration),
         centerFraction: z.number().min(0).max(1).default(ACQUISITION_DEFAULTS.centerFraction),
         mask: z.enum(MASK_KINDS).default(ACQUISITION_DEFAULTS.mask),
-        seed: int(0, 2 ** 31 - 1).default(0),
-        noiseSigma: z.number().min(0).default(0),
+        seed: intRange(R.seed).default(0),
+        noiseSigma: range(R.noiseSigma).default(0),
       })
       .strict()
       .optional(),
     ct: z
       .object({
-        views: int(1, 4096).default(ACQUISITION_DEFAULTS.views),
-        detectors: int(1, 16384).optional(),
+        views: intRange(R.views).default(ACQUISITION_DEFAULTS.views),
+        detectors: intRange(R.detectors).optional(),
         noise: z
           .discriminatedUnion("kind", [
             z.object({ kind: z.literal("none") }).strict(),
-            z.object({ kind: z.literal("gaussian"), sigma: z.number().min(0) }).strict(),
-            z.object({ kind: z.literal("poisson"), I0: z.number().min(1) }).strict(),
+            z.object({ kind: z.literal("gaussian"), sigma: range(R.noiseSigma) }).strict(),
+            z.object({ kind: z.literal("poisson"), I0: range(R.I0) }).strict(),
           ])
           .default({ kind: "none" }),
       })
@@ -63,7 +67,7 @@ export const JobSpecSchema = z
     /** A model name from GET /api/models, for the score-based methods. */
     model: z.string().optional(),
     /** Seed of the measurement noise. */
-    seed: int(0, 2 ** 31 - 1).default(0),
+    seed: intRange(R.seed).default(0),
   })
   .strict();
 
@@ -175,9 +179,12 @@ function resolve(
           detectors: spec.ct?.detectors ?? defaultDetectors(series.rows),
           noise: spec.ct?.noise ?? { kind: "none" },
         };
+  checkListedOnce(
+    spec.methods.map((m) => m.name),
+    (i) => `methods[${i}]`,
+    "bad_job",
+  );
   const methods = spec.methods.map((m, i) => {
-    if (spec.methods.findIndex((x) => x.name === m.name) !== i)
-      throw new UserError(`methods[${i}]: '${m.name}' is listed twice`, "bad_job", `methods[${i}]`);
     if ("model" in m.params)
       throw new UserError(
         `methods[${i}].model: choose the prior with the job's 'model' field`,

@@ -8,14 +8,13 @@ import { z } from "zod";
 import { UserError } from "../src/errors.js";
 import { readPriorInfo } from "../src/prior/checkpoint.js";
 import { AUGMENTATIONS, parseAugmentations, type Augmentation } from "../src/prior/data.js";
+import { TRAIN_RANGES as T } from "../src/prior/train.js";
 import type { SdeConfig } from "../src/prior/sde.js";
 import { DEFAULT_UNET, type UNetConfig } from "../src/prior/unet.js";
 import type { TrainTask } from "../src/queue/train-task.js";
-import { fieldOf } from "./spec.js";
+import { fieldOf, int, intRange } from "./spec.js";
 import { seriesBase } from "./storage.js";
 import type { StudyRecord } from "./study-record.js";
-
-const int = (min: number, max: number) => z.number().int().min(min).max(max);
 
 /** A user prior's name: what jobs give as `model`; a folder name, so nothing else. */
 export const MODEL_NAME = /^[A-Za-z0-9][\w.-]{0,63}$/;
@@ -31,17 +30,17 @@ export const TrainingSpecSchema = z
     series: z.array(z.string()).min(1).max(256).optional(),
     /** The slices kept of every series, zero-based, end exclusive (default: all). */
     slices: z.tuple([int(0, 100_000), int(1, 100_000)]).optional(),
-    steps: int(1, 1_000_000),
+    steps: intRange(T.steps),
     /** Training crop size (default: the init prior's, else 48). */
-    size: int(8, 512).optional(),
-    batch: int(1, 64).default(8),
+    size: intRange(T.size).optional(),
+    batch: intRange(T.batch).default(8),
     /** A model name from GET /api/models to fine-tune (or grow) from. */
     init: z.string().optional(),
     /** The network (default: the init prior's, else the default U-Net). */
     network: z
       .object({
-        channels: int(4, 256).refine((c) => c % 4 === 0, "must be a multiple of 4 (GroupNorm)"),
-        channelMult: z.array(int(1, 8)).min(1).max(6),
+        channels: intRange(T.channels).refine((c) => c % 4 === 0, "must be a multiple of 4 (GroupNorm)"),
+        channelMult: z.array(intRange(T.channelMult)).min(T.levels.min).max(T.levels.max),
         attention: z.boolean().default(false),
       })
       .strict()
@@ -51,16 +50,16 @@ export const TrainingSpecSchema = z
         error: `default, none, or a list of ${AUGMENTATIONS.join(", ")}`,
       })
       .default("default"),
-    lr: z.number().gt(0).max(1).default(2e-4),
+    lr: z.number().min(T.lr.min).max(T.lr.max).default(2e-4),
     /** Steps of linear learning-rate warm-up (default: a tenth of the steps, at most 500). */
     warmup: int(0, 1_000_000).optional(),
-    checkpointEvery: int(1, 1_000_000).default(100),
+    checkpointEvery: intRange(T.checkpointEvery).default(100),
     /** Samples in the grid drawn at each checkpoint (0: none), and the sampler's steps. */
     grid: z
       .object({ count: int(0, 16).default(4), steps: int(2, 200).default(10) })
       .strict()
       .default({ count: 4, steps: 10 }),
-    seed: int(0, 2 ** 31 - 1).default(0),
+    seed: intRange(T.seed).default(0),
   })
   .strict();
 

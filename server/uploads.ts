@@ -82,6 +82,17 @@ export function uploadMiddleware(storage: Storage, limits: UploadLimits): Reques
           new HttpError(tooLarge ? 413 : 400, message, tooLarge ? "too_large" : "bad_upload", "files"),
         );
       }
+      // The multipart parser's own errors (no boundary, a body that ends early, a client that
+      // aborts) are the request's; a file system error (it has a syscall) is the server's.
+      if (err instanceof Error && !("syscall" in err))
+        return next(
+          new HttpError(
+            400,
+            "files: the multipart body is malformed or was cut short",
+            "bad_upload",
+            "files",
+          ),
+        );
       next(err);
     });
 }

@@ -57,8 +57,16 @@ function requestErrors(e: {
       };
   }
   // The router's decodeURIComponent of a path parameter (Express 5: a 400 URIError).
-  if (e instanceof URIError || e.status === 400)
+  if (e instanceof URIError)
     return { status: 400, code: "bad_path", message: "the URL path holds malformed percent-encoding" };
+  // body-parser's other 400s: a body that does not decode (a broken Content-Encoding) or ends early.
+  if (e.status === 400)
+    return {
+      status: 400,
+      code: "bad_body",
+      message:
+        "the request body cannot be read (it does not decode as its Content-Encoding says, or it ends early)",
+    };
   return { status: e.status, code: "bad_request", message: "the request cannot be processed" };
 }
 

@@ -6,6 +6,7 @@ import { PHANTOM_KINDS, generatePhantom, type PhantomKind } from "../../phantoms
 import { UserError } from "../errors.js";
 import { makeVolume, padOrCrop, sliceOf } from "../image/volume.js";
 import { valueRange } from "../image/stats.js";
+import { checkScorable } from "../metrics/index.js";
 import {
   isDicomPath,
   listDicomSeries,
@@ -15,7 +16,13 @@ import {
   writeNpyArray,
   writeVolume,
 } from "../io/index.js";
-import { describeAcquisition, forwardModel, simulateSlice, type Acquisition } from "../recon/acquisition.js";
+import {
+  ACQUISITION_RANGES as R,
+  describeAcquisition,
+  forwardModel,
+  simulateSlice,
+  type Acquisition,
+} from "../recon/acquisition.js";
 import { findMethod, parseMethods, targetModality, type RequestTarget } from "../recon/methods.js";
 import {
   evalMarkdown,
@@ -31,6 +38,8 @@ import {
   acquisitionFromFlags,
   addOperatorFlags,
   checkFolder,
+  checkVoxels,
+  IMAGE_SIDE,
   modalityFor,
   parseChoice,
   parseNumber,
@@ -58,9 +67,12 @@ export function registerCommands(program: Command): void {
     .requiredOption("--out <file>", "output .nii, .nii.gz, .npy or .png (one slice)")
     .action(async (o) => {
       const kind = parseChoice("--kind", o.kind, PHANTOM_KINDS) as PhantomKind;
-      const size = parseNumber("--size", o.size, { min: 8, integer: true });
+      const size = parseNumber("--size", o.size, { ...IMAGE_SIDE, integer: true });
       const count = parseNumber("--count", o.count, { min: 1, integer: true });
-      const seed = parseNumber("--seed", o.seed, { integer: true });
+      checkVoxels("--count", size, count);
+      const seed = parseNumber("--seed", o.seed, { ...R.seed, integer: true });
+      if (seed + count - 1 > R.seed.max)
+        throw new UserError(`--seed + --count - 1 must be <= ${R.seed.max}`, "bad_flag", "--seed");
       const bar = progressBar(count, "phantom");
       const first = generatePhantom(kind, size, seed);
       const volume = makeVolume(count, size, size, undefined, {
@@ -96,10 +108,11 @@ export function registerCommands(program: Command): void {
       o.slices,
       o.in,
     );
+    checkScorable(volume, o.in, "--in");
     const modality = modalityFor(o.modality, volume);
     const acq = acquisitionFromFlags(modality, volume.rows, volume.cols, o as OperatorFlags);
     const model = forwardModel(acq, await maskFor(acq, volume));
-    const seed = parseNumber("--seed", o.seed, { integer: true });
+    const seed = parseNumber("--seed", o.seed, { ...R.seed, integer: true });
     const hu = inHounsfieldUnits(volume, acq);
     const [views, dets] = model.op.output.shape;
     const perSlice = model.op.output.complex ? 2 * views * dets : views * dets;
@@ -223,14 +236,15 @@ export function registerCommands(program: Command): void {
     .requiredOption("--out <dir>", "writes eval.md and eval.json")
     .addOption(engineOption())
     .action(async (o) => {
-      const n = parseNumber("--phantoms", o.phantoms, { min: 0, integer: true });
-      const size = parseNumber("--size", o.size, { min: 8, integer: true });
-      const seed0 = parseNumber("--phantom-seed", o.phantomSeed, { min: 0, integer: true });
+      const n = parseNumber("--phantoms", o.phantoms, { min: 0, max: 10_000, integer: true });
+      const size = parseNumber("--size", o.size, { ...IMAGE_SIDE, integer: true });
+      const seed0 = parseNumber("--phantom-seed", o.phantomSeed, { ...R.seed, integer: true });
       checkFolder("--out", o.out);
       const inputs: EvalInput[] = [];
       for (const f of o.data ?? []) {
         const v = await readVolume(f);
         const volume = padOrCrop(selectSlices(v, o.slices, f), size, size);
+        checkScorable(volume, f, "--data");
         const labels = sliceIndices(o.slices, v.slices, f).map((k) => `${basename(f)} slice ${k}`);
         inputs.push(...(o.ctFromMri ? withPseudoCt({ volume, labels }) : [{ volume, labels }]));
       }

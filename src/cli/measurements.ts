@@ -7,10 +7,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { UserError } from "../errors.js";
 import { makeVolume, type Volume } from "../image/volume.js";
 import { readNpyArray } from "../io/index.js";
-import type { Acquisition } from "../recon/acquisition.js";
+import { checkAcquisition, type Acquisition } from "../recon/acquisition.js";
 import {
   acquisitionFromFlags,
   checkModality,
+  IMAGE_SIDE,
   parseModality,
   parseNumber,
   type OperatorFlags,
@@ -118,7 +119,7 @@ export async function readMeasurements(
       "--measurements",
     );
   const size = flags.size
-    ? parseNumber("--size", flags.size, { min: 1, integer: true })
+    ? parseNumber("--size", flags.size, { min: 1, max: IMAGE_SIDE.max, integer: true })
     : Math.floor(b / Math.SQRT2);
   const acq: Acquisition = sidecar?.acquisition ?? {
     modality: "ct",
@@ -149,8 +150,10 @@ function parseSidecar(path: string): Sidecar {
     const s = JSON.parse(readFileSync(path, "utf8")) as Sidecar;
     if (!s.acquisition || (s.acquisition.modality !== "mri" && s.acquisition.modality !== "ct"))
       throw new Error("no acquisition");
+    checkAcquisition(s.acquisition, path, "--measurements");
     return s;
   } catch (e) {
+    if (e instanceof UserError) throw e;
     throw new UserError(
       `${path} is not a scorerecon measurement description (${(e as Error).message})`,
       "bad_measurements",

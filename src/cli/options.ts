@@ -8,11 +8,29 @@ import type { MethodRequest } from "../recon/methods.js";
 import { UserError } from "../errors.js";
 import {
   ACQUISITION_DEFAULTS,
+  ACQUISITION_RANGES as R,
   defaultDetectors,
   type Acquisition,
   type CtNoise,
   type Modality,
 } from "../recon/acquisition.js";
+
+/**
+ * The side of an image the CLI makes (phantoms, eval's padding) and, with the count, at most
+ * 2^28 voxels (1 GiB of float32) in one volume.
+ */
+export const IMAGE_SIDE = { min: 8, max: 4096 } as const;
+const MAX_VOXELS = 2 ** 28;
+
+/** Checks that `slices` images of `side` x `side` fit in one volume (IMAGE_SIDE). */
+export function checkVoxels(flag: string, side: number, slices: number): void {
+  if (side * side * slices > MAX_VOXELS)
+    throw new UserError(
+      `${flag}: ${slices} slice(s) of ${side}x${side} is ${side * side * slices} voxels, more than ${MAX_VOXELS} in one volume`,
+      "bad_flag",
+      flag,
+    );
+}
 
 export function parseNumber(
   flag: string,
@@ -30,6 +48,10 @@ export function parseNumber(
     throw new UserError(`${flag} must be <= ${opts.max}, got '${value}'`, "bad_flag", flag);
   return v;
 }
+
+/** `parseNumber` of an integer in `range`. */
+export const parseInteger = (flag: string, value: string | undefined, range: { min: number; max: number }) =>
+  parseNumber(flag, value, { ...range, integer: true });
 
 /**
  * Checks, before any work is done, that `dir` can be a folder to write in: it is a writable
@@ -115,7 +137,7 @@ export function acquisitionFromFlags(
   cols: number,
   f: OperatorFlags,
 ): Acquisition {
-  const seed = parseNumber("--seed", f.seed, { integer: true });
+  const seed = parseNumber("--seed", f.seed, { ...R.seed, integer: true });
   const noise = parseNoise(modality, f.noise);
   if (modality === "mri") {
     return {
@@ -126,7 +148,7 @@ export function acquisitionFromFlags(
         ? { file: f.maskFile }
         : {
             kind: parseChoice("--mask", f.mask, MASK_KINDS) as MaskKind,
-            acceleration: parseNumber("--accel", f.accel, { min: 1 }),
+            acceleration: parseNumber("--accel", f.accel, R.acceleration),
             centerFraction: fraction(f.centerFraction),
             seed,
           },
@@ -137,9 +159,9 @@ export function acquisitionFromFlags(
   return {
     modality,
     size: rows,
-    views: parseNumber("--views", f.views, { min: 1, integer: true }),
+    views: parseNumber("--views", f.views, { ...R.views, integer: true }),
     detectors: f.detectors
-      ? parseNumber("--detectors", f.detectors, { min: 1, integer: true })
+      ? parseNumber("--detectors", f.detectors, { ...R.detectors, integer: true })
       : defaultDetectors(rows),
     noise,
   };
@@ -158,10 +180,11 @@ function fraction(value: string): number {
 
 export function parseNoise(modality: Modality, spec: string | undefined): CtNoise {
   if (!spec || spec === "none") return { kind: "none" };
-  const [kind, value] = spec.split(":");
-  if (kind === "gaussian") return { kind, sigma: parseNumber("--noise gaussian:SIGMA", value, { min: 0 }) };
-  if (kind === "poisson" && modality === "ct")
-    return { kind, I0: parseNumber("--noise poisson:I0", value, { min: 1 }) };
+  const [kind, value, ...extra] = spec.split(":");
+  if (kind === "gaussian" && !extra.length)
+    return { kind, sigma: parseNumber("--noise gaussian:SIGMA", value, R.noiseSigma) };
+  if (kind === "poisson" && modality === "ct" && !extra.length)
+    return { kind, I0: parseNumber("--noise poisson:I0", value, R.I0) };
   throw new UserError(
     `--noise must be ${modality === "ct" ? "'gaussian:SIGMA' or 'poisson:I0'" : "'gaussian:SIGMA'"}, got '${spec}'`,
     "bad_flag",

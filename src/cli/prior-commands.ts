@@ -18,13 +18,20 @@ import { keepSlices, type Volume } from "../image/volume.js";
 import { isDicomPath, readVolume, writePng } from "../io/index.js";
 import { BACKENDS, initBackend } from "../prior/backend.js";
 import { readPriorInfo, loadPrior } from "../prior/checkpoint.js";
-import { samplePrior } from "../sampling/prior-sample.js";
+import { SAMPLE_RANGES, samplePrior } from "../sampling/prior-sample.js";
 import type { SdeConfig } from "../prior/sde.js";
 import { AUGMENTATIONS, AXES, parseAugmentations } from "../prior/data.js";
 import { checkThreads, THREADS } from "../prior/parallel.js";
-import { requireTrainingData, trainPrior } from "../prior/train.js";
+import { requireTrainingData, trainPrior, TRAIN_RANGES as T } from "../prior/train.js";
 import { DEFAULT_UNET } from "../prior/unet.js";
-import { checkFolder, parseChoice, parseModality, parseNumber, sliceIndices } from "./options.js";
+import {
+  checkFolder,
+  parseChoice,
+  parseInteger,
+  parseModality,
+  parseNumber,
+  sliceIndices,
+} from "./options.js";
 import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { progressBar } from "./progress.js";
 
@@ -148,12 +155,15 @@ export function registerPriorCommands(program: Command): void {
       const phantom = o.phantom
         ? (parseChoice("--phantom", o.phantom, PHANTOM_KINDS) as PhantomKind)
         : undefined;
-      const size = parseNumber("--size", o.size, { min: 8, integer: true });
-      const steps = parseNumber("--steps", o.steps, { min: 1, integer: true });
-      const batch = parseNumber("--batch", o.batch, { min: 1, integer: true });
-      const threads = parseNumber("--threads", o.threads, { ...THREADS, integer: true });
+      const size = parseInteger("--size", o.size, T.size);
+      const steps = parseInteger("--steps", o.steps, T.steps);
+      const batch = parseInteger("--batch", o.batch, T.batch);
+      const threads = parseInteger("--threads", o.threads, THREADS);
       checkThreads(threads, batch);
-      const channels = parseNumber("--channels", o.channels, { min: 4, integer: true });
+      const lr = parseNumber("--lr", o.lr, T.lr);
+      const checkpointEvery = parseInteger("--checkpoint-every", o.checkpointEvery, T.checkpointEvery);
+      const seed = parseInteger("--seed", o.seed, T.seed);
+      const channels = parseInteger("--channels", o.channels, T.channels);
       if (channels % 4)
         throw new UserError(
           `--channels must be a multiple of 4 (GroupNorm), got ${channels}`,
@@ -162,7 +172,8 @@ export function registerPriorCommands(program: Command): void {
         );
       const channelMult = String(o.channelMult)
         .split(",")
-        .map((m) => parseNumber("--channel-mult", m.trim(), { min: 1, integer: true }));
+        .map((m) => parseInteger("--channel-mult", m.trim(), T.channelMult));
+      parseInteger("--channel-mult's level count", String(channelMult.length), T.levels);
       const sdeName = parseChoice("--sde", o.sde, ["ve", "vp", "subvp"] as const);
       // --init with no network flag keeps that prior's network (fine-tuning).
       const networkGiven = ["channels", "channelMult", "attention"].some(
@@ -180,7 +191,7 @@ export function registerPriorCommands(program: Command): void {
             };
       const sde: SdeConfig =
         sdeName === "ve"
-          ? { name: "ve", sigmaMin: 0.01, sigmaMax: parseNumber("--sigma-max", o.sigmaMax, { min: 0.1 }) }
+          ? { name: "ve", sigmaMin: 0.01, sigmaMax: parseNumber("--sigma-max", o.sigmaMax, T.sigmaMax) }
           : { name: sdeName, betaMin: 0.1, betaMax: 20 };
       const axes = String(o.axes)
         .split(",")
@@ -242,9 +253,9 @@ export function registerPriorCommands(program: Command): void {
           init: o.init,
           sde,
           network,
-          lr: parseNumber("--lr", o.lr, { min: 0 }),
-          checkpointEvery: parseNumber("--checkpoint-every", o.checkpointEvery, { min: 1, integer: true }),
-          seed: parseNumber("--seed", o.seed, { integer: true }),
+          lr,
+          checkpointEvery,
+          seed,
           backend,
           threads,
           command: `scorerecon ${process.argv.slice(2).join(" ")}`,
@@ -266,11 +277,11 @@ export function registerPriorCommands(program: Command): void {
         process.stdout.write(
           `${r.interrupted ? "stopped" : "trained"} at step ${r.steps}, loss ${r.finalLoss?.toFixed(4)}, ${r.seconds.toFixed(0)} s${r.init ? ` (${r.init.copied} of ${r.init.of} parameter tensors from ${o.init})` : ""}; wrote ${join(o.out, "/")}\n`,
         );
-        const count = parseNumber("--grid", o.grid, { min: 0, integer: true });
+        const count = parseNumber("--grid", o.grid, { min: 0, max: SAMPLE_RANGES.count.max, integer: true });
         if (!r.interrupted && count > 0) {
           await startEngine(o.engine, 1, log);
           const prior = loadPrior(o.out);
-          const gridSteps = parseNumber("--grid-steps", o.gridSteps, { min: 2, integer: true });
+          const gridSteps = parseInteger("--grid-steps", o.gridSteps, SAMPLE_RANGES.steps);
           const sbar = progressBar(gridSteps, "samples");
           const images = samplePrior(prior, {
             count,
@@ -313,9 +324,9 @@ export function registerPriorCommands(program: Command): void {
       await initBackend(o.backend, log);
       await startEngine(o.engine, 1, log);
       const prior = loadPrior(o.model);
-      const steps = parseNumber("--steps", o.steps, { min: 2, integer: true });
-      const count = parseNumber("--count", o.count, { min: 1, integer: true });
-      const size = o.size ? parseNumber("--size", o.size, { min: 8, integer: true }) : prior.info.imageSize;
+      const steps = parseInteger("--steps", o.steps, SAMPLE_RANGES.steps);
+      const count = parseInteger("--count", o.count, SAMPLE_RANGES.count);
+      const size = o.size ? parseInteger("--size", o.size, T.size) : prior.info.imageSize;
       const sampler = parseChoice("--sampler", o.sampler, ["pc", "ode"] as const);
       const bar = progressBar(steps, "sample");
       const t0 = performance.now();
@@ -324,8 +335,8 @@ export function registerPriorCommands(program: Command): void {
         size,
         steps,
         sampler,
-        snr: parseNumber("--snr", o.snr, { min: 0 }),
-        seed: parseNumber("--seed", o.seed, { integer: true }),
+        snr: parseNumber("--snr", o.snr, { min: 0, max: 100 }),
+        seed: parseInteger("--seed", o.seed, T.seed),
         onStep: (d) => bar.update(d),
       });
       bar.stop();

@@ -9,7 +9,9 @@ import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import type { Volume } from "../image/volume.js";
 import { readVolume, writeFileAtomic, writeJsonAtomic } from "../io/index.js";
-import { METHODS, parseMethods } from "../recon/methods.js";
+import { checkScorable } from "../metrics/index.js";
+import { checkListedOnce, METHODS, parseMethods } from "../recon/methods.js";
+import { WORKERS } from "../recon/pool.js";
 import {
   reconstruct,
   slicePoolSize,
@@ -118,10 +120,18 @@ export function registerReconstruct(program: Command): void {
     if (!o.in === !o.measurements)
       throw new UserError("give exactly one of --in IMAGE... or --measurements MEAS", "bad_flag", "--in");
     const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
-    const workers = parseNumber("--workers", o.workers, { min: 1, integer: true });
+    const workers = parseNumber("--workers", o.workers, { ...WORKERS, integer: true });
     engineChoice(o.engine);
     checkFolder("--out", o.out);
     // What holds for every study fails once, here, not once per study of a batch.
+    checkListedOnce(
+      o.method
+        .split(",")
+        .map((m) => m.split(":")[0].trim())
+        .filter(Boolean),
+      () => "--method",
+      "bad_method",
+    );
     if (o.modality) parseMethods(o.method, parseModality(o.modality));
     const queue = o.queue ? await checkQueue(o.queue, o.dataDir, o.out) : undefined;
     // The engine for score-based methods, named (once, by the first study) before the progress bars
@@ -268,6 +278,7 @@ async function runStudy(
     o.slices,
     study.path,
   );
+  checkScorable(reference, study.path, "--in");
   const modality = modalityFor(o.modality, reference);
   const acq = acquisitionFromFlags(modality, reference.rows, reference.cols, o as OperatorFlags);
   const methods = withModel(parseMethods(o.method, acq), o.model);

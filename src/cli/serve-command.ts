@@ -7,6 +7,7 @@ import { UserError } from "../errors.js";
 import { DEFAULT_LIMITS, MIB } from "../../server/limits.js";
 import { engineChoice, engineOption, startEngine } from "./engine-option.js";
 import { checkFolder, parseNumber } from "./options.js";
+import { WORKERS } from "../recon/pool.js";
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
 
@@ -38,7 +39,9 @@ export function registerServe(program: Command): void {
     .action(async (o) => {
       // Every check before anything is created or started.
       const port = parseNumber("--port", o.port, { min: 0, max: 65535, integer: true });
-      const workers = o.workers ? parseNumber("--workers", o.workers, { min: 1, integer: true }) : undefined;
+      const workers = o.workers
+        ? parseNumber("--workers", o.workers, { ...WORKERS, integer: true })
+        : undefined;
       const workerMemoryMb = o.workerMemory
         ? parseNumber("--worker-memory", o.workerMemory, { min: 64, max: 1 << 20, integer: true })
         : undefined;
@@ -175,8 +178,8 @@ export function registerWorker(program: Command): void {
     )
     .addOption(engineOption())
     .action(async (o) => {
-      const concurrency = parseNumber("--concurrency", o.concurrency, { min: 1, integer: true });
-      const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, integer: true });
+      const concurrency = parseNumber("--concurrency", o.concurrency, { ...WORKERS, integer: true });
+      const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, max: 3_600_000, integer: true });
       checkFolder("--data-dir", o.dataDir, true);
       const { checkRedis, redactRedisUrl } = await import("../queue/redis-connection.js");
       const { startSliceWorker } = await import("../queue/worker.js");

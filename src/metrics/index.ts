@@ -34,7 +34,8 @@
  * Mismatched sizes, data that does not fill rows x cols, and a data range that is not a positive
  * finite number throw RangeError.
  */
-import type { Image2D } from "../image/volume.js";
+import { UserError } from "../errors.js";
+import type { Image2D, Volume } from "../image/volume.js";
 
 export type SsimVariant = "wang" | "fastmri";
 
@@ -238,3 +239,25 @@ export function ssim(ref: Image2D, test: Image2D, options: SsimOptions): number 
 }
 
 export { summarise, type MeanStd, type ScoreSummary, type SliceScores } from "./summary.js";
+
+/**
+ * What a ground truth (an upload, an `--in` image) must be to be scored: finite, and no smaller
+ * than the SSIM window; a UserError names the file and `field`.
+ */
+export function checkScorable(v: Volume, file: string, field: string): void {
+  const w = ssimWindowSize();
+  if (v.rows < w || v.cols < w)
+    throw new UserError(
+      `${file}: the image is ${v.rows}x${v.cols}; reconstructions are scored with an ${w}x${w} SSIM window, so images need at least ${w}x${w}`,
+      "bad_image",
+      field,
+    );
+  let bad = 0;
+  for (let i = 0; i < v.data.length; i++) if (!Number.isFinite(v.data[i])) bad++;
+  if (bad > 0)
+    throw new UserError(
+      `${file}: ${bad} of ${v.data.length} values are NaN or infinite; images must hold finite numbers`,
+      "bad_image",
+      field,
+    );
+}

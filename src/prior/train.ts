@@ -47,6 +47,24 @@ import {
 import { makeSde, type SdeConfig } from "./sde.js";
 import { ScoreUNet, type UNetConfig } from "./unet.js";
 
+/**
+ * The range of every training number a user gives (`train` flags, `POST /api/models` fields):
+ * crop size, batch, base channels (a multiple of 4), channel multipliers and levels, steps,
+ * learning rate, checkpoint interval, seed, VE sigma_max; `sample` takes the same size.
+ */
+export const TRAIN_RANGES = {
+  size: { min: 8, max: 512 },
+  batch: { min: 1, max: 64 },
+  channels: { min: 4, max: 256 },
+  channelMult: { min: 1, max: 8 },
+  levels: { min: 1, max: 6 },
+  steps: { min: 1, max: 1_000_000 },
+  lr: { min: 1e-10, max: 1 },
+  checkpointEvery: { min: 1, max: 1_000_000 },
+  seed: { min: 0, max: 2 ** 31 - 1 },
+  sigmaMax: { min: 0.1, max: 1e4 },
+} as const;
+
 export interface TrainOptions {
   modality: "mri" | "ct";
   volumes: Volume[];

@@ -8,6 +8,7 @@ import type { LinearOperator } from "../../operators/linear-operator.js";
 import { samplingMask, type MaskSpec } from "../../operators/masks.js";
 import { MriCartesianOperator } from "../../operators/mri.js";
 import { addNoise, type NoiseModel } from "../../operators/noise.js";
+import { UserError } from "../errors.js";
 
 export type Modality = "mri" | "ct";
 
@@ -23,6 +24,19 @@ export const ACQUISITION_DEFAULTS = {
   seed: 0,
   noiseSigma: 0,
   views: 60,
+} as const;
+
+/**
+ * The range of every acquisition number a user gives (CLI flags and job fields alike). Noise is
+ * bounded so that measurements stay finite in float32.
+ */
+export const ACQUISITION_RANGES = {
+  acceleration: { min: 1, max: 64 },
+  seed: { min: 0, max: 2 ** 31 - 1 },
+  views: { min: 1, max: 4096 },
+  detectors: { min: 1, max: 16384 },
+  noiseSigma: { min: 0, max: 1e9 },
+  I0: { min: 1, max: 1e15 },
 } as const;
 
 export interface MriAcquisition {
@@ -47,6 +61,49 @@ export interface CtAcquisition {
 }
 
 export type Acquisition = MriAcquisition | CtAcquisition;
+
+/** The side of an image an acquisition describes. */
+const SIDE = { min: 1, max: 16384 } as const;
+
+/**
+ * Checks an acquisition read from a file (a measurement's MEAS.json): each number a finite
+ * number, an integer where it counts, in its range; a UserError names `where` and the field.
+ */
+export function checkAcquisition(a: Acquisition, where: string, field: string): Acquisition {
+  const num = (name: string, v: unknown, r: { min: number; max: number }, integer = false) => {
+    if (
+      typeof v === "number" &&
+      Number.isFinite(v) &&
+      (!integer || Number.isInteger(v)) &&
+      v >= r.min &&
+      v <= r.max
+    )
+      return;
+    throw new UserError(
+      `${where}: acquisition.${name} must be ${integer ? "an integer" : "a number"} from ${r.min} to ${r.max}, got ${JSON.stringify(v)}`,
+      "bad_measurements",
+      field,
+    );
+  };
+  const R = ACQUISITION_RANGES;
+  if (a.modality === "mri") {
+    num("rows", a.rows, SIDE, true);
+    num("cols", a.cols, SIDE, true);
+    if (a.mask && "kind" in a.mask) {
+      num("mask.acceleration", a.mask.acceleration, R.acceleration);
+      num("mask.centerFraction", a.mask.centerFraction, { min: 0, max: 1 });
+      num("mask.seed", a.mask.seed, R.seed, true);
+    }
+    num("noiseSigma", a.noiseSigma, R.noiseSigma);
+  } else {
+    num("size", a.size, SIDE, true);
+    num("views", a.views, R.views, true);
+    num("detectors", a.detectors, R.detectors, true);
+    if (a.noise?.kind === "gaussian") num("noise.sigma", a.noise.sigma, R.noiseSigma);
+    if (a.noise?.kind === "poisson") num("noise.I0", a.noise.I0, R.I0);
+  }
+  return a;
+}
 
 /** The operator with its noise model and its materialised mask (MRI). */
 export interface ForwardModel {

@@ -154,6 +154,16 @@ export function describeDerivation(request: MethodRequest, acq: Acquisition): st
 }
 
 /** Parses `tv:lambda=0.003,fbp` into requests, checking names, keys and values. */
+/**
+ * A run names each method once (its results are stored and written under its name): the
+ * first repeat is a UserError at `field(i)`.
+ */
+export function checkListedOnce(names: readonly string[], field: (i: number) => string, code: string): void {
+  names.forEach((n, i) => {
+    if (names.indexOf(n) !== i) throw new UserError(`${field(i)}: '${n}' is listed twice`, code, field(i));
+  });
+}
+
 export function parseMethods(list: string, target: RequestTarget): MethodRequest[] {
   const requests = list
     .split(",")

@@ -29,6 +29,9 @@ export type WorkerMessage =
  * Default heap limit of one worker (MiB): half the machine's memory shared by the workers, at
  * least 256 and at most 4096. A slice task needs far less; a runaway one stops there.
  */
+/** The range of worker processes a user may ask for (`--workers`, `--concurrency`). */
+export const WORKERS = { min: 1, max: 256 } as const;
+
 export function defaultWorkerMemoryMb(workers: number): number {
   const share = Math.floor(totalmem() / 2 ** 20 / 2 / Math.max(1, workers));
   return Math.max(256, Math.min(4096, share));

@@ -4,6 +4,9 @@ import type { LoadedPrior } from "../prior/checkpoint.js";
 import { scoreFn } from "../prior/score.js";
 import { odeSample, pcSample } from "./unconditional.js";
 
+/** The range of `sample --steps` and `--count` (and of `train --grid-steps`, `--grid`). */
+export const SAMPLE_RANGES = { steps: { min: 2, max: 2000 }, count: { min: 1, max: 256 } } as const;
+
 export interface SampleOptions {
   count: number;
   size: number;

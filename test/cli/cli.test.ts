@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -285,6 +285,126 @@ describe("the built scorerecon binary", () => {
     expect(r.stderr).toBe("scorerecon: error: /nonexistent.nii.gz: no such file\n");
     expect(execFileSync(process.execPath, [bin, "--help"], { encoding: "utf8" })).toMatch(/reconstruct/);
     expect(readFileSync(bin, "utf8").startsWith("#!/usr/bin/env node")).toBe(true);
+  });
+});
+
+describe("every number a user gives has a range; images must be finite and scorable", () => {
+  const oneLine = (r: { code: number; err: string }, pattern: RegExp) => {
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toMatch(pattern);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(
+      r.err
+        .trim()
+        .split("\n")
+        .filter((l) => !/backend|Warning/.test(l)),
+    ).toHaveLength(1);
+  };
+
+  it("numbers out of range, a noise spec with extra parts, a method listed twice: exit 2, one line", async () => {
+    const out = join(dir, "ranges.npy");
+    oneLine(
+      await run("phantom", "--kind", "ellipses", "--size", "1e9", "--out", out),
+      /--size must be <= 4096/,
+    );
+    oneLine(
+      await run("phantom", "--kind", "ellipses", "--size", "2048", "--count", "100", "--out", out),
+      /--count: 100 slice\(s\) of 2048x2048 is 419430400 voxels, more than 268435456/,
+    );
+    oneLine(await run("phantom", "--kind", "ellipses", "--seed", "-1", "--out", out), /--seed must be >= 0/);
+    const nii = join(dir, "ranges.nii.gz");
+    expect((await run("phantom", "--kind", "shepp-logan", "--size", "32", "--out", nii)).code).toBe(0);
+    const sim = (...flags: string[]) =>
+      run("simulate", "--in", nii, "--out", join(dir, "r-meas.npy"), ...flags);
+    oneLine(await sim("--modality", "mri", "--accel", "1e9"), /--accel must be <= 64/);
+    oneLine(await sim("--modality", "ct", "--views", "1e9"), /--views must be <= 4096/);
+    oneLine(
+      await sim("--modality", "ct", "--noise", "gaussian:1e308"),
+      /gaussian:SIGMA must be <= 1000000000/,
+    );
+    oneLine(
+      await sim("--modality", "ct", "--noise", "gaussian:1:2"),
+      /--noise must be .* got 'gaussian:1:2'/,
+    );
+    const rec = (...flags: string[]) =>
+      run("reconstruct", "--in", nii, "--out", join(dir, "r-out"), ...flags);
+    oneLine(await rec("--method", "tv:iterations=20,tv:iterations=200"), /--method: 'tv' is listed twice/);
+    oneLine(await rec("--method", "zero-filled", "--workers", "1e9"), /--workers must be <= 256/);
+    const train = (...flags: string[]) =>
+      run(
+        "train",
+        "--phantom",
+        "brain",
+        "--modality",
+        "mri",
+        "--steps",
+        "1",
+        "--out",
+        join(dir, "r-t"),
+        ...flags,
+      );
+    oneLine(await train("--size", "1e6"), /--size must be <= 512/);
+    oneLine(
+      await train("--channel-mult", "1,2,2,2,2,2,2"),
+      /--channel-mult's level count must be <= 6, got '7'/,
+    );
+    oneLine(await train("--lr", "1e300"), /--lr must be <= 1/);
+    expect(existsSync(join(dir, "r-out"))).toBe(false);
+    expect(existsSync(join(dir, "r-t"))).toBe(false);
+  });
+
+  it("refuses a ground truth with NaN or one below the SSIM window, naming the file; a batch lists it as failed", async () => {
+    const nan = new Float32Array(32 * 32).fill(1);
+    nan[5] = NaN;
+    await writeNpy(join(dir, "nan.npy"), [32, 32], nan, "float32");
+    await writeNpy(join(dir, "tiny.npy"), [4, 4], new Float32Array(16).fill(1), "float32");
+    const rec = (input: string, out: string) =>
+      run(
+        "reconstruct",
+        "--in",
+        input,
+        "--modality",
+        "mri",
+        "--method",
+        "zero-filled",
+        "--out",
+        join(dir, out),
+      );
+    oneLine(await rec(join(dir, "nan.npy"), "nan-out"), /nan\.npy: 1 of 1024 values are NaN or infinite/);
+    oneLine(await rec(join(dir, "tiny.npy"), "tiny-out"), /tiny\.npy: the image is 4x4; .* at least 11x11/);
+    expect(existsSync(join(dir, "nan-out"))).toBe(false);
+    // A batch: the good study is written, the bad one listed, the summary written, exit 2.
+    const batch = join(dir, "bad-batch");
+    mkdirSync(batch);
+    await writeVolume(
+      join(batch, "a.nii.gz"),
+      makeVolume(1, 32, 32, generatePhantom("brain", 32, 1).data, { modality: "MR" }),
+    );
+    writeFileSync(join(batch, "c.npy"), readFileSync(join(dir, "tiny.npy")));
+    const r = await rec(batch, "bad-batch-out");
+    expect(r.code, r.err).toBe(2);
+    expect(r.err).toMatch(/1 of 2 studies failed .*c: .*the image is 4x4/);
+    const summary = JSON.parse(readFileSync(join(dir, "bad-batch-out", "metrics.json"), "utf8"));
+    expect(summary.failed).toEqual([{ study: "c", error: expect.stringMatching(/4x4/) }]);
+    expect(existsSync(join(dir, "bad-batch-out", "a", "zero-filled.nii.gz"))).toBe(true);
+  });
+
+  it("checks the numbers of a measurement's MEAS.json, naming the file and the field", async () => {
+    const nii = join(dir, "sidecar.nii.gz");
+    expect((await run("phantom", "--kind", "shepp-logan", "--size", "32", "--out", nii)).code).toBe(0);
+    const meas = join(dir, "sidecar-meas.npy");
+    expect(
+      (await run("simulate", "--in", nii, "--modality", "ct", "--views", "20", "--out", meas)).code,
+    ).toBe(0);
+    const side = join(dir, "sidecar-meas.json");
+    const good = JSON.parse(readFileSync(side, "utf8"));
+    for (const size of [0, 2.5, "32", 1e7]) {
+      writeFileSync(side, JSON.stringify({ ...good, acquisition: { ...good.acquisition, size } }));
+      oneLine(
+        await run("reconstruct", "--measurements", meas, "--method", "fbp", "--out", join(dir, "sc-out")),
+        /sidecar-meas\.json: acquisition\.size must be an integer from 1 to 16384/,
+      );
+    }
   });
 });
 

@@ -399,6 +399,34 @@ describe("security", () => {
     expect(logs.filter((l) => /internal error/.test(l))).toEqual([]);
   });
 
+  it("a body that does not decode is a 400 about the body; a malformed multipart upload a 400 (never a 500)", async () => {
+    for (const encoding of ["gzip", "deflate"]) {
+      const r = await request(s.app)
+        .post("/api/jobs")
+        .set("Content-Type", "application/json")
+        .set("Content-Encoding", encoding)
+        .send("not compressed");
+      expect(r.status, encoding).toBe(400);
+      expect(r.body.error, encoding).toMatchObject({ code: "bad_body" });
+    }
+    const bodies = [
+      // Ends inside its first part.
+      [
+        "multipart/form-data; boundary=xyz",
+        '--xyz\r\nContent-Disposition: form-data; name="files"; filename="a.nii"\r\n\r\nabc',
+      ],
+      // No boundary.
+      ["multipart/form-data", "abc"],
+    ];
+    for (const [type, body] of bodies) {
+      const r = await request(s.app).post("/api/studies").set("Content-Type", type).send(body);
+      expect(r.status, type).toBe(400);
+      expect(r.body.error, type).toMatchObject({ code: "bad_upload", field: "files" });
+    }
+    expect(logs.filter((l) => /internal error/.test(l))).toEqual([]);
+    expect((await request(s.app).get("/healthz")).status).toBe(200);
+  });
+
   it("rate-limits job creation per client", async () => {
     const t = createServer({ dataDir: join(root, "data-rate"), workers: 1, jobRateLimit: 2 });
     try {

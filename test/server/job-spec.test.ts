@@ -75,14 +75,17 @@ describe("hostile method parameters", () => {
     expect(s.jobs.list()).toEqual([]);
   });
 
-  it("seeds past 2**31 - 1 (a method's largest seed) are a 400 naming the field", async () => {
-    for (const [spec, field] of [
-      [{ seed: 2 ** 31 }, "seed"],
-      [{ mri: { seed: 2 ** 31 } }, "mri.seed"],
+  it("seeds past 2**31 - 1 (a method's largest seed) and noise past 1e9 are a 400 naming the field", async () => {
+    for (const [spec, field, study] of [
+      [{ seed: 2 ** 31 }, "seed", mr],
+      [{ mri: { seed: 2 ** 31 } }, "mri.seed", mr],
+      [{ mri: { noiseSigma: 1e300 } }, "mri.noiseSigma", mr],
+      [{ ct: { noise: { kind: "gaussian", sigma: 1e300 } } }, "ct.noise.sigma", ct],
     ] as const) {
+      const methods = [{ name: study === mr ? "zero-filled" : "fbp" }];
       const r = await request(s.app)
         .post("/api/jobs")
-        .send({ study: mr, methods: [{ name: "zero-filled" }], ...spec });
+        .send({ study, methods, ...spec });
       expect(r.status, JSON.stringify(r.body)).toBe(400);
       expect(r.body.error.field).toBe(field);
     }
