@@ -38,6 +38,7 @@ import {
   acquisitionFromFlags,
   addOperatorFlags,
   checkFolder,
+  checkNotInput,
   checkVoxels,
   IMAGE_SIDE,
   modalityFor,
@@ -103,6 +104,8 @@ export function registerCommands(program: Command): void {
         "measurements .npy; MEAS.json (acquisition) and, for MRI, MEAS.mask.npy are written beside it",
       ),
   ).action(async (o) => {
+    const out = measurementPaths(o.out);
+    checkNotInput([out.data, out.mask, out.sidecar], o.in);
     const volume = selectSlices(
       await readVolume(o.in, { seriesUid: o.series, volumeIndex: volumeIndex(o.volume) }),
       o.slices,
@@ -121,16 +124,15 @@ export function registerCommands(program: Command): void {
       const x = toOperatorUnits(sliceOf(volume, k).data, acq, hu);
       data.set(simulateSlice(model, x, seed + k), k * perSlice);
     }
-    const paths = measurementPaths(o.out);
     const shape = volume.slices > 1 ? [volume.slices, views, dets] : [views, dets];
-    await writeNpyArray(paths.data, { shape, data, complex: model.op.output.complex });
+    await writeNpyArray(out.data, { shape, data, complex: model.op.output.complex });
     if (model.mask)
-      await writeNpyArray(paths.mask, {
+      await writeNpyArray(out.mask, {
         shape: [volume.rows, volume.cols],
         data: model.mask,
         dtype: "uint8",
       });
-    await writeJsonAtomic(paths.sidecar, {
+    await writeJsonAtomic(out.sidecar, {
       acquisition: acq,
       units: hu ? "HU" : volume.units,
       spacing: volume.spacing,
@@ -138,7 +140,7 @@ export function registerCommands(program: Command): void {
       seed,
     });
     process.stdout.write(
-      `${describeAcquisition(acq)}\nwrote ${paths.data}${/\.cfl$/i.test(paths.data) ? `, ${paths.data.slice(0, -4)}.hdr` : ""}${model.mask ? `, ${paths.mask}` : ""}, ${paths.sidecar}\n`,
+      `${describeAcquisition(acq)}\nwrote ${out.data}${/\.cfl$/i.test(out.data) ? `, ${out.data.slice(0, -4)}.hdr` : ""}${model.mask ? `, ${out.mask}` : ""}, ${out.sidecar}\n`,
     );
   });
 
@@ -193,6 +195,7 @@ export function registerCommands(program: Command): void {
     .option("--series <uid>", "the DICOM series to read when a folder holds several")
     .option("--volume <K>", "the volume of a 4-D NIfTI to read (zero-based)")
     .action(async (o) => {
+      checkNotInput([o.out], o.in);
       const v = selectSlices(
         await readVolume(o.in, { seriesUid: o.series, volumeIndex: volumeIndex(o.volume) }),
         o.slices,

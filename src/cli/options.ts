@@ -49,6 +49,13 @@ export function parseNumber(
   return v;
 }
 
+/** An output that would overwrite an input is refused (before anything is read or written). */
+export function checkNotInput(outputs: string[], input: string): void {
+  for (const out of outputs)
+    if (resolve(out) === resolve(input))
+      throw new UserError(`--out ${out} is the input file: write the output elsewhere`, "bad_flag", "--out");
+}
+
 /** `parseNumber` of an integer in `range`. */
 export const parseInteger = (flag: string, value: string | undefined, range: { min: number; max: number }) =>
   parseNumber(flag, value, { ...range, integer: true });

@@ -99,6 +99,10 @@ export function readNifti(
   for (let i = 0; i < n; i++)
     data[i] = reader.read(view, i * reader.size, header.littleEndian) * slope + inter;
   const px = header.pixDims;
+  // A voxel size of 0 is unknown (taken as 1 mm); an infinite or NaN one is not a voxel size.
+  for (const i of [1, 2, 3])
+    if (i <= Math.max(ndim, 3) && !Number.isFinite(px[i]))
+      throw bad(`has pixdim[${i}] = ${px[i]}, not a voxel size`);
   const modality = /modality=(MR|CT|OT)\b/.exec(header.description)?.[1] as Volume["modality"] | undefined;
   const units = /units=HU\b/.test(header.description) ? "HU" : "arbitrary";
   return makeVolume(slices, rows, cols, data, {
@@ -247,5 +251,13 @@ export function encodeNifti1(v: Volume, gzip: boolean): Uint8Array {
 }
 
 export async function writeNifti(path: string, v: Volume): Promise<void> {
+  // NIfTI-1 stores each dimension as an int16.
+  const big = Math.max(v.rows, v.cols, v.slices);
+  if (big > 32767)
+    throw new UserError(
+      `cannot write ${path}: NIfTI-1 holds at most 32767 voxels along an axis, this volume has ${big}; write .npy instead`,
+      "bad_output",
+      path,
+    );
   await writeFileAtomic(path, encodeNifti1(v, path.toLowerCase().endsWith(".gz")));
 }

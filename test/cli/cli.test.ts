@@ -389,6 +389,22 @@ describe("every number a user gives has a range; images must be finite and scora
     expect(existsSync(join(dir, "bad-batch-out", "a", "zero-filled.nii.gz"))).toBe(true);
   });
 
+  it("an --out that is the input file is refused and the input left as it was", async () => {
+    const nii = join(dir, "same.nii");
+    expect((await run("phantom", "--kind", "brain", "--size", "32", "--count", "3", "--out", nii)).code).toBe(
+      0,
+    );
+    const before = readFileSync(nii);
+    oneLine(
+      await run("convert", "--in", nii, "--slices", "0:1", "--out", nii),
+      /--out .*same\.nii is the input file/,
+    );
+    const npy = join(dir, "same.npy");
+    expect((await run("convert", "--in", nii, "--out", npy)).code).toBe(0);
+    oneLine(await run("simulate", "--in", npy, "--modality", "mri", "--out", npy), /is the input file/);
+    expect(readFileSync(nii).equals(before)).toBe(true);
+  });
+
   it("checks the numbers of a measurement's MEAS.json, naming the file and the field", async () => {
     const nii = join(dir, "sidecar.nii.gz");
     expect((await run("phantom", "--kind", "shepp-logan", "--size", "32", "--out", nii)).code).toBe(0);

@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -316,6 +316,27 @@ describe("NIfTI: transforms and odd headers", () => {
     await expect(readVolume(join(d, "cut.nii.gz"))).rejects.toThrow(
       /cut\.nii\.gz is not a readable NIfTI file/,
     );
+    // NIfTI-1 dims are int16: a longer axis is refused, not wrapped.
+    const wide = makeVolume(1, 2, 40000, new Float32Array(80000));
+    await expect(writeVolume(join(d, "wide.nii"), wide)).rejects.toThrow(
+      /at most 32767 voxels along an axis/,
+    );
+    expect(existsSync(join(d, "wide.nii"))).toBe(false);
+    // An infinite voxel size (pixdim[2], bytes 84-87) is refused; 0 stays "unknown" (1 mm).
+    for (const [value, ok] of [
+      [Infinity, false],
+      [NaN, false],
+      [0, true],
+    ] as const) {
+      const b = Buffer.from(whole);
+      b.writeFloatLE(value, 84);
+      writeFileSync(join(d, "pix.nii"), b);
+      if (ok) expect((await readVolume(join(d, "pix.nii"))).spacing[0]).toBe(1);
+      else
+        await expect(readVolume(join(d, "pix.nii"))).rejects.toThrow(
+          /pix\.nii has pixdim\[2\] = .*, not a voxel size/,
+        );
+    }
   });
 
   it("writes a qform that agrees with the sform, for proper and improper rotations", async () => {
