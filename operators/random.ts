@@ -13,6 +13,9 @@ export interface Rng {
   poisson(lambda: number): number;
 }
 
+/** The seeds a user may give (every seeded command, job and method): 0 to 2^31 - 1. */
+export const SEED_RANGE = { min: 0, max: 2 ** 31 - 1 } as const;
+
 export function createRng(seed: number): Rng {
   let x = (Math.trunc(seed) ^ 0x85ebca6b) >>> 0;
   const splitmix = () => {

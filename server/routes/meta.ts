@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { MASK_KINDS, realisedAcceleration, samplingMask } from "../../operators/masks.js";
-import { ACQUISITION_DEFAULTS } from "../../src/recon/acquisition.js";
+import { ACQUISITION_DEFAULTS, ACQUISITION_RANGES } from "../../src/recon/acquisition.js";
 import { named } from "../api-schemas.js";
 import { JobSpecSchema } from "../spec.js";
 import { route } from "./route.js";
@@ -13,14 +13,13 @@ const MaskQuery = z.object({
   rows: z.coerce.number().int().min(8).max(1024),
   cols: z.coerce.number().int().min(8).max(1024),
   kind: z.enum(MASK_KINDS).default(ACQUISITION_DEFAULTS.mask),
-  acceleration: z.coerce.number().min(1).max(64).default(ACQUISITION_DEFAULTS.acceleration),
-  centerFraction: z.coerce.number().min(0).max(1).default(ACQUISITION_DEFAULTS.centerFraction),
-  seed: z.coerce
+  acceleration: z.coerce
     .number()
-    .int()
-    .min(0)
-    .max(2 ** 31 - 1)
-    .default(0),
+    .min(ACQUISITION_RANGES.acceleration.min)
+    .max(ACQUISITION_RANGES.acceleration.max)
+    .default(ACQUISITION_DEFAULTS.acceleration),
+  centerFraction: z.coerce.number().min(0).max(1).default(ACQUISITION_DEFAULTS.centerFraction),
+  seed: z.coerce.number().int().min(ACQUISITION_RANGES.seed.min).max(ACQUISITION_RANGES.seed.max).default(0),
 });
 
 const MaskView = named(

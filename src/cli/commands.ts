@@ -43,6 +43,7 @@ import {
   IMAGE_SIDE,
   modalityFor,
   parseChoice,
+  parseInteger,
   parseNumber,
   selectSlices,
   sliceIndices,
@@ -68,10 +69,10 @@ export function registerCommands(program: Command): void {
     .requiredOption("--out <file>", "output .nii, .nii.gz, .npy or .png (one slice)")
     .action(async (o) => {
       const kind = parseChoice("--kind", o.kind, PHANTOM_KINDS) as PhantomKind;
-      const size = parseNumber("--size", o.size, { ...IMAGE_SIDE, integer: true });
+      const size = parseInteger("--size", o.size, IMAGE_SIDE);
       const count = parseNumber("--count", o.count, { min: 1, integer: true });
       checkVoxels("--count", size, count);
-      const seed = parseNumber("--seed", o.seed, { ...R.seed, integer: true });
+      const seed = parseInteger("--seed", o.seed, R.seed);
       if (seed + count - 1 > R.seed.max)
         throw new UserError(`--seed + --count - 1 must be <= ${R.seed.max}`, "bad_flag", "--seed");
       const bar = progressBar(count, "phantom");
@@ -115,7 +116,7 @@ export function registerCommands(program: Command): void {
     const modality = modalityFor(o.modality, volume);
     const acq = acquisitionFromFlags(modality, volume.rows, volume.cols, o as OperatorFlags);
     const model = forwardModel(acq, await maskFor(acq, volume));
-    const seed = parseNumber("--seed", o.seed, { ...R.seed, integer: true });
+    const seed = parseInteger("--seed", o.seed, R.seed);
     const hu = inHounsfieldUnits(volume, acq);
     const [views, dets] = model.op.output.shape;
     const perSlice = model.op.output.complex ? 2 * views * dets : views * dets;
@@ -240,8 +241,8 @@ export function registerCommands(program: Command): void {
     .addOption(engineOption())
     .action(async (o) => {
       const n = parseNumber("--phantoms", o.phantoms, { min: 0, max: 10_000, integer: true });
-      const size = parseNumber("--size", o.size, { ...IMAGE_SIDE, integer: true });
-      const seed0 = parseNumber("--phantom-seed", o.phantomSeed, { ...R.seed, integer: true });
+      const size = parseInteger("--size", o.size, IMAGE_SIDE);
+      const seed0 = parseInteger("--phantom-seed", o.phantomSeed, R.seed);
       checkFolder("--out", o.out);
       const inputs: EvalInput[] = [];
       for (const f of o.data ?? []) {

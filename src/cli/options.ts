@@ -144,7 +144,7 @@ export function acquisitionFromFlags(
   cols: number,
   f: OperatorFlags,
 ): Acquisition {
-  const seed = parseNumber("--seed", f.seed, { ...R.seed, integer: true });
+  const seed = parseInteger("--seed", f.seed, R.seed);
   const noise = parseNoise(modality, f.noise);
   if (modality === "mri") {
     return {
@@ -166,10 +166,8 @@ export function acquisitionFromFlags(
   return {
     modality,
     size: rows,
-    views: parseNumber("--views", f.views, { ...R.views, integer: true }),
-    detectors: f.detectors
-      ? parseNumber("--detectors", f.detectors, { ...R.detectors, integer: true })
-      : defaultDetectors(rows),
+    views: parseInteger("--views", f.views, R.views),
+    detectors: f.detectors ? parseInteger("--detectors", f.detectors, R.detectors) : defaultDetectors(rows),
     noise,
   };
 }

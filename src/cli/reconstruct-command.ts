@@ -30,7 +30,7 @@ import {
   modalityFor,
   parseChoice,
   parseModality,
-  parseNumber,
+  parseInteger,
   selectSlices,
   volumeIndex,
   withModel,
@@ -120,7 +120,7 @@ export function registerReconstruct(program: Command): void {
     if (!o.in === !o.measurements)
       throw new UserError("give exactly one of --in IMAGE... or --measurements MEAS", "bad_flag", "--in");
     const format = parseChoice("--format", o.format, OUTPUT_FORMATS);
-    const workers = parseNumber("--workers", o.workers, { ...WORKERS, integer: true });
+    const workers = parseInteger("--workers", o.workers, WORKERS);
     engineChoice(o.engine);
     checkFolder("--out", o.out);
     // What holds for every study fails once, here, not once per study of a batch.

@@ -6,7 +6,7 @@ import type { Command } from "commander";
 import { UserError } from "../errors.js";
 import { DEFAULT_LIMITS, MIB } from "../../server/limits.js";
 import { engineChoice, engineOption, startEngine } from "./engine-option.js";
-import { checkFolder, parseNumber } from "./options.js";
+import { checkFolder, parseInteger, parseNumber } from "./options.js";
 import { WORKERS } from "../recon/pool.js";
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -39,9 +39,7 @@ export function registerServe(program: Command): void {
     .action(async (o) => {
       // Every check before anything is created or started.
       const port = parseNumber("--port", o.port, { min: 0, max: 65535, integer: true });
-      const workers = o.workers
-        ? parseNumber("--workers", o.workers, { ...WORKERS, integer: true })
-        : undefined;
+      const workers = o.workers ? parseInteger("--workers", o.workers, WORKERS) : undefined;
       const workerMemoryMb = o.workerMemory
         ? parseNumber("--worker-memory", o.workerMemory, { min: 64, max: 1 << 20, integer: true })
         : undefined;
@@ -178,7 +176,7 @@ export function registerWorker(program: Command): void {
     )
     .addOption(engineOption())
     .action(async (o) => {
-      const concurrency = parseNumber("--concurrency", o.concurrency, { ...WORKERS, integer: true });
+      const concurrency = parseInteger("--concurrency", o.concurrency, WORKERS);
       const lockDuration = parseNumber("--lock-ms", o.lockMs, { min: 1000, max: 3_600_000, integer: true });
       checkFolder("--data-dir", o.dataDir, true);
       const { checkRedis, redactRedisUrl } = await import("../queue/redis-connection.js");

@@ -13,7 +13,7 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createRng } from "../../operators/random.js";
+import { createRng, SEED_RANGE } from "../../operators/random.js";
 import type { PhantomKind } from "../../phantoms/index.js";
 import { UserError } from "../errors.js";
 import type { Volume } from "../image/volume.js";
@@ -61,7 +61,7 @@ export const TRAIN_RANGES = {
   steps: { min: 1, max: 1_000_000 },
   lr: { min: 1e-10, max: 1 },
   checkpointEvery: { min: 1, max: 1_000_000 },
-  seed: { min: 0, max: 2 ** 31 - 1 },
+  seed: SEED_RANGE,
   sigmaMax: { min: 0.1, max: 1e4 },
 } as const;
 

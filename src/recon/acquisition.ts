@@ -8,6 +8,7 @@ import type { LinearOperator } from "../../operators/linear-operator.js";
 import { samplingMask, type MaskSpec } from "../../operators/masks.js";
 import { MriCartesianOperator } from "../../operators/mri.js";
 import { addNoise, type NoiseModel } from "../../operators/noise.js";
+import { SEED_RANGE } from "../../operators/random.js";
 import { UserError } from "../errors.js";
 
 export type Modality = "mri" | "ct";
@@ -32,7 +33,7 @@ export const ACQUISITION_DEFAULTS = {
  */
 export const ACQUISITION_RANGES = {
   acceleration: { min: 1, max: 64 },
-  seed: { min: 0, max: 2 ** 31 - 1 },
+  seed: SEED_RANGE,
   views: { min: 1, max: 4096 },
   detectors: { min: 1, max: 16384 },
   noiseSigma: { min: 0, max: 1e9 },

@@ -11,6 +11,7 @@ import { basename, join } from "node:path";
 import { packageRoot } from "../package-root.js";
 import { realInputView } from "../../operators/solvers.js";
 import { gaussianSigma } from "../../operators/noise.js";
+import { SEED_RANGE } from "../../operators/random.js";
 import { dataScale } from "../../operators/scale.js";
 import { UserError } from "../errors.js";
 import { tf } from "../prior/backend.js";
@@ -189,7 +190,7 @@ function tvProx(ctx: MethodContext, p: Params): ((x0: Float32Array) => Float32Ar
 const SCORE_PARAMS = {
   steps: int(1, 2000, 75, "sampler steps (noise levels)"),
   samples: int(1, 64, 1, "posterior samples: their mean is the image, their spread the uncertainty map"),
-  seed: int(0, 2 ** 31 - 1, 0, "seed of the sampler's noise (slice k draws with seed + k)"),
+  seed: int(SEED_RANGE.min, SEED_RANGE.max, 0, "seed of the sampler's noise (slice k draws with seed + k)"),
   model: {
     kind: "string",
     default: "",
